@@ -1,0 +1,91 @@
+"""The reconstruction encoder: image -> 3DMM coefficient vector (the face autoencoder's encoder).
+
+A torchvision ResNet (``resnet18`` by default on CPU, ``resnet50`` at paper scale) whose final
+fully connected layer is replaced by a **zero-initialised** linear head with
+:attr:`focus.coeffs.CoeffLayout.dim` outputs, so the first prediction is the all-zero vector:
+the mean face, frontal, at the default distance, under the default ambient light (see
+:mod:`focus.coeffs`). Input: ``(B, 3, H, W)`` RGB in [0, 1], any size the ResNet accepts
+(paper: 224; the global average pool makes the head size-independent); no ImageNet
+normalisation (method.md, section 2). Weights start random (``weights=None``, nothing is
+downloaded) unless ``pretrained_path`` names a torchvision ImageNet state dict file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torchvision
+from torch import Tensor, nn
+
+from focus.coeffs import CoeffLayout, Coeffs
+from focus.nets.checkpoint import load_state_dict_strict, read_state_dict
+
+ARCHS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
+
+
+@dataclass(frozen=True)
+class EncoderSettings:
+    """How the reconstruction encoder is built (``params.yaml`` group of the training stage).
+
+    Attributes:
+        arch: torchvision ResNet name, one of :data:`ARCHS` (paper scale: ``"resnet50"``).
+        pretrained_path: optional torchvision ImageNet state dict (e.g. ``resnet50-0676ba61.pth``)
+            to initialise the backbone from; ``None`` (or ``""``) starts from random weights.
+    """
+
+    arch: str = "resnet18"
+    pretrained_path: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.arch not in ARCHS:
+            raise ValueError(f"encoder arch {self.arch!r} is not one of {ARCHS}")
+
+
+class ReconstructionEncoder(nn.Module):
+    """``(B, 3, H, W)`` RGB in [0, 1] -> ``(B, layout.dim)`` coefficient vector.
+
+    Attributes:
+        layout: the :class:`CoeffLayout` of the output.
+        backbone: the torchvision ResNet; ``backbone.fc`` is the zero-initialised head.
+    """
+
+    def __init__(self, layout: CoeffLayout, settings: EncoderSettings = EncoderSettings()) -> None:
+        super().__init__()
+        self.layout = layout
+        self.settings = settings
+        backbone = getattr(torchvision.models, settings.arch)(weights=None)
+        if settings.pretrained_path:
+            path = Path(settings.pretrained_path)
+            state = read_state_dict(path, f"torchvision {settings.arch}")
+            load_state_dict_strict(backbone, state, path, f"torchvision {settings.arch}",
+                                   hint=f"expected the ImageNet state dict of torchvision.models.{settings.arch}; "
+                                        "check encoder.arch or the file")
+        head = nn.Linear(backbone.fc.in_features, layout.dim)
+        nn.init.zeros_(head.weight)
+        nn.init.zeros_(head.bias)
+        backbone.fc = head
+        self.backbone = backbone
+
+    def forward(self, image: Tensor) -> Tensor:
+        """``(B, 3, H, W)`` in [0, 1] -> ``(B, layout.dim)``."""
+        if image.ndim != 4 or image.shape[1] != 3:
+            raise ValueError(f"encoder input must be (B, 3, H, W) RGB, got {tuple(image.shape)}")
+        return self.backbone(image)
+
+    def predict(self, image: Tensor) -> Coeffs:
+        """``(B, 3, H, W)`` -> named :class:`Coeffs` (views of the forward output)."""
+        return self.layout.split(self(image))
+
+
+def build_encoder(layout: CoeffLayout, settings: EncoderSettings = EncoderSettings()) -> ReconstructionEncoder:
+    """The encoder for ``layout`` (e.g. ``CoeffLayout.for_model(face_model)``) built from ``settings``."""
+    return ReconstructionEncoder(layout, settings)
+
+
+def count_parameters(module: nn.Module) -> int:
+    """Number of scalar parameters (trainable or not)."""
+    return sum(p.numel() for p in module.parameters())
+
+
+__all__ = ["ARCHS", "EncoderSettings", "ReconstructionEncoder", "build_encoder", "count_parameters"]
