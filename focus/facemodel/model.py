@@ -1,7 +1,8 @@
 """The in-memory morphable face model and the project's own file format.
 
-Model frame (all loaders convert to it): right-handed, **millimetres**, origin near the centre
-of the head, ``+x`` towards the subject's left (image right in a frontal view), ``+y`` up,
+Model frame (all loaders convert to it): right-handed, **millimetres**, origin at the centroid of
+the mean shape's vertices (loaders recentre, as Deep3DFaceRecon does for its front model, so the
+default 1 m camera distance means the same for every model), ``+x`` towards the subject's left (image right in a frontal view), ``+y`` up,
 ``+z`` out of the face towards the viewer. A frontal face therefore looks along ``+z`` at a
 camera placed on the ``+z`` axis (see :mod:`focus.render.camera`).
 
