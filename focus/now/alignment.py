@@ -1,0 +1,346 @@
+"""The geometric steps of the NoW protocol: scan crop, landmark Procrustes, rigid refinement.
+
+Conventions: all points are ``(N, 3)`` float64 in the scan's frame and unit (mm) unless noted.
+A :class:`Similarity` maps a point ``x`` (a row vector) to ``scale * x @ rotation.T +
+translation``, i.e. ``scale * R x + t`` for column vectors.
+
+* :func:`crop_sphere` / :func:`crop_scan` — the official face crop: centre
+  ``c = L5 + 0.3 (bridge - L5)`` with ``bridge = (L2 + L3) / 2``, radius
+  ``r = 1.4 (|L1 - L4| + |bridge - L5|) / 2``; scan vertices with ``|v - c| <= r`` are kept.
+* :func:`procrustes` — similarity Procrustes from the predicted to the scan landmarks. The
+  official scorer uses a port of MATLAB's ``procrustes`` called with ``reflection='best'``, which
+  returns an improper orthogonal matrix (a reflection) when that fits the 7 points better; the
+  default here does the same (``allow_reflection=True``).
+* :func:`refine_alignment` — scale, rotation and translation of the (Procrustes-aligned) predicted
+  mesh minimising the sum of squared distances from the cropped scan vertices to the mesh
+  surface; scale stays positive. The official scorer minimises the same objective with chumpy's
+  dogleg solver; this is a Levenberg-Marquardt (Gauss-Newton) loop on the exact point-to-surface
+  residuals: in each iteration the closest points are recomputed exactly and the residual of a
+  scan vertex is linearised along the direction from its closest point, which is the exact
+  derivative of the distance (point-to-plane inside a face, point-to-edge/vertex elsewhere).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.spatial.transform import Rotation
+
+from focus.now.point_triangle import ClosestPoints, TrackedClosestPoints, TriangleMeshIndex
+
+#: The NoW landmark order (scan ``.pp`` files and predictions alike).
+NOW_LANDMARK_NAMES: tuple[str, ...] = (
+    "right_eye_outer",
+    "right_eye_inner",
+    "left_eye_inner",
+    "left_eye_outer",
+    "nose_bottom",
+    "right_mouth_corner",
+    "left_mouth_corner",
+)
+
+#: Factor from a prediction's unit to the scans' millimetres (metrical protocol).
+UNIT_TO_MM: dict[str, float] = {"mm": 1.0, "cm": 10.0, "m": 1000.0}
+
+
+@dataclass(frozen=True)
+class Similarity:
+    """``x -> scale * x @ rotation.T + translation`` on row vectors ``(N, 3)``.
+
+    ``rotation`` is orthogonal; its determinant is ``-1`` for a reflection (Procrustes only).
+    """
+
+    scale: float
+    rotation: np.ndarray
+    translation: np.ndarray
+
+    def apply(self, points: np.ndarray) -> np.ndarray:
+        return self.scale * (np.asarray(points, dtype=np.float64) @ self.rotation.T) + self.translation
+
+    def then(self, other: "Similarity") -> "Similarity":
+        """The transform ``other(self(x))``."""
+        return Similarity(
+            scale=other.scale * self.scale,
+            rotation=other.rotation @ self.rotation,
+            translation=other.scale * (other.rotation @ self.translation) + other.translation,
+        )
+
+    @staticmethod
+    def identity() -> "Similarity":
+        return Similarity(1.0, np.eye(3), np.zeros(3))
+
+
+# ---------------------------------------------------------------------------------------- crop
+def crop_sphere(scan_landmarks: np.ndarray) -> tuple[np.ndarray, float]:
+    """Centre ``(3,)`` and radius of the official face crop from the 7 scan landmarks ``(7, 3)``."""
+    lmk = np.asarray(scan_landmarks, dtype=np.float64)
+    nose_bottom = lmk[4]
+    bridge = 0.5 * (lmk[1] + lmk[2])
+    centre = nose_bottom + 0.3 * (bridge - nose_bottom)
+    outer_eye_dist = float(np.linalg.norm(lmk[0] - lmk[3]))
+    nose_dist = float(np.linalg.norm(bridge - nose_bottom))
+    return centre, 1.4 * (outer_eye_dist + nose_dist) / 2.0
+
+
+def crop_scan(
+    vertices: np.ndarray, faces: np.ndarray, scan_landmarks: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Keep the scan vertices inside the crop sphere and the faces among them.
+
+    Returns:
+        ``(vertices (K, 3), faces (G, 3) re-indexed, kept_ids (K,))``, vertex order preserved.
+    """
+    v = np.asarray(vertices, dtype=np.float64)
+    centre, radius = crop_sphere(scan_landmarks)
+    keep = np.linalg.norm(v - centre, axis=1) <= radius
+    ids = np.nonzero(keep)[0]
+    f = np.asarray(faces, dtype=np.int64).reshape(-1, 3)
+    new_id = np.full(len(v), -1, dtype=np.int64)
+    new_id[ids] = np.arange(len(ids))
+    f_keep = f[keep[f].all(axis=1)] if len(f) else f
+    return v[ids], new_id[f_keep], ids
+
+
+# ---------------------------------------------------------------------------------- procrustes
+def procrustes(
+    target: np.ndarray,
+    source: np.ndarray,
+    scaling: bool = True,
+    allow_reflection: bool = True,
+) -> tuple[Similarity, float]:
+    """Least-squares similarity mapping ``source`` points onto ``target`` points.
+
+    Same result as MATLAB's ``procrustes(X=target, Y=source)`` (and its numpy port used by the
+    official NoW scorer with ``reflection='best'``).
+
+    Args:
+        target: ``(n, 3)`` points to match (scan landmarks).
+        source: ``(n, 3)`` points to move (predicted landmarks).
+        scaling: fit the scale (otherwise 1).
+        allow_reflection: ``True`` (official): the orthogonal part may be a reflection when that
+            fits better; ``False``: a proper rotation is forced.
+
+    Returns:
+        ``(transform, d)`` with ``transform.apply(source) ~ target`` and ``d`` the residual sum of
+        squares normalised by ``sum |target - mean|^2``.
+
+    Raises:
+        ValueError: if either point set has no spread (all points equal).
+    """
+    x = np.asarray(target, dtype=np.float64)
+    y = np.asarray(source, dtype=np.float64)
+    if x.shape != y.shape or x.ndim != 2 or x.shape[1] != 3:
+        raise ValueError(f"need two (n, 3) point sets of the same shape, got {x.shape} and {y.shape}")
+    mu_x, mu_y = x.mean(axis=0), y.mean(axis=0)
+    x0, y0 = x - mu_x, y - mu_y
+    norm_x = float(np.sqrt((x0**2).sum()))
+    norm_y = float(np.sqrt((y0**2).sum()))
+    if not (norm_x > 0 and norm_y > 0):
+        raise ValueError("landmarks have no spread (all points coincide)")
+    x0 /= norm_x
+    y0 /= norm_y
+    u, s, vt = np.linalg.svd(x0.T @ y0)
+    # Row-vector form: y0 @ T ~ x0 with T = V U^T; as column vectors R = T^T = U V^T.
+    if not allow_reflection and np.linalg.det(u @ vt) < 0:
+        vt = vt.copy()
+        vt[-1] *= -1
+        s = s.copy()
+        s[-1] *= -1
+    rotation = u @ vt
+    trace = float(s.sum())
+    if scaling:
+        scale = trace * norm_x / norm_y
+        d = 1.0 - trace**2
+    else:
+        scale = 1.0
+        d = 1.0 + norm_y**2 / norm_x**2 - 2.0 * trace * norm_y / norm_x
+    translation = mu_x - scale * (rotation @ mu_y)
+    return Similarity(scale, rotation, translation), d
+
+
+# --------------------------------------------------------------------------------- refinement
+@dataclass(frozen=True)
+class RefinementSettings:
+    """Settings of :func:`refine_alignment`.
+
+    Attributes:
+        fit_scale: optimise the scale (non-metrical protocol) or keep it (metrical).
+        max_iterations: Levenberg-Marquardt iterations per stage.
+        rel_tolerance: stop when the cost decreases by less than this fraction.
+        step_tolerance: stop when the update moves no scan point by more than this (mm).
+        coarse_points: scan vertices (a fixed random subset) used by a first stage that gets
+            close to the optimum cheaply; the second stage then uses all vertices and converges
+            to the optimum of the full objective. 0 disables the first stage.
+        margin: how far (mm, in the mesh frame) a scan vertex may move before its candidate
+            triangles are searched again (speed only; results are exact).
+        seed: seed of the coarse subset.
+    """
+
+    fit_scale: bool = True
+    max_iterations: int = 100
+    rel_tolerance: float = 1e-8
+    step_tolerance: float = 1e-6
+    coarse_points: int = 5000
+    margin: float = 0.2
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class RefinementResult:
+    """Outcome of :func:`refine_alignment`.
+
+    Attributes:
+        transform: similarity to apply to the (already Procrustes-aligned) mesh vertices.
+        closest: exact closest points of the scan vertices on the final mesh (scan frame, mm).
+        cost: final sum of squared distances (mm^2).
+        iterations: accepted + rejected iterations over both stages.
+        converged: whether the last stage met a tolerance before ``max_iterations``.
+        history: cost after each accepted iteration of the last stage.
+    """
+
+    transform: Similarity
+    closest: ClosestPoints
+    cost: float
+    iterations: int
+    converged: bool
+    history: tuple[float, ...] = field(default=())
+
+
+class _Problem:
+    """The scan vertices against the mesh under a similarity ``x -> s R x + t`` (mesh frame in).
+
+    Queries are answered in the mesh's own frame (the index is built once): a scan point ``p``
+    is mapped to ``R^T (p - t) / s`` and distances are scaled back by ``s``.
+    """
+
+    def __init__(self, scan: np.ndarray, index: TriangleMeshIndex, margin_mm: float) -> None:
+        self.scan = scan
+        self.index = index
+        self.margin_mm = margin_mm
+        self.tracker: TrackedClosestPoints | None = None
+
+    def evaluate(self, tf: Similarity) -> tuple[float, ClosestPoints]:
+        local = ((self.scan - tf.translation) @ tf.rotation) / tf.scale
+        if self.tracker is None:
+            # Margin in mesh units; one tracker per stage (the scale hardly changes within it).
+            self.tracker = TrackedClosestPoints(self.index, self.margin_mm / tf.scale)
+        cp = self.tracker.query(local)
+        dist = tf.scale * cp.distance
+        point = tf.apply(cp.point)
+        res = ClosestPoints(dist, point, cp.face, cp.part)
+        return float(np.dot(dist, dist)), res
+
+
+def _directions(scan: np.ndarray, cp: ClosestPoints, normals: np.ndarray, rotation: np.ndarray) -> np.ndarray:
+    """Unit vectors from each closest point to its scan point; the face normal where they meet."""
+    diff = scan - cp.point
+    d = cp.distance
+    u = np.empty_like(diff)
+    ok = d > 1e-12
+    u[ok] = diff[ok] / d[ok, None]
+    u[~ok] = normals[cp.face[~ok]] @ rotation.T
+    return u
+
+
+def _lm(
+    problem: _Problem,
+    start: Similarity,
+    settings: RefinementSettings,
+    rel_tolerance: float,
+) -> tuple[Similarity, float, ClosestPoints, int, bool, list[float]]:
+    scan = problem.scan
+    centre = scan.mean(axis=0)
+    tf = start
+    cost, cp = problem.evaluate(tf)
+    history = [cost]
+    lam = 1e-6
+    iterations = 0
+    converged = False
+    n_par = 7 if settings.fit_scale else 6
+    while iterations < settings.max_iterations:
+        u = _directions(scan, cp, problem.index.normals, tf.rotation)
+        arm = cp.point - centre
+        # r_i = |p_i - q_i(theta)|; dq/d(log s) = arm, dq/d(omega) = omega x arm, dq/dt = I.
+        jac = np.empty((len(scan), n_par))
+        col = 0
+        if settings.fit_scale:
+            jac[:, 0] = -np.einsum("ij,ij->i", u, arm)
+            col = 1
+        jac[:, col : col + 3] = -np.cross(arm, u)
+        jac[:, col + 3 : col + 6] = -u
+        arm_max = float(np.sqrt(np.einsum("ij,ij->i", arm, arm).max()))
+        r = cp.distance
+        grad = jac.T @ r
+        hess = jac.T @ jac
+        diag = np.maximum(np.diag(hess), 1e-12 * max(1.0, float(np.diag(hess).max())))
+        improved = False
+        while iterations < settings.max_iterations:
+            iterations += 1
+            try:
+                delta = np.linalg.solve(hess + lam * np.diag(diag), -grad)
+            except np.linalg.LinAlgError:
+                lam = max(lam * 10.0, 1e-6)
+                continue
+            log_s = delta[0] if settings.fit_scale else 0.0
+            omega = delta[col : col + 3]
+            dt = delta[col + 3 : col + 6]
+            rot = Rotation.from_rotvec(omega).as_matrix()
+            step = Similarity(float(np.exp(log_s)), rot, centre - float(np.exp(log_s)) * (rot @ centre) + dt)
+            candidate = tf.then(step)
+            new_cost, new_cp = problem.evaluate(candidate)
+            # Bound on how far the update moves any closest point.
+            move = (abs(np.expm1(log_s)) + float(np.linalg.norm(omega))) * arm_max + float(np.linalg.norm(dt))
+            if new_cost <= cost:
+                decrease = cost - new_cost
+                tf, cost, cp = candidate, new_cost, new_cp
+                history.append(cost)
+                lam = max(lam / 10.0, 1e-12)
+                improved = True
+                if decrease <= rel_tolerance * max(cost, 1e-300) or move <= settings.step_tolerance:
+                    converged = True
+                break
+            lam *= 10.0
+            if move <= settings.step_tolerance or lam > 1e12:
+                converged = True  # no decrease possible at this resolution
+                break
+        if converged or not improved:
+            break
+    return tf, cost, cp, iterations, converged, history
+
+
+def refine_alignment(
+    scan_points: np.ndarray,
+    mesh_vertices: np.ndarray,
+    mesh_faces: np.ndarray,
+    settings: RefinementSettings = RefinementSettings(),
+    index: TriangleMeshIndex | None = None,
+) -> RefinementResult:
+    """Similarity (or rigid, with ``fit_scale=False``) refinement of a mesh onto scan points.
+
+    Args:
+        scan_points: ``(N, 3)`` cropped scan vertices (mm).
+        mesh_vertices: ``(V, 3)`` predicted mesh vertices, already Procrustes-aligned (mm).
+        mesh_faces: ``(F, 3)`` int triangles of the predicted mesh.
+        settings: see :class:`RefinementSettings`.
+        index: a prebuilt :class:`TriangleMeshIndex` of ``(mesh_vertices, mesh_faces)``.
+
+    Returns:
+        The transform ``T`` (apply it to ``mesh_vertices``), the exact closest points of the scan
+        vertices on ``T(mesh)`` and the final cost.
+    """
+    scan = np.ascontiguousarray(scan_points, dtype=np.float64)
+    if index is None:
+        index = TriangleMeshIndex(mesh_vertices, mesh_faces)
+    tf = Similarity.identity()
+    total_iterations = 0
+    if 0 < settings.coarse_points < len(scan):
+        rng = np.random.default_rng(settings.seed)
+        subset = scan[np.sort(rng.choice(len(scan), settings.coarse_points, replace=False))]
+        coarse = _Problem(subset, index, settings.margin * 2.0)
+        tf, _, _, its, _, _ = _lm(coarse, tf, settings, max(settings.rel_tolerance, 1e-7))
+        total_iterations += its
+    full = _Problem(scan, index, settings.margin)
+    tf, cost, cp, its, converged, history = _lm(full, tf, settings, settings.rel_tolerance)
+    total_iterations += its
+    return RefinementResult(tf, cp, cost, total_iterations, converged, tuple(history))
