@@ -17,6 +17,9 @@ from focus.errors import FocusError
 SUBCOMMAND_MODULES: tuple[str, ...] = (
     "focus.facemodel.cli",
     "focus.now.cli",
+    "focus.train.cli",
+    "focus.apps.cli",
+    "focus.eval.cli",
 )
 
 

@@ -1,0 +1,640 @@
+"""``focus reconstruct``: photos in, per face a 3D mesh, the outlier mask and an overlay out.
+
+Per image: read it (:mod:`focus.apps.photos`), find the faces (:mod:`focus.apps.detect`, or take
+the landmarks from a CSV), align each face to the training crop with the 5-point transform the
+training uses (:func:`focus.data.alignment.estimate_alignment`, template from the face model at
+the checkpoint's render size), run the trained encoder, renderer and U-Net on batches of crops
+(on the GPU when there is one), and write the results (:mod:`focus.apps.exports`).
+
+Output layout (``OUT``)::
+
+    OUT/summary.html, OUT/contact_sheet.png, OUT/report.json
+    OUT/<image name without extension>/face_<k>/   k = 0 is the largest face
+        crop.png render.png outlier_crop.png outlier.png face_mask.png overlay.png coeffs.json
+        posed.obj neutral.obj now/posed.{obj,npy} now/neutral.{obj,npy}
+
+Each image's folder is built under a hidden temporary name and renamed into place when complete,
+so an interrupted run leaves no half-written results (stale temporary folders of an earlier,
+killed run are removed at the start). Bad inputs (unreadable, truncated, too large, no face, no
+CSV row) are reported by name and skipped; the others are processed. The exit status of the CLI
+is 0 when every image was processed and 1 otherwise (files that are not images, found while
+scanning a folder, are listed but do not count as failures).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from focus.apps import exports as X
+from focus.apps.detect import CsvLandmarks, Face, FaceDetector
+from focus.apps.photos import DEFAULT_MAX_MEGAPIXELS, InputImage, find_images, read_photo, unique_stems
+from focus.data.alignment import AlignmentTemplate, estimate_alignment, five_points, warp_to_crop
+from focus.data.dataset import DataSettings
+from focus.errors import FocusError, InputFileError
+from focus.facemodel.model import FaceModel, load_face_model
+from focus.io_utils import write_json_atomic
+from focus.nets.encoder import ReconstructionEncoder
+from focus.nets.unet import SegmentationUNet
+from focus.render.renderer import FaceRenderer, RenderSettings
+
+log = logging.getLogger("focus.apps")
+
+#: The pipeline's trained model (the EM stage's final networks), relative to the project root.
+DEFAULT_MODEL = Path("models/focus.pt")
+#: The misfit prior the pipeline writes beside the model (used when present, see :func:`load_focus_model`).
+MISFIT_PRIOR_NAME = "misfit_prior.npz"
+#: Names of the per-image result files in ``OUT`` (they never collide with image folders).
+SUMMARY_FILES = ("summary.html", "contact_sheet.png", "report.json")
+_TMP_TAG = ".tmp-"
+
+
+# ---------------------------------------------------------------------------- the model
+@dataclass
+class FocusModel:
+    """The trained networks with everything needed to run them on photos.
+
+    Attributes:
+        encoder, unet: the networks in eval mode (``unet`` ``None`` for an encoder-only
+            checkpoint: the robust pseudo mask ``z(p)`` is used as segmentation then).
+        face_model: the 3DMM the encoder was trained with.
+        renderer: renders at the training crop size.
+        template: the 5-point crop template at that size.
+        data: alignment method and border handling (the training's ``data`` settings).
+        checkpoint, facemodel_path: where they came from.
+        device: where the networks run.
+        misfit_prior: subtracted from the neutral shape before export (method.md 5), or ``None``.
+        misfit_prior_path: its file.
+    """
+
+    encoder: ReconstructionEncoder
+    unet: SegmentationUNet | None
+    face_model: FaceModel
+    renderer: FaceRenderer
+    template: AlignmentTemplate
+    data: DataSettings
+    checkpoint: Path
+    facemodel_path: Path
+    device: torch.device
+    misfit_prior: object | None = None
+    misfit_prior_path: Path | None = None
+    _views: dict = field(default_factory=dict)
+
+    @property
+    def crop_size(self) -> int:
+        return int(self.renderer.settings.image_size)
+
+    def view_renderer(self, size: int) -> FaceRenderer:
+        """A renderer with the same framing at ``size`` px (the camera's focal scales with it)."""
+        if size not in self._views:
+            self._views[size] = FaceRenderer(self.face_model, replace(self.renderer.settings, image_size=int(size))).to(self.device)
+        return self._views[size]
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """``"auto"`` -> CUDA when available, else CPU; anything else as given (CUDA checked)."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise FocusError(f"device {device!r} asked for, but CUDA is not available; use --device cpu")
+    return dev
+
+
+def _find_facemodel(recorded: str, checkpoint: Path) -> Path | None:
+    p = Path(recorded)
+    if not recorded:
+        return None
+    if p.is_absolute():
+        return p if p.is_file() else None
+    if p.is_file():
+        return p
+    for parent in checkpoint.resolve().parents:
+        if (parent / p).is_file():
+            return parent / p
+    return None
+
+
+def load_focus_model(checkpoint: str | Path | None = None, facemodel: str | Path | None = None,
+                     device: str = "auto", misfit_prior: str | Path | None = "auto") -> FocusModel:
+    """Load a trained model (``models/focus.pt`` or any networks file of :mod:`focus.train`).
+
+    Args:
+        checkpoint: the file; ``None`` takes :data:`DEFAULT_MODEL`.
+        facemodel: the face model file; ``None`` takes the one the checkpoint records (resolved
+            against the working directory, then against the folders above the checkpoint).
+        device: ``"auto"``, ``"cpu"``, ``"cuda"``, ...
+        misfit_prior: ``"auto"`` uses :data:`MISFIT_PRIOR_NAME` beside the checkpoint when it
+            exists and fits the face model; ``None`` / ``"none"`` uses none; else a file.
+
+    Raises:
+        InputFileError: missing or foreign checkpoint, missing face model, a face model that
+            does not fit the networks, or a named misfit prior that cannot be used.
+    """
+    from focus.eval.predict import load_eval_model
+    from focus.train.state import load_checkpoint
+
+    path = Path(checkpoint) if checkpoint is not None else DEFAULT_MODEL
+    if not path.is_file():
+        fix = ("train it with `make run` (runs `dvc repro`) or pass --model CHECKPOINT" if checkpoint is None
+               else "name models/focus.pt or another networks file written by the training stages")
+        raise InputFileError(path, "trained model not found", fix)
+    meta = load_checkpoint(path)
+    recorded = str(meta.get("facemodel", ""))
+    fm_path = Path(facemodel) if facemodel is not None else _find_facemodel(recorded, path)
+    if fm_path is None or not fm_path.is_file():
+        raise InputFileError(fm_path or path, f"the face model the checkpoint was trained with ({recorded!r}) was not found",
+                             "pass --facemodel FILE")
+    em = load_eval_model(path, fm_path, DataSettings(), resolve_device(device), render_backend="auto")
+    ckpt_data = meta.get("data_settings") or {}
+    data = replace(em.data, **{k: v for k, v in ckpt_data.items() if k in ("align_method", "border")})
+    prior, prior_path = _misfit_prior(misfit_prior, path, em.face_model.num_vertices)
+    return FocusModel(em.encoder, em.unet, em.face_model, em.renderer, em.template, data, path, fm_path, em.device,
+                      prior, prior_path)
+
+
+def _misfit_prior(choice: str | Path | None, checkpoint: Path, num_vertices: int):
+    from focus.eval.misfit_prior import load_misfit_prior
+
+    if choice is None or str(choice) == "none":
+        return None, None
+    if str(choice) == "auto":
+        cand = checkpoint.parent / MISFIT_PRIOR_NAME
+        if not cand.is_file():
+            return None, None
+        try:
+            return load_misfit_prior(cand, num_vertices), cand
+        except InputFileError as exc:
+            log.warning("not using the misfit prior: %s", exc)
+            return None, None
+    return load_misfit_prior(choice, num_vertices), Path(choice)
+
+
+# ---------------------------------------------------------------------------- alignment and inference
+def alignment_matrix(points5: np.ndarray, template: AlignmentTemplate, method: str = "similarity") -> np.ndarray:
+    """``(3, 3)`` image -> crop transform from the five points ``(5, 2)``.
+
+    Exactly :func:`focus.data.alignment.estimate_alignment` (which reads only the five points
+    out of 68 landmarks): the points are put in the slots it reads them from.
+    """
+    p = np.asarray(points5, dtype=np.float64)
+    lm = np.full((68, 2), np.nan)
+    lm[36] = lm[39] = p[0]
+    lm[42] = lm[45] = p[1]
+    lm[30], lm[48], lm[54] = p[2], p[3], p[4]
+    assert np.allclose(five_points(lm), p)
+    return estimate_alignment(lm, template, method)
+
+
+@dataclass
+class FaceResult:
+    """The model's answer for one aligned crop (numpy, CPU).
+
+    Attributes:
+        coeffs: named coefficient arrays (``id``, ``exp``, ``albedo``, ``angles``, ``trans``, ``sh``).
+        render, coverage, face_prob, outlier: ``(S, S, 3)``, ``(S, S)`` x 3 in the crop: the render
+            on black, the rendered-face coverage ``m_r``, the U-Net's face probability ``M`` and the
+            outlier mask ``m_r (1 - M)``.
+        landmarks: ``(68, 2)`` projected model landmarks, crop pixels.
+        view_render, view_coverage, view_outlier: the same at the view size (for overlays).
+        posed, posed_colors, neutral, neutral_colors: ``(V, 3)`` meshes (mm) and colours.
+    """
+
+    coeffs: dict[str, np.ndarray]
+    render: np.ndarray
+    coverage: np.ndarray
+    face_prob: np.ndarray
+    outlier: np.ndarray
+    landmarks: np.ndarray
+    view_render: np.ndarray
+    view_coverage: np.ndarray
+    view_outlier: np.ndarray
+    posed: np.ndarray
+    posed_colors: np.ndarray
+    neutral: np.ndarray
+    neutral_colors: np.ndarray
+
+
+@torch.no_grad()
+def run_model(model: FocusModel, crops: np.ndarray, view_size: int) -> list[FaceResult]:
+    """Encoder + renderer + U-Net on ``crops`` ``(B, S, S, 3)`` float in [0, 1] (one batch)."""
+    from focus.losses import robust_inlier_mask
+
+    dev = model.device
+    x = torch.from_numpy(np.ascontiguousarray(crops.transpose(0, 3, 1, 2))).float().to(dev)
+    coeffs = model.renderer.split(model.encoder(x))
+    out = model.renderer(coeffs)
+    if model.unet is not None:
+        seg = model.unet(out.image, x)
+    else:
+        seg = robust_inlier_mask(x, out.image, out.mask)
+    outlier = out.mask * (1.0 - seg)
+    view = model.view_renderer(view_size)(coeffs) if view_size != model.crop_size else out
+    seg_v = F.interpolate(seg, size=(view_size, view_size), mode="bilinear", align_corners=False) \
+        if view_size != model.crop_size else seg
+    outlier_v = view.mask * (1.0 - seg_v)
+    neutral = model.renderer.shape(coeffs.id, torch.zeros_like(coeffs.exp))
+    albedo = model.renderer.albedo(coeffs.albedo)
+    np_ = lambda t: t.detach().float().cpu().numpy()  # noqa: E731
+    neutral_np = np_(neutral).astype(np.float64)
+    if model.misfit_prior is not None:
+        neutral_np = model.misfit_prior.apply(neutral_np)
+    cd = {k: np_(v) for k, v in coeffs.as_dict().items()}
+    results = []
+    for b in range(x.shape[0]):
+        results.append(FaceResult(
+            coeffs={k: v[b] for k, v in cd.items()},
+            render=np.clip(np_(out.image[b]).transpose(1, 2, 0), 0, 1),
+            coverage=np_(out.mask[b, 0]),
+            face_prob=np_(seg[b, 0]),
+            outlier=np_(outlier[b, 0]),
+            landmarks=np_(out.landmarks[b]).astype(np.float64),
+            view_render=np.clip(np_(view.image[b]).transpose(1, 2, 0), 0, 1),
+            view_coverage=np_(view.mask[b, 0]),
+            view_outlier=np_(outlier_v[b, 0]),
+            posed=np_(out.vertices_world[b]).astype(np.float64),
+            posed_colors=np.clip(np_(out.vertex_colors[b]), 0, 1),
+            neutral=neutral_np[b],
+            neutral_colors=np.clip(np_(albedo[b]), 0, 1),
+        ))
+    return results
+
+
+# ---------------------------------------------------------------------------- settings and report
+@dataclass(frozen=True)
+class ReconstructSettings:
+    """Options of ``focus reconstruct``.
+
+    Attributes:
+        batch_size: faces per network call.
+        max_faces: most faces reconstructed per image (largest first).
+        max_megapixels: larger images are rejected (decoded size).
+        view_size: side of the render used for overlays, px (at least the crop size).
+        overlay_max_side: the overlay is the photo reduced to at most this long side.
+        recursive: look into sub-folders of input folders.
+        progress: show a progress bar over the images.
+    """
+
+    batch_size: int = 16
+    max_faces: int = 8
+    max_megapixels: float = DEFAULT_MAX_MEGAPIXELS
+    view_size: int = 256
+    overlay_max_side: int = 1024
+    recursive: bool = False
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1 or self.max_faces < 1 or self.view_size < 16 or self.overlay_max_side < 64:
+            raise ValueError("need batch_size >= 1, max_faces >= 1, view_size >= 16, overlay_max_side >= 64")
+
+
+@dataclass
+class ImageOutcome:
+    """What happened to one input: ``status`` is ``"ok"``, ``"failed"`` or ``"ignored"``."""
+
+    path: str
+    name: str
+    status: str
+    reason: str = ""
+    folder: str = ""
+    faces: list[dict] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RunReport:
+    """The outcome of a run (also written as ``report.json``)."""
+
+    out_dir: Path
+    outcomes: list[ImageOutcome]
+    model: dict
+    detector: dict
+    seconds: float = 0.0
+    timings: dict = field(default_factory=dict)
+
+    @property
+    def failed(self) -> list[ImageOutcome]:
+        return [o for o in self.outcomes if o.status == "failed"]
+
+    @property
+    def ok(self) -> list[ImageOutcome]:
+        return [o for o in self.outcomes if o.status == "ok"]
+
+    @property
+    def n_faces(self) -> int:
+        return sum(len(o.faces) for o in self.ok)
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.failed or not self.ok else 0
+
+    def to_dict(self) -> dict:
+        return {
+            "out_dir": str(self.out_dir), "model": self.model, "detector": self.detector,
+            "counts": {"images_ok": len(self.ok), "images_failed": len(self.failed),
+                       "ignored": sum(o.status == "ignored" for o in self.outcomes), "faces": self.n_faces},
+            "seconds": self.seconds, "timings": self.timings,
+            "images": [o.__dict__ for o in self.outcomes],
+        }
+
+
+# ---------------------------------------------------------------------------- the loop
+@dataclass
+class _Pending:
+    item: InputImage
+    shape: tuple[int, int]
+    overlay_photo: np.ndarray
+    overlay_scale: tuple[float, float]
+    faces: list[Face]
+    matrices: list[np.ndarray]
+    crops: list[np.ndarray]
+    notes: list[str]
+    results: list[FaceResult] = field(default_factory=list)
+
+
+def remove_stale_temporaries(out_dir: Path) -> int:
+    """Delete temporary result folders left by a killed run (hidden, with the temporary tag)."""
+    n = 0
+    if not out_dir.is_dir():
+        return 0
+    for p in sorted(out_dir.rglob(f".*{_TMP_TAG}*"), reverse=True):
+        if p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
+            n += 1
+    return n
+
+
+def _commit_folder(tmp: Path, final: Path) -> None:
+    """Move the finished ``tmp`` folder onto ``final`` (replacing an older result)."""
+    if final.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{final.name}{_TMP_TAG}old-", dir=final.parent))
+        os.replace(final, old / "x")
+        os.replace(tmp, final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, final)
+
+
+class Reconstructor:
+    """Runs ``focus reconstruct`` (see the module docstring).
+
+    Args:
+        model: the loaded :class:`FocusModel`.
+        detector: a :class:`focus.apps.detect.FaceDetector` or :class:`CsvLandmarks`.
+        settings: :class:`ReconstructSettings`.
+    """
+
+    def __init__(self, model: FocusModel, detector: FaceDetector | CsvLandmarks, settings: ReconstructSettings = ReconstructSettings()) -> None:
+        self.model = model
+        self.detector = detector
+        self.settings = settings
+        self.view_size = max(int(settings.view_size), model.crop_size)
+        self.timings = {"read_detect_align": 0.0, "model": 0.0, "write": 0.0}
+
+    # -------------------------------------------------------------- per image
+    def _faces(self, item: InputImage, pixels: np.ndarray) -> list[Face]:
+        if isinstance(self.detector, CsvLandmarks):
+            faces = self.detector.faces_for(item.name)
+            if not faces:
+                raise InputFileError(item.path, f"no landmarks for {item.name!r} in {self.detector.path}",
+                                     "add a row for it, or leave out --landmarks to detect faces")
+            return faces
+        faces = self.detector.detect(pixels)
+        if not faces:
+            raise InputFileError(item.path, "no face found", "use a photo with a visible face, or give landmarks with --landmarks")
+        return faces
+
+    def _prepare(self, item: InputImage) -> _Pending:
+        s = self.settings
+        # CSV landmarks refer to the pixels as stored; a detector sees the photo upright (EXIF)
+        photo = read_photo(item.path, s.max_megapixels, exif_orientation=not isinstance(self.detector, CsvLandmarks))
+        faces = self._faces(item, photo.pixels)[: s.max_faces]
+        S = self.model.crop_size
+        mats, crops, kept = [], [], []
+        notes = list(photo.notes)
+        for k, face in enumerate(faces):
+            try:
+                M = alignment_matrix(face.points5, self.model.template, self.model.data.align_method)
+            except ValueError as exc:
+                notes.append(f"face {k} skipped: {exc}")
+                continue
+            crop = warp_to_crop(photo.pixels, M, S, order=1, mode=self.model.data.border)
+            mats.append(M)
+            crops.append(np.clip(crop, 0.0, 1.0))
+            kept.append(face)
+        if not kept:
+            raise InputFileError(item.path, "no face could be aligned (degenerate landmarks)")
+        small, sx, sy = X.downscaled(photo.pixels, s.overlay_max_side)
+        return _Pending(item, (photo.height, photo.width), small, (sx, sy), kept, mats, crops, notes)
+
+    # -------------------------------------------------------------- writing
+    def _write_image(self, p: _Pending, out_dir: Path, folder: str) -> list[dict]:
+        final = out_dir / folder
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}{_TMP_TAG}", dir=final.parent))
+        try:
+            summaries = [self._write_face(p, k, tmp / f"face_{k}", folder) for k in range(len(p.results))]
+            _commit_folder(tmp, final)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return summaries
+
+    def _write_face(self, p: _Pending, k: int, d: Path, folder: str) -> dict:
+        m, r, face, M = self.model, p.results[k], p.faces[k], p.matrices[k]
+        S, V = m.crop_size, self.view_size
+        d.mkdir(parents=True)
+        fm = m.face_model
+        X.save_png(d / "crop.png", p.crops[k])
+        X.save_png(d / "render.png", r.render)
+        X.save_png(d / "outlier_crop.png", r.outlier)
+        X.save_png(d / "outlier.png", X.paste_back(r.outlier, M, p.shape))
+        X.save_png(d / "face_mask.png", X.paste_back(r.coverage * r.face_prob, M, p.shape))
+        M_view = np.diag([V / S, V / S, 1.0]) @ M
+        inv = np.linalg.inv(M)
+        lm_img = X.transform_points(inv, r.landmarks)
+        sx, sy = p.overlay_scale
+        to_overlay = np.diag([sx, sy, 1.0])
+        overlay = X.compose_overlay(p.overlay_photo, M_view @ np.linalg.inv(to_overlay), r.view_render, r.view_coverage,
+                                    r.view_outlier, X.transform_points(to_overlay, lm_img),
+                                    X.transform_points(to_overlay, face.points5))
+        X.save_png(d / "overlay.png", overlay)
+        header = f"focus reconstruct: {p.item.name}, face {k}; model {m.checkpoint}; face model {fm.name}"
+        files = X.write_face_meshes(d, fm.triangles.cpu().numpy(), fm.now_landmarks7.cpu().numpy(), r.posed,
+                                    r.posed_colors, r.neutral, r.neutral_colors, header)
+        fit = landmark_fit(lm_img, face)
+        inside = r.coverage > 0.5
+        outlier_share = float((r.face_prob[inside] < 0.5).mean()) if inside.any() else None
+        info = {
+            "image": p.item.name, "source": str(p.item.path), "face": k, "image_size": [p.shape[1], p.shape[0]],
+            "detector": {"name": face.source, "score": face.score, "box": face.box.tolist(),
+                         "points5": face.points5.tolist(),
+                         "landmarks68": None if face.landmarks68 is None else face.landmarks68.tolist()},
+            "alignment": {"method": m.data.align_method, "crop_size": S, "image_to_crop": M.tolist(),
+                          "frame": "image frame of focus.render.camera: pixels, x right, y down, pixel centres at +0.5"},
+            "model": {"checkpoint": str(m.checkpoint), "facemodel": str(m.facemodel_path), "facemodel_name": fm.name,
+                      "misfit_prior": None if m.misfit_prior_path is None else str(m.misfit_prior_path)},
+            "coefficients": named_coefficients(r.coeffs),
+            "landmarks68_image": lm_img.tolist(),
+            "fit": fit,
+            "outlier_share": outlier_share,
+            "files": {**files, "crop": "crop.png", "render": "render.png", "outlier_crop": "outlier_crop.png",
+                      "outlier": "outlier.png", "face_mask": "face_mask.png", "overlay": "overlay.png"},
+        }
+        write_json_atomic(d / "coeffs.json", info)
+        ang = np.degrees(r.coeffs["angles"])
+        return {"face": k, "folder": f"{folder}/face_{k}", "score": face.score, "fit": fit, "outlier_share": outlier_share,
+                "pitch_yaw_roll_deg": [round(float(a), 2) for a in ang], "eye_distance_px": face.eye_distance}
+
+    # -------------------------------------------------------------- the run
+    def _flush(self, pending: list[_Pending], out_dir: Path, folders: dict[str, str], outcomes: list[ImageOutcome]) -> None:
+        if not pending:
+            return
+        t0 = time.perf_counter()
+        crops = np.stack([c for p in pending for c in p.crops])
+        results: list[FaceResult] = []
+        bs = self.settings.batch_size
+        for s in range(0, len(crops), bs):
+            results += run_model(self.model, crops[s:s + bs], self.view_size)
+        k = 0
+        for p in pending:
+            p.results = results[k:k + len(p.crops)]
+            k += len(p.crops)
+        t1 = time.perf_counter()
+        self.timings["model"] += t1 - t0
+        for p in pending:
+            folder = folders[p.item.name]
+            try:
+                faces = self._write_image(p, out_dir, folder)
+                outcomes.append(ImageOutcome(str(p.item.path), p.item.name, "ok", folder=folder, faces=faces, notes=p.notes))
+            except (OSError, ValueError, FocusError) as exc:
+                log.warning("%s: writing the results failed: %s", p.item.path, exc)
+                outcomes.append(ImageOutcome(str(p.item.path), p.item.name, "failed", f"writing the results failed: {exc}"))
+        self.timings["write"] += time.perf_counter() - t1
+        pending.clear()
+
+    def run(self, inputs: Sequence[str | Path], out_dir: str | Path) -> RunReport:
+        """Process ``inputs`` (files and folders) into ``out_dir``; returns the :class:`RunReport`."""
+        from focus.apps.summary import write_summary
+
+        t_start = time.perf_counter()
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        removed = remove_stale_temporaries(out_dir)
+        if removed:
+            log.info("removed %d temporary folders of an interrupted run", removed)
+        items, skipped = find_images(inputs, self.settings.recursive, exclude=out_dir)
+        outcomes = [ImageOutcome(str(s.path), s.path.name, "failed" if s.failed else "ignored", s.reason) for s in skipped]
+        for s in skipped:
+            log.warning("%s", s)
+        folders = unique_stems([it.name for it in items], SUMMARY_FILES)
+        pending: list[_Pending] = []
+        n_faces = 0
+        bar = tqdm(items, desc="reconstruct", unit="image", disable=not self.settings.progress)
+        for item in bar:
+            t0 = time.perf_counter()
+            try:
+                p = self._prepare(item)
+            except InputFileError as exc:
+                log.warning("skipping %s", exc)
+                outcomes.append(ImageOutcome(str(item.path), item.name, "failed", exc.problem + (f" ({exc.fix})" if exc.fix else "")))
+                continue
+            finally:
+                self.timings["read_detect_align"] += time.perf_counter() - t0
+            pending.append(p)
+            n_faces += len(p.crops)
+            if n_faces >= self.settings.batch_size:
+                self._flush(pending, out_dir, folders, outcomes)
+                n_faces = 0
+        self._flush(pending, out_dir, folders, outcomes)
+        bar.close()
+        order = {it.name: i for i, it in enumerate(items)}
+        outcomes.sort(key=lambda o: (o.status == "ignored", order.get(o.name, -1) if o.status != "ignored" else 0))
+        m = self.model
+        report = RunReport(out_dir, outcomes,
+                           model={"checkpoint": str(m.checkpoint), "facemodel": str(m.facemodel_path),
+                                  "crop_size": m.crop_size, "device": str(m.device),
+                                  "misfit_prior": None if m.misfit_prior_path is None else str(m.misfit_prior_path),
+                                  "segmentation": "unet" if m.unet is not None else "robust pseudo mask"},
+                           detector={"name": self.detector.name, "licence": self.detector.licence},
+                           timings={k: round(v, 3) for k, v in self.timings.items()})
+        report.seconds = round(time.perf_counter() - t_start, 3)
+        write_summary(report)
+        write_json_atomic(out_dir / "report.json", report.to_dict())
+        return report
+
+
+def save_untrained_checkpoint(path: str | Path, facemodel_path: str | Path, image_size: int = 64,
+                              encoder_arch: str = "resnet18", unet_width: int = 16, unet_depth: int = 4,
+                              seed: int = 0) -> Path:
+    """A checkpoint in the training's format with freshly initialised networks (for tests and benchmarks).
+
+    The encoder's zero-initialised head makes every prediction the mean face, frontal, at the
+    default distance: the plumbing (alignment, rendering, paste-back) can be checked exactly, and
+    speed does not depend on the weights.
+    """
+    from focus.coeffs import CoeffLayout
+    from focus.nets.encoder import EncoderSettings
+    from focus.nets.unet import UNetSettings
+    from focus.train.pipeline import CHECKPOINT_FORMAT
+    from focus.train.settings import settings_dict
+    from focus.train.state import save_checkpoint
+
+    fm = load_face_model(facemodel_path)
+    layout = CoeffLayout.for_model(fm)
+    es, us = EncoderSettings(arch=encoder_arch), UNetSettings(base_width=unet_width, depth=unet_depth)
+    torch.manual_seed(seed)
+    enc, unet = ReconstructionEncoder(layout, es), SegmentationUNet(us)
+    return save_checkpoint(path, {
+        "format": CHECKPOINT_FORMAT, "layout": [layout.n_id, layout.n_exp, layout.n_albedo],
+        "encoder_settings": settings_dict(es), "unet_settings": settings_dict(us),
+        "render_settings": settings_dict(RenderSettings(image_size=int(image_size))), "facemodel": str(facemodel_path),
+        "nets": {"encoder": enc.state_dict(), "unet": unet.state_dict()}})
+
+
+# ---------------------------------------------------------------------------- small helpers
+def named_coefficients(c: dict[str, np.ndarray]) -> dict:
+    """The coefficient vector with named, documented fields (JSON-able)."""
+    pitch, yaw, roll = (float(a) for a in c["angles"])
+    sh = np.asarray(c["sh"], np.float64).reshape(3, 9)
+    return {
+        "identity": np.asarray(c["id"], np.float64).tolist(),
+        "expression": np.asarray(c["exp"], np.float64).tolist(),
+        "albedo": np.asarray(c["albedo"], np.float64).tolist(),
+        "rotation": {"pitch_rad": pitch, "yaw_rad": yaw, "roll_rad": roll, "pitch_deg": math.degrees(pitch),
+                     "yaw_deg": math.degrees(yaw), "roll_deg": math.degrees(roll),
+                     "convention": "R = Rz(roll) Ry(yaw) Rx(pitch), see focus.render.camera"},
+        "translation_mm": np.asarray(c["trans"], np.float64).tolist(),
+        "sh": {"red": sh[0].tolist(), "green": sh[1].tolist(), "blue": sh[2].tolist(),
+               "convention": "9 SH coefficients per colour added to the ambient light, see focus.render.shading"},
+        "units": "identity, expression and albedo in standard deviations of the face model",
+    }
+
+
+def landmark_fit(model_landmarks: np.ndarray, face: Face) -> dict:
+    """How well the projected model lines up with the detector (image pixels and normalised by the
+    detector's eye distance): the five alignment points always, the 68 points when detected."""
+    iod = max(face.eye_distance, 1e-6)
+    d5 = np.linalg.norm(five_points(model_landmarks) - face.points5, axis=-1)
+    out = {"px5": float(d5.mean()), "nme5": float(d5.mean() / iod), "eye_distance_px": face.eye_distance}
+    if face.landmarks68 is not None:
+        d68 = np.linalg.norm(model_landmarks - face.landmarks68, axis=-1)
+        out.update({"px68": float(d68.mean()), "nme68": float(d68.mean() / iod)})
+    return out
+
+
+__all__ = ["DEFAULT_MODEL", "FaceResult", "FocusModel", "ImageOutcome", "ReconstructSettings", "Reconstructor", "RunReport",
+           "alignment_matrix", "landmark_fit", "load_focus_model", "named_coefficients",
+           "remove_stale_temporaries", "resolve_device", "run_model", "save_untrained_checkpoint"]

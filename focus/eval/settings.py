@@ -1,0 +1,100 @@
+"""Settings of the evaluation stages (``params.yaml`` groups ``misfit_prior`` and ``eval``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+#: The synthetic sets evaluated by default (written by the ``synth`` stage).
+SYNTH_NOW = Path("data/synth/now")
+SYNTH_AR = Path("data/synth/ar")
+
+
+@dataclass(frozen=True)
+class MisfitPriorSettings:
+    """How the misfit prior is estimated (``method.md`` section 5; stage ``misfit_prior``).
+
+    Attributes:
+        count: fresh synthetic faces without occluders (drawn like the training set: shape,
+            expression, albedo, pose, light and the appearance details the model cannot produce).
+        seed: seed of that set (its images never coincide with the training images: they are
+            drawn from another generator stream).
+        region: face-model region (``FaceModel.regions``) whose vertices define the rigid
+            alignment of prediction and truth; ``"all"`` for every vertex.
+        batch_size: faces per network call.
+        workers: worker processes that render the faces (0: in this process).
+        apply: subtract the prior from the exported neutral shapes of the ``focus_prior`` rows
+            (``False`` reports the prior but leaves those rows out).
+    """
+
+    count: int = 256
+    seed: int = 1
+    region: str = "face"
+    batch_size: int = 32
+    workers: int = 0
+    apply: bool = True
+
+    def __post_init__(self) -> None:
+        if self.count < 2:
+            raise ValueError("misfit_prior.count must be at least 2")
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    """What the evaluation stages read and how (``params.yaml`` group ``eval``).
+
+    Attributes:
+        now_dir: a real NoW folder (validation layout, ``evaluation.md`` section 1); ``None``:
+            the synthetic NoW-like set ``data/synth/now``.
+        now_landmarks: ``name,x1,y1,...,x68,y68`` CSV of the NoW pictures (names as in the image
+            list); ``None``: ``<now_dir>/landmarks.csv``.
+        ar_dir: a real AR-like folder with ``unoccluded/``, ``sunglasses/`` and ``scarf/``, each a
+            face-image folder (``images/``, ``landmarks.csv``, ``masks/``); ``None``: ``data/synth/ar``.
+        batch_size: images per network call.
+        workers: processes that score the models' NoW predictions in parallel (the scorer uses
+            about one core per process).
+        device: ``cpu``, ``cuda`` or ``auto``.
+        num_threads: torch threads (0: torch's default).
+        examples: best and worst cases shown in the image grids.
+        keep_predictions: models whose NoW predictions are kept under ``data/eval/now/predictions/``
+            (the others are scored and deleted; about 0.45 MB per image and model at the default
+            mesh size).
+        round_challenges: NoW challenges on which the per-round models (``focus_round_XX``) are
+            scored (the NoW protocol costs about half a second per image on two cores); ``None``:
+            all. The final model, the autoencoder and the prior are always scored on every image.
+        allow_missing: score the NoW images that have a prediction when some have none (no usable
+            landmarks) and report the count; ``False``: fail, naming them.
+        progress: progress bars.
+    """
+
+    now_dir: str | None = None
+    now_landmarks: str | None = None
+    ar_dir: str | None = None
+    batch_size: int = 32
+    workers: int = 2
+    device: str = "cpu"
+    num_threads: int = 0
+    examples: int = 4
+    keep_predictions: tuple[str, ...] = ("focus", "focus_prior")
+    round_challenges: tuple[str, ...] | None = ("multiview_neutral", "multiview_occlusions")
+    allow_missing: bool = False
+    progress: bool = True
+
+    @property
+    def now_root(self) -> Path:
+        return Path(self.now_dir) if self.now_dir else SYNTH_NOW
+
+    @property
+    def ar_root(self) -> Path:
+        return Path(self.ar_dir) if self.ar_dir else SYNTH_AR
+
+    @property
+    def synthetic_now(self) -> bool:
+        return not self.now_dir
+
+    @property
+    def synthetic_ar(self) -> bool:
+        return not self.ar_dir
+
+
+__all__ = ["EvalSettings", "MisfitPriorSettings", "SYNTH_AR", "SYNTH_NOW"]

@@ -1,0 +1,99 @@
+"""Validation metrics of the training loop, per image (evaluation.md, section 2, and shape error).
+
+* :func:`segmentation_scores` -- accuracy, precision, recall, F1 and IoU of the face (inlier)
+  class inside a region (the prediction's rendered face ``m_r``), from soft or hard masks:
+  ``TP = sum_region pred * truth``, ``FP = sum_region pred (1 - truth)``, ``FN = sum_region
+  (1 - pred) truth``, ``TN = sum_region (1 - pred)(1 - truth)``; each denominator clamped to >= 1.
+* :func:`photometric_error` -- mean ``||I - R||_2`` (RGB) over the truly visible, rendered face.
+* :func:`landmark_error` -- mean Euclidean distance of 68 landmarks, pixels.
+* :func:`similarity_align` / :func:`shape_error` -- mean per-vertex distance (mm) between a
+  predicted and a true mesh with the same topology after the least-squares similarity transform
+  (rotation, uniform scale, translation; Umeyama 1991) of the prediction onto the truth.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def segmentation_counts(pred: Tensor, truth: Tensor, region: Tensor) -> dict[str, Tensor]:
+    """Soft confusion counts per image: ``pred``, ``truth``, ``region`` ``(B, 1, H, W)`` in [0, 1] -> ``(B,)`` each."""
+    dims = tuple(range(1, pred.ndim))
+    p, t, r = pred.double(), truth.double(), region.double()
+    return {
+        "tp": (r * p * t).sum(dims),
+        "fp": (r * p * (1 - t)).sum(dims),
+        "fn": (r * (1 - p) * t).sum(dims),
+        "tn": (r * (1 - p) * (1 - t)).sum(dims),
+    }
+
+
+def segmentation_scores(pred: Tensor, truth: Tensor, region: Tensor) -> dict[str, Tensor]:
+    """Per-image ``accuracy, precision, recall, f1, iou`` ``(B,)`` of the face class inside ``region``."""
+    c = segmentation_counts(pred, truth, region)
+    tp, fp, fn, tn = c["tp"], c["fp"], c["fn"], c["tn"]
+    one = torch.ones_like(tp)
+    return {
+        "accuracy": (tp + tn) / torch.maximum(tp + tn + fp + fn, one),
+        "precision": tp / torch.maximum(tp + fp, one),
+        "recall": tp / torch.maximum(tp + fn, one),
+        "f1": 2 * tp / torch.maximum(2 * tp + fp + fn, one),
+        "iou": tp / torch.maximum(tp + fp + fn, one),
+    }
+
+
+def photometric_error(image: Tensor, render: Tensor, visible: Tensor) -> Tensor:
+    """Per-image mean ``||I(p) - R(p)||_2`` over pixels with ``visible`` (e.g. true mask x ``m_r``); ``(B,)``."""
+    d = torch.linalg.vector_norm(image.double() - render.double(), dim=1, keepdim=True)
+    w = visible.double()
+    return (w * d).sum((1, 2, 3)) / w.sum((1, 2, 3)).clamp_min(1.0)
+
+
+def landmark_error(pred: Tensor, truth: Tensor) -> Tensor:
+    """Per-image mean Euclidean distance ``(B,)`` between ``(B, L, 2)`` landmark sets (pixels)."""
+    return torch.linalg.vector_norm(pred.double() - truth.double(), dim=-1).mean(-1)
+
+
+def similarity_align(src: Tensor, dst: Tensor, weights: Tensor | None = None) -> Tensor:
+    """``src`` ``(B, V, 3)`` moved by the least-squares similarity onto ``dst`` ``(B, V, 3)`` (no reflection).
+
+    Umeyama's solution: with centred points ``x`` (src) and ``y`` (dst), ``Sigma = y^T x / n``,
+    ``U D V^T = svd(Sigma)``, ``R = U S V^T`` (``S = diag(1, 1, det(U V^T))``), scale
+    ``s = tr(D S) / var(x)``. ``weights`` ``(V,)`` optionally restricts/weights the vertices that
+    define the fit (the whole mesh is moved). Computed in float64.
+    """
+    x64, y64 = src.double(), dst.double()
+    w = torch.ones(src.shape[1], dtype=torch.float64, device=src.device) if weights is None else weights.double()
+    w = (w / w.sum())[None, :, None]
+    mx, my = (w * x64).sum(1, keepdim=True), (w * y64).sum(1, keepdim=True)
+    x, y = x64 - mx, y64 - my
+    cov = (w * y).transpose(1, 2) @ x  # (B, 3, 3)
+    u, d, vt = torch.linalg.svd(cov)
+    sign = torch.sign(torch.linalg.det(u @ vt))
+    sign = torch.where(sign == 0, torch.ones_like(sign), sign)
+    s_diag = torch.ones_like(d)
+    s_diag[:, 2] = sign
+    rot = u @ torch.diag_embed(s_diag) @ vt
+    var_x = (w * x * x).sum((1, 2))
+    scale = (d * s_diag).sum(-1) / var_x.clamp_min(1e-30)
+    out = scale[:, None, None] * (x @ rot.transpose(1, 2)) + my
+    return out.to(src.dtype)
+
+
+def shape_error(pred: Tensor, truth: Tensor, weights: Tensor | None = None) -> Tensor:
+    """Per-mesh mean per-vertex distance (mm) ``(B,)`` after :func:`similarity_align` of ``pred`` onto ``truth``.
+
+    ``weights`` ``(V,)`` (e.g. a boolean face region) selects the vertices that are aligned *and*
+    averaged.
+    """
+    aligned = similarity_align(pred, truth, weights)
+    d = torch.linalg.vector_norm(aligned.double() - truth.double(), dim=-1)  # (B, V)
+    if weights is None:
+        return d.mean(-1)
+    w = weights.double()[None]
+    return (w * d).sum(-1) / w.sum()
+
+
+__all__ = ["landmark_error", "photometric_error", "segmentation_counts", "segmentation_scores", "shape_error",
+           "similarity_align"]

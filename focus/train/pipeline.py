@@ -1,0 +1,453 @@
+"""The three training stages of FOCUS, as the DVC pipeline runs them (``stages/train_*.py``).
+
+* :func:`run_init` -- unsupervised initialisation of the encoder with ``L_init``; validation with
+  the pseudo masks ``z(p)`` as segmentation. Writes ``models/focus_init.pt``.
+* :func:`run_pretrain_seg` -- pseudo masks of every training image from the initialised encoder
+  (PNG, ``data/pseudo_masks/``), then U-Net pre-training with plain BCE. Writes
+  ``models/focus_pretrain_seg.pt`` (encoder + U-Net).
+* :func:`run_em` -- ``em.rounds`` EM rounds (segmentation phase, then reconstruction phase);
+  per-round snapshots ``checkpoints/em/round_XX.pt`` and the trained model ``models/focus.pt``;
+  the validation of every phase in ``reports/train/em_metrics.json`` and ``reports/train/em_rounds.png``.
+
+Each stage keeps its resumable state in ``checkpoints/<stage>/last.pt`` and resumes from it when
+re-run with the same settings and inputs (see :mod:`focus.train.state`); under ``torchrun`` it
+runs data-parallel (:mod:`focus.train.distributed`). Every networks-only file (``models/focus*.pt``,
+``round_XX.pt``) is read back with :func:`load_trained`.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from focus.config import from_dict, load_params
+from focus.data import DataSettings, FaceImageFolder, template_from_model
+from focus.errors import FocusError, InputFileError
+from focus.facemodel.model import FaceModel, load_face_model
+from focus.io_utils import atomic_path, write_json_atomic
+from focus.nets.encoder import ReconstructionEncoder
+from focus.nets.perceptual import PerceptualNet
+from focus.nets.unet import SegmentationUNet
+from focus.render.renderer import FaceRenderer, RenderSettings
+from focus.train import distributed as D
+from focus.train import steps as S
+from focus.train.data import split_indices
+from focus.train.pseudo_masks import PseudoMaskDataset, write_pseudo_masks
+from focus.train.settings import EMSettings, InitSettings, PretrainSegSettings, TrainSettings, settings_dict
+from focus.train.state import LAST, file_digest, fingerprint, load_checkpoint, save_checkpoint
+from focus.train.trainer import Phase, Trainer
+from focus.train.validation import evaluate, load_validation_set, read_truth, write_records
+
+log = logging.getLogger("focus.train")
+
+#: Default locations (relative to the project root), as in dvc.yaml. A stage's run folder holds
+#: its resumable ``last.pt`` (and, for ``em``, the per-round snapshots); its final networks go to
+#: ``FINALS`` (what the next stage and the evaluation read).
+RUN_DIRS = {"init": Path("checkpoints/init"), "pretrain_seg": Path("checkpoints/pretrain_seg"), "em": Path("checkpoints/em")}
+FINALS = {"init": Path("models/focus_init.pt"), "pretrain_seg": Path("models/focus_pretrain_seg.pt"),
+          "em": Path("models/focus.pt")}
+PSEUDO_MASK_DIR = Path("data/pseudo_masks")
+REPORT_DIR = Path("reports/train")
+CHECKPOINT_FORMAT = "focus-train"
+
+#: ``train`` settings that do not change the numbers a run produces (left out of fingerprints).
+OPERATIONAL_KEYS = ("workers", "progress", "log_every", "checkpoint_every", "num_threads", "val_batch_size", "max_nonfinite")
+
+
+@dataclass(frozen=True)
+class Paths:
+    """Where a stage reads and writes (defaults: the DVC layout)."""
+
+    run_dirs: dict = None  # type: ignore[assignment]
+    finals: dict = None  # type: ignore[assignment]
+    pseudo_masks: Path = PSEUDO_MASK_DIR
+    reports: Path = REPORT_DIR
+
+    def run_dir(self, stage: str) -> Path:
+        return Path((self.run_dirs or RUN_DIRS)[stage])
+
+    def final(self, stage: str) -> Path:
+        if self.finals is None and self.run_dirs is not None:  # tests: keep everything in the run folders
+            return self.run_dir(stage) / "final.pt"
+        return Path((self.finals or FINALS)[stage])
+
+
+# ---------------------------------------------------------------------------- settings and setup
+def merged_params(paths: list[str | Path] | None = None) -> dict[str, Any]:
+    """``params.yaml`` (or the given files, later ones overriding earlier ones group by group, deep-merged)."""
+    files = [Path(p) for p in (paths or ["params.yaml"])]
+    out: dict[str, Any] = {}
+    for f in files:
+        _deep_merge(out, load_params(f))
+    return out
+
+
+def _deep_merge(dst: dict, src: dict) -> None:
+    for k, v in src.items():
+        if isinstance(v, dict) and isinstance(dst.get(k), dict):
+            _deep_merge(dst[k], v)
+        else:
+            dst[k] = v
+
+
+@dataclass
+class Context:
+    """Everything a training stage needs, built once by :func:`setup`."""
+
+    params: dict
+    train: TrainSettings
+    render: RenderSettings
+    data: DataSettings
+    model: FaceModel
+    renderer: FaceRenderer
+    perceptual: PerceptualNet | None
+    train_set: FaceImageFolder
+    plain_set: FaceImageFolder
+    train_indices: list[int]
+    val_set: FaceImageFolder
+    val_indices: list[int]
+    info: D.DistInfo
+    digests: dict[str, str]
+    paths: Paths
+
+    @property
+    def device(self) -> torch.device:
+        return self.info.device
+
+    def face_region(self) -> torch.Tensor | None:
+        r = self.model.regions.get("face")
+        return None if r is None else r.to(self.device)
+
+
+def load_perceptual(ts: TrainSettings) -> PerceptualNet | None:
+    """The frozen face-recognition network of ``train.identity`` (``None`` for ``"none"``)."""
+    if ts.identity == "none":
+        return None
+    if not ts.identity_path:
+        raise InputFileError("params.yaml", f"train.identity is {ts.identity!r} but train.identity_path is empty",
+                             "name the checkpoint or set train.identity: none")
+    if ts.identity == "arcface":
+        return PerceptualNet.from_arcface(ts.identity_path, ts.identity_arch)
+    from focus.idnet.network import load_identity_net
+
+    return load_identity_net(ts.identity_path)
+
+
+def setup(params: dict, paths: Paths = Paths(), need_perceptual: bool = True) -> Context:
+    """Read the settings, the face model and the data; set threads, device and DDP."""
+    ts = from_dict(TrainSettings, params.get("train"), "params.yaml:train")
+    rs = from_dict(RenderSettings, params.get("render"), "params.yaml:render")
+    if ts.image_size is not None and ts.image_size != rs.image_size:
+        rs = replace(rs, image_size=int(ts.image_size))
+    ds = from_dict(DataSettings, params.get("data"), "params.yaml:data")
+    ds = replace(ds, crop_size=rs.image_size)
+    info = D.setup(ts.device)
+    threads = resolve_threads(ts.num_threads, info.world_size)
+    if threads > 0:
+        torch.set_num_threads(threads)
+    log.info("torch threads: %d (train.num_threads = %d; load average %s)", torch.get_num_threads(), ts.num_threads,
+             _loadavg())
+    torch.manual_seed(ts.seed)
+    model = load_face_model(ts.facemodel).to(info.device)
+    renderer = FaceRenderer(model, rs).to(info.device)
+    perceptual = load_perceptual(ts) if need_perceptual else None
+    if perceptual is not None:
+        perceptual = perceptual.to(info.device)
+    template = template_from_model(model, rs.image_size, rs.distance, rs.focal_at_224)
+    train_set = FaceImageFolder(ts.data, template, ds, augment=ts.augment, seed=ts.seed)
+    plain_set = FaceImageFolder(ts.data, template, ds, augment=False, seed=ts.seed)
+    if ts.val_data:
+        val_set = FaceImageFolder(ts.val_data, template, ds, augment=False, seed=ts.seed)
+        train_idx, val_idx = list(range(len(train_set))), list(range(len(val_set)))
+    else:
+        val_set = plain_set
+        train_idx, val_idx = split_indices(len(train_set), ts.val_count)
+    digests = {
+        "facemodel": file_digest(ts.facemodel),
+        "landmarks": file_digest(Path(ts.data) / "landmarks.csv"),
+        "truth": file_digest(Path(ts.data) / "truth.npz"),
+        "identity": file_digest(ts.identity_path) if ts.identity != "none" else "none",
+    }
+    return Context(params, ts, rs, ds, model, renderer, perceptual, train_set, plain_set, train_idx, val_set, val_idx,
+                   info, digests, paths)
+
+
+def _loadavg() -> str:
+    import os
+
+    return "%.2f" % os.getloadavg()[0] if hasattr(os, "getloadavg") else "n/a"
+
+
+def idle_cores(interval: float = 0.5) -> float | None:
+    """How many cores were idle over the next ``interval`` seconds (from ``/proc/stat``; ``None``
+    where that is not available). Unlike the load average this does not lag behind by a minute
+    (a stage that starts right after another would otherwise see the previous stage's load)."""
+    import os
+    import time as _time
+
+    def sample():
+        with open("/proc/stat", encoding="ascii") as f:
+            vals = [int(v) for v in f.readline().split()[1:]]
+        return vals[3] + (vals[4] if len(vals) > 4 else 0), sum(vals)
+
+    try:
+        i0, t0 = sample()
+        _time.sleep(interval)
+        i1, t1 = sample()
+    except (OSError, ValueError, IndexError):
+        return None
+    if t1 <= t0:
+        return None
+    return (os.cpu_count() or 1) * (i1 - i0) / (t1 - t0)
+
+
+def resolve_threads(setting: int, world_size: int = 1) -> int:
+    """Threads per process for ``train.num_threads`` (see :class:`TrainSettings`); 0 = leave as is.
+
+    ``-1`` (auto): the idle cores when the stage starts (:func:`idle_cores`, else ``cpu_count -
+    load average``), rounded, at least 1, shared among the ``world_size`` processes.
+    """
+    import os
+
+    if setting >= 0:
+        return setting
+    cores = os.cpu_count() or 1
+    free = idle_cores()
+    if free is None:
+        free = cores - (os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0)
+    return max(1, min(cores, int(free + 0.5)) // max(1, world_size))
+
+
+def _fingerprint(ctx: Context, stage: str, stage_settings: Any, inputs: dict[str, str], drop: tuple[str, ...] = ()) -> str:
+    train = {k: v for k, v in settings_dict(ctx.train).items() if k not in OPERATIONAL_KEYS}
+    own = {k: v for k, v in settings_dict(stage_settings).items() if k not in drop}
+    return fingerprint({"stage": stage, "train": train, "own": own, "render": settings_dict(ctx.render),
+                        "data": settings_dict(ctx.data), "digests": ctx.digests, "inputs": inputs,
+                        "world_size": ctx.info.world_size, "n_train": len(ctx.train_indices)})
+
+
+def build_encoder(ctx: Context) -> ReconstructionEncoder:
+    torch.manual_seed(ctx.train.seed)
+    return ReconstructionEncoder(ctx.renderer.layout, ctx.train.encoder).to(ctx.device)
+
+
+def build_unet(ctx: Context) -> SegmentationUNet:
+    torch.manual_seed(ctx.train.seed + 1)
+    return SegmentationUNet(ctx.train.unet).to(ctx.device)
+
+
+def _meta(ctx: Context) -> dict[str, Any]:
+    """What a reader needs to rebuild the networks of a checkpoint (:func:`load_trained`)."""
+    lay = ctx.renderer.layout
+    return {"format": CHECKPOINT_FORMAT, "layout": [lay.n_id, lay.n_exp, lay.n_albedo],
+            "encoder_settings": settings_dict(ctx.train.encoder), "unet_settings": settings_dict(ctx.train.unet),
+            "render_settings": settings_dict(ctx.render), "data_settings": settings_dict(ctx.data),
+            "facemodel": ctx.train.facemodel}
+
+
+def load_trained(path: str | Path, device: str | torch.device = "cpu") -> tuple[ReconstructionEncoder, SegmentationUNet | None, dict]:
+    """``(encoder, unet or None, checkpoint)`` from a stage's final file (``models/focus.pt``, ...)
+    or a ``round_XX.pt`` snapshot, both networks in eval mode on ``device``."""
+    from focus.coeffs import CoeffLayout
+    from focus.nets.encoder import EncoderSettings
+    from focus.nets.unet import UNetSettings
+
+    path = Path(path)
+    ckpt = load_checkpoint(path)
+    if ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise InputFileError(path, "not a FOCUS training checkpoint", "use models/focus.pt or checkpoints/em/round_XX.pt")
+    layout = CoeffLayout(*ckpt["layout"])
+    enc = ReconstructionEncoder(layout, from_dict(EncoderSettings, ckpt["encoder_settings"], str(path)))
+    enc.load_state_dict(ckpt["nets"]["encoder"])
+    unet = None
+    if "unet" in ckpt["nets"]:
+        unet = SegmentationUNet(from_dict(UNetSettings, ckpt["unet_settings"], str(path)))
+        unet.load_state_dict(ckpt["nets"]["unet"])
+        unet = unet.to(device).eval()
+    return enc.to(device).eval(), unet, ckpt
+
+
+def _validation(ctx: Context):
+    """A ``validate(phase, encoder, unet)`` function on the held-out images (loaded once, rank 0)."""
+    if not ctx.info.is_main:
+        return None
+    truth = read_truth(ctx.val_set.root, [ctx.val_set.names[i] for i in ctx.val_indices])
+    vs = load_validation_set(ctx.val_set, ctx.val_indices, truth).to(ctx.device)
+    if vs.true_id is None:
+        log.warning("%s has no truth.npz with identity coefficients: no shape error in validation", ctx.val_set.root)
+    region = ctx.face_region()
+
+    def run(encoder, unet=None) -> dict:
+        t0 = time.perf_counter()
+        res = evaluate(encoder, ctx.renderer, vs, unet=unet, batch_size=ctx.train.val_batch_size, face_region=region)
+        res["seconds"] = time.perf_counter() - t0
+        return res
+
+    return run
+
+
+def _write_stage_report(ctx: Context, stage: str, trainer: Trainer, seconds: float, extra: dict | None = None) -> None:
+    if not ctx.info.is_main:
+        return
+    write_records(ctx.paths.reports / f"{stage}_metrics.json", trainer.records, {
+        "stage": stage, "seconds": seconds, "nonfinite_skipped": trainer.nonfinite_total,
+        "resumed_from": trainer.resumed_from, "world_size": ctx.info.world_size, **(extra or {})})
+
+
+def _clean_run_dir(run_dir: Path, keep_last: bool) -> None:
+    """Remove stale checkpoints (from other settings) before a fresh start."""
+    if not run_dir.is_dir():
+        return
+    for p in run_dir.glob("*.pt"):
+        if keep_last and p.name == LAST:
+            continue
+        p.unlink()
+
+
+def _prepare_trainer(ctx: Context, trainer: Trainer, n_phases: int) -> None:
+    """Resume if possible (a state of the same fingerprint within ``n_phases``), else start clean."""
+    resumed = trainer.try_resume(max_phase_index=n_phases)
+    if not resumed and ctx.info.is_main:
+        _clean_run_dir(trainer.run_dir, keep_last=False)
+    D.barrier(ctx.info)
+
+
+# ---------------------------------------------------------------------------- stage 1: init
+def run_init(params: dict, paths: Paths = Paths()) -> list[dict]:
+    """Unsupervised initialisation of the encoder (method.md 3.1)."""
+    t0 = time.perf_counter()
+    ctx = setup(params, paths)
+    st = from_dict(InitSettings, params.get("init"), "params.yaml:init")
+    encoder = build_encoder(ctx)
+    run_dir = paths.run_dir("init")
+    fp = _fingerprint(ctx, "init", st, {})
+    trainer = Trainer("init", {"encoder": encoder}, {"encoder": st.optim}, ctx.train, run_dir,
+                      paths.reports / "init", fp, ctx.info, extra_state=_meta(ctx))
+    _prepare_trainer(ctx, trainer, 1)
+
+    def objective(b):
+        thr = st.threshold_at(trainer.net_steps["encoder"])
+        w = st.weights if thr == st.weights.threshold else replace(st.weights, threshold=thr)
+        loss, terms = S.init_objective(trainer.module("encoder"), ctx.renderer, ctx.perceptual, b, w)
+        return loss, {**terms, "threshold": torch.tensor(thr)}
+
+    phases = [Phase("init", "encoder", st.steps, objective, ctx.train_set, ctx.train_indices)]
+    val = _validation(ctx)
+    trainer.run(phases, (lambda ph: val(encoder)) if val else None)
+    # always (also when a finished run was only resumed: DVC removes the non-persistent output)
+    trainer.save_snapshot(str(paths.final("init").resolve()), phases[-1])
+    _write_stage_report(ctx, "init", trainer, time.perf_counter() - t0)
+    return trainer.records
+
+
+# ---------------------------------------------------------------------------- stage 2: pseudo masks + U-Net
+def run_pretrain_seg(params: dict, paths: Paths = Paths()) -> list[dict]:
+    """Pseudo masks from the initialised encoder and U-Net pre-training with BCE (method.md 3.2)."""
+    t0 = time.perf_counter()
+    ctx = setup(params, paths, need_perceptual=False)
+    st = from_dict(PretrainSegSettings, params.get("pretrain_seg"), "params.yaml:pretrain_seg")
+    init_path = paths.final("init")
+    encoder, _, _ = load_trained(init_path, ctx.device)
+    unet = build_unet(ctx)
+    fp = _fingerprint(ctx, "pretrain_seg", st, {"init": file_digest(init_path)})
+    mask_dir = paths.pseudo_masks
+    summary = {}
+    if ctx.info.is_main:
+        summary = write_pseudo_masks(encoder, ctx.renderer, ctx.plain_set, ctx.train_indices, mask_dir,
+                                     ctx.train.val_batch_size, ctx.device, progress=ctx.train.progress)
+        log.info("pseudo masks: %s", summary)
+    D.barrier(ctx.info)
+    trainer = Trainer("pretrain_seg", {"encoder": encoder, "unet": unet}, {"unet": st.optim}, ctx.train,
+                      paths.run_dir("pretrain_seg"), paths.reports / "pretrain_seg", fp, ctx.info, extra_state=_meta(ctx))
+    _prepare_trainer(ctx, trainer, 1)
+    data = PseudoMaskDataset(ctx.plain_set, mask_dir)
+    objective = lambda b: S.pretrain_seg_objective(trainer.module("unet"), encoder, ctx.renderer, b)  # noqa: E731
+    phases = [Phase("pretrain_seg", "unet", st.steps, objective, data, ctx.train_indices)]
+    val = _validation(ctx)
+    trainer.run(phases, (lambda ph: val(encoder, unet)) if val else None)
+    trainer.save_snapshot(str(paths.final("pretrain_seg").resolve()), phases[-1])
+    _write_stage_report(ctx, "pretrain_seg", trainer, time.perf_counter() - t0, {"pseudo_masks": summary})
+    return trainer.records
+
+
+# ---------------------------------------------------------------------------- stage 3: EM
+def em_phases(ctx: Context, st: EMSettings, trainer: Trainer, encoder, unet) -> list[Phase]:
+    """Per round: ``r{k}/seg`` (U-Net, encoder frozen) then ``r{k}/rec`` (encoder, U-Net frozen)."""
+    def seg(b):
+        return S.segmentation_objective(trainer.module("unet"), encoder, ctx.renderer, ctx.perceptual, b, st.seg_weights)
+
+    def rec(b):
+        return S.reconstruction_objective(trainer.module("encoder"), unet, ctx.renderer, ctx.perceptual, b,
+                                          st.rec_weights, st.grad_through_unet)
+
+    phases = []
+    for r in range(1, st.rounds + 1):
+        phases.append(Phase(f"r{r}/seg", "unet", st.seg_steps, seg, ctx.train_set, ctx.train_indices, round=r,
+                            freeze_batchnorm=st.freeze_batchnorm))
+        phases.append(Phase(f"r{r}/rec", "encoder", st.rec_steps, rec, ctx.train_set, ctx.train_indices, round=r,
+                            snapshot=f"round_{r:02d}.pt", freeze_batchnorm=st.freeze_batchnorm))
+    return phases
+
+
+def run_em(params: dict, paths: Paths = Paths()) -> list[dict]:
+    """``em.rounds`` EM rounds from the pre-trained networks (method.md 3.3, 3.4)."""
+    t0 = time.perf_counter()
+    ctx = setup(params, paths)
+    st = from_dict(EMSettings, params.get("em"), "params.yaml:em")
+    start_path = paths.final("pretrain_seg")
+    run_dir = paths.run_dir("em")
+    # ``rounds`` is left out of the fingerprint: rounds 1..k are the same whatever the total, so
+    # asking for more rounds continues a finished run.
+    fp = _fingerprint(ctx, "em", st, {"start": file_digest(start_path)}, drop=("rounds",))
+    encoder, unet, _ = load_trained(start_path, ctx.device)
+    if unet is None:
+        raise InputFileError(start_path, "has no U-Net", "run the pretrain_seg stage")
+    trainer = Trainer("em", {"encoder": encoder, "unet": unet}, {"encoder": st.encoder_optim, "unet": st.unet_optim},
+                      ctx.train, run_dir, paths.reports / "em", fp, ctx.info, extra_state=_meta(ctx))
+    _prepare_trainer(ctx, trainer, 2 * st.rounds)
+    phases = em_phases(ctx, st, trainer, encoder, unet)
+    if ctx.info.is_main:  # snapshots of rounds beyond the asked number are stale
+        for p in run_dir.glob("round_*.pt"):
+            if int(p.stem.split("_")[1]) > st.rounds:
+                p.unlink()
+    val = _validation(ctx)
+    trainer.run(phases, (lambda ph: val(encoder, unet)) if val else None)
+    if ctx.info.is_main:
+        src = run_dir / f"round_{st.rounds:02d}.pt" if st.rounds > 0 else start_path
+        final = paths.final("em")
+        final.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(final, suffix=".pt") as tmp:
+            shutil.copyfile(src, tmp)
+        _write_em_report(ctx, trainer, st, time.perf_counter() - t0)
+    D.barrier(ctx.info)
+    return trainer.records
+
+
+def _write_em_report(ctx: Context, trainer: Trainer, st: EMSettings, seconds: float) -> None:
+    from focus.train.report import em_summary, plot_em_rounds
+    from focus.train.validation import read_records
+
+    reports = ctx.paths.reports
+    before = []
+    for stage in ("init", "pretrain_seg"):
+        path = reports / f"{stage}_metrics.json"
+        try:
+            before += read_records(path)
+        except InputFileError:
+            log.warning("%s missing: the EM report lacks the %s record", path, stage)
+    records = before + trainer.records
+    summary = em_summary(records)
+    write_json_atomic(reports / "em_metrics.json", {
+        "stage": "em", "rounds": st.rounds, "seconds": seconds, "nonfinite_skipped": trainer.nonfinite_total,
+        "resumed_from": trainer.resumed_from, "world_size": ctx.info.world_size, "summary": summary, "records": records})
+    plot_em_rounds(records, reports / "em_rounds.png")
+
+
+__all__ = ["Context", "Paths", "load_perceptual", "load_trained", "merged_params", "run_em", "run_init",
+           "run_pretrain_seg", "setup"]

@@ -1,0 +1,106 @@
+"""The objective of one training step of each FOCUS phase, on one batch (method.md, section 3).
+
+Every function takes the networks explicitly and returns ``(loss, terms)`` where ``terms`` holds
+the unweighted loss terms (and ``"total"``), detached, for logging. Which networks are trained
+or frozen (``requires_grad``, train / eval mode) is the caller's business
+(:mod:`focus.train.trainer`); these functions only decide where gradients may flow:
+
+* :func:`init_objective` -- ``L_init`` of the encoder (robust likelihood, ``L_id``, ``L_lm``, ``L_reg``).
+* :func:`segment` -- the U-Net on the render clamped to [0, 1] (every caller uses it).
+* :func:`pretrain_seg_objective` -- BCE of the U-Net against the pseudo masks; the render comes
+  from the frozen initialised encoder (no gradient).
+* :func:`segmentation_objective` -- ``L_S`` of the U-Net; render from the frozen encoder (no gradient).
+* :func:`reconstruction_objective` -- ``L_E`` of the encoder; ``M = S(R, I)`` from the current
+  render, with gradients reaching the encoder through the U-Net's input when
+  ``grad_through_unet`` (as in the authors' code), else ``M`` is detached.
+
+Batches are dicts as :class:`focus.data.FaceImageFolder` yields them: ``image`` ``(B, 3, S, S)``
+in [0, 1], ``landmarks`` ``(B, 68, 2)`` crop pixels; pre-training batches also hold
+``pseudo_mask`` ``(B, 1, S, S)``.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import Tensor, nn
+
+from focus import losses as L
+from focus.coeffs import Coeffs
+from focus.render.renderer import FaceRenderer, RenderOutput
+
+
+def predict(encoder: Callable[[Tensor], Tensor], renderer: FaceRenderer, image: Tensor) -> tuple[Coeffs, RenderOutput]:
+    """Encode ``(B, 3, S, S)`` images and render the prediction: ``(coeffs, render output)``."""
+    x = encoder(image)
+    coeffs = renderer.split(x)
+    return coeffs, renderer(coeffs)
+
+
+def segment(unet: Callable[[Tensor, Tensor], Tensor], render: Tensor, image: Tensor) -> Tensor:
+    """``M = S(R, I)`` with the render clamped to [0, 1] (the U-Net's input is an image, method.md 2).
+
+    The renderer does not clamp (shading can leave [0, 1], and a badly predicted face can render
+    far outside it, e.g. -14 under a negative light); such values in a batch distort the U-Net's
+    BatchNorm statistics, so the segmentation always sees the clamped render. Gradients flow
+    through the clamp where the render is inside [0, 1].
+    """
+    return unet(render.clamp(0.0, 1.0), image)
+
+
+def init_objective(encoder: nn.Module, renderer: FaceRenderer, perceptual: nn.Module | None, batch: dict,
+                   weights: L.InitLossWeights) -> tuple[Tensor, dict[str, Tensor]]:
+    """``L_init`` on one batch (method.md 3.1)."""
+    image, lms = batch["image"], batch["landmarks"]
+    coeffs, out = predict(encoder, renderer, image)
+    return L.init_loss(image, out.image, out.mask, lms, out.landmarks, coeffs, perceptual, weights)
+
+
+@torch.no_grad()
+def frozen_render(encoder: nn.Module, renderer: FaceRenderer, image: Tensor) -> RenderOutput:
+    """Render of a frozen encoder's prediction, without gradient (segmentation phases)."""
+    return predict(encoder, renderer, image)[1]
+
+
+def pretrain_seg_objective(unet: nn.Module, encoder: nn.Module, renderer: FaceRenderer, batch: dict
+                           ) -> tuple[Tensor, dict[str, Tensor]]:
+    """Plain BCE of ``M = S(R, I)`` against the stored pseudo masks ``z`` (method.md 3.2).
+
+    The BCE runs over the whole image: outside the rendered face ``z = 0``, so the U-Net also
+    learns to call the background an outlier (harmless: ``V = m_r M`` ignores it).
+    """
+    image = batch["image"]
+    render = frozen_render(encoder, renderer, image).image
+    seg = segment(unet, render, image)
+    loss = L.bce_loss(seg, batch["pseudo_mask"])
+    return loss, {"bce": loss.detach(), "total": loss.detach()}
+
+
+def segmentation_objective(unet: nn.Module, encoder: nn.Module, renderer: FaceRenderer, perceptual: nn.Module | None,
+                           batch: dict, weights: L.SegmentationLossWeights) -> tuple[Tensor, dict[str, Tensor]]:
+    """``L_S`` on one batch (method.md 3.4); the encoder is frozen (its render carries no gradient)."""
+    image, lms = batch["image"], batch["landmarks"]
+    out = frozen_render(encoder, renderer, image)
+    seg = segment(unet, out.image, image)
+    return L.segmentation_loss(image, out.image, out.mask, seg, lms, out.landmarks, perceptual, weights)
+
+
+def reconstruction_objective(encoder: nn.Module, unet: nn.Module, renderer: FaceRenderer, perceptual: nn.Module | None,
+                             batch: dict, weights: L.ReconstructionLossWeights, grad_through_unet: bool = True
+                             ) -> tuple[Tensor, dict[str, Tensor]]:
+    """``L_E`` on one batch (method.md 3.3); the U-Net is frozen by the caller (eval mode, no grad
+    for its parameters). With ``grad_through_unet`` the mask is a differentiable function of the
+    render, else it is computed from a detached render and carries no gradient."""
+    image, lms = batch["image"], batch["landmarks"]
+    coeffs, out = predict(encoder, renderer, image)
+    if grad_through_unet:
+        seg = segment(unet, out.image, image)
+    else:
+        with torch.no_grad():
+            seg = segment(unet, out.image.detach(), image)
+    return L.reconstruction_loss(image, out.image, out.mask, seg, lms, out.landmarks, coeffs, perceptual, weights)
+
+
+__all__ = ["frozen_render", "init_objective", "segment", "predict", "pretrain_seg_objective", "reconstruction_objective",
+           "segmentation_objective"]

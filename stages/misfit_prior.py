@@ -1,0 +1,8 @@
+"""DVC stage `misfit_prior`: see focus.eval.pipeline."""
+
+import sys
+
+from focus.eval.cli import stage_main
+
+if __name__ == "__main__":
+    sys.exit(stage_main("misfit_prior"))
