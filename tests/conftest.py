@@ -18,6 +18,16 @@ def _seed_and_threads() -> None:
 
 
 @pytest.fixture
+def one_thread():
+    """One torch thread for the test (tiny workloads only lose from thread synchronisation on a
+    shared machine); the previous count is restored afterwards."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture
 def ict_dir() -> Path:
     if not ICT_DIR.exists():
         pytest.skip(f"ICT-FaceKit subset not found at {ICT_DIR}")

@@ -28,12 +28,7 @@ FACE_FILES = ("crop.png", "render.png", "outlier_crop.png", "outlier.png", "face
               "posed.obj", "neutral.obj", "now/posed.obj", "now/posed.npy", "now/neutral.obj", "now/neutral.npy")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

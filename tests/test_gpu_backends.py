@@ -44,9 +44,24 @@ def _edge_distances(screen: torch.Tensor, tri: torch.Tensor, b: torch.Tensor, t:
     return (cross * torch.sign(area)[:, None] / e.norm(dim=-1)).amin(1)
 
 
-def _only_ties_differ(screen, tri, ids_a, ids_b, tol: float = 0.1) -> bool:
+def _depth_at(screen: torch.Tensor, tri: torch.Tensor, b: torch.Tensor, t: torch.Tensor, pts: torch.Tensor):
+    """``(N,)`` camera depth of triangles ``t`` of images ``b`` at screen points ``pts``
+    (``1/z`` is affine in screen space)."""
+    c = screen[b[:, None], tri[t]].double()  # (N, 3, 3): u, v, z
+    p0, p1, p2 = c[:, 0, :2], c[:, 1, :2], c[:, 2, :2]
+    area = (p1[:, 0] - p0[:, 0]) * (p2[:, 1] - p0[:, 1]) - (p1[:, 1] - p0[:, 1]) * (p2[:, 0] - p0[:, 0])
+    q = pts.double()
+    l1 = ((q[:, 0] - p0[:, 0]) * (p2[:, 1] - p0[:, 1]) - (q[:, 1] - p0[:, 1]) * (p2[:, 0] - p0[:, 0])) / area
+    l2 = ((p1[:, 0] - p0[:, 0]) * (q[:, 1] - p0[:, 1]) - (p1[:, 1] - p0[:, 1]) * (q[:, 0] - p0[:, 0])) / area
+    inv_z = (1 - l1 - l2) / c[:, 0, 2] + l1 / c[:, 1, 2] + l2 / c[:, 2, 2]
+    return 1.0 / inv_z
+
+
+def _only_ties_differ(screen, tri, ids_a, ids_b, tol: float = 0.1, depth_rtol: float = 1e-3) -> bool:
     """Where the triangle ids differ, the pixel centre must lie within ``tol`` pixels of an edge
-    of the triangle(s) involved (a tie of the fill rules / snapping grids, not a wrong choice)."""
+    of the triangle(s) involved (a tie of the fill rules / snapping grids, not a wrong choice), or
+    both triangles must cover it at depths equal to ``depth_rtol`` (a depth tie where random
+    triangles intersect: nvdiffrast compares depth with less precision than float32)."""
     b, i, j = torch.nonzero(ids_a != ids_b, as_tuple=True)
     if b.numel() == 0:
         return True
@@ -64,7 +79,13 @@ def _only_ties_differ(screen, tri, ids_a, ids_b, tol: float = 0.1) -> bool:
         d = torch.full(t.shape, float("inf"), dtype=torch.float64, device=t.device)
         d[has] = _edge_distances(screen, tri, b[has], t[has], pts[has])
         near |= has & (d.abs() < tol)
-    return bool((ok & near).all())
+    both = (ta >= 0) & (tb >= 0)
+    depth_tie = torch.zeros_like(ok)
+    if bool(both.any()):
+        za = _depth_at(screen, tri, b[both], ta[both], pts[both])
+        zb = _depth_at(screen, tri, b[both], tb[both], pts[both])
+        depth_tie[both] = (za - zb).abs() <= depth_rtol * torch.minimum(za, zb)
+    return bool((ok & (near | depth_tie)).all())
 
 
 @needs_cuda

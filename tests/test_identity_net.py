@@ -78,13 +78,7 @@ TINY_DATA = IdentityDataSettings(batch_size=32, occlusion_prob=0.2, target_compo
 TINY_NET = IdentityNetSettings(crop_size=28, layers=(1, 1, 1, 1), base_width=8, embedding_dim=32)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One torch thread: two threads on a loaded 2-core machine are several times slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -27,13 +27,7 @@ from train_fixtures import make_tiny_folder, tiny_face_model, tiny_params
 SIZE = 32
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One thread: these tiny workloads only lose from thread synchronisation on a shared machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

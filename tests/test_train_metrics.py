@@ -128,3 +128,18 @@ def test_em_summary_targets():
     assert s["targets_met"] is True
     recs[-1]["shape_mm_occluded"] = 2.8
     assert em_summary(recs)["targets_met"] is False
+
+
+def test_coefficient_correlation_tracks_and_ignores() -> None:
+    g = torch.Generator().manual_seed(0)
+    truth = torch.randn(50, 12, generator=g)
+    assert M.coefficient_correlation(2.0 * truth + 1.0, truth) == pytest.approx(1.0)
+    assert M.coefficient_correlation(-truth, truth) == pytest.approx(-1.0)
+    const = torch.ones(50, 12) * 3.0  # a constant prediction: no correlation, whatever its offset
+    assert M.coefficient_correlation(const, truth) == 0.0
+    noise = torch.randn(50, 12, generator=g)
+    assert abs(M.coefficient_correlation(noise, truth)) < 0.2
+    assert M.coefficient_correlation(truth[:2], truth[:2]) is None
+    # only the first k coefficients count
+    mixed = torch.cat([truth[:, :3], noise[:, 3:]], 1)
+    assert M.coefficient_correlation(mixed, truth, k=3) == pytest.approx(1.0)

@@ -43,6 +43,7 @@ from focus.apps.detect import CsvLandmarks, Face, FaceDetector
 from focus.apps.photos import DEFAULT_MAX_MEGAPIXELS, InputImage, find_images, read_photo, unique_stems
 from focus.data.alignment import AlignmentTemplate, estimate_alignment, five_points, warp_to_crop
 from focus.data.dataset import DataSettings
+from focus.devices import resolve_device as _resolve_device
 from focus.errors import FocusError, InputFileError
 from focus.facemodel.model import FaceModel, load_face_model
 from focus.io_utils import write_json_atomic
@@ -105,12 +106,7 @@ class FocusModel:
 
 def resolve_device(device: str = "auto") -> torch.device:
     """``"auto"`` -> CUDA when available, else CPU; anything else as given (CUDA checked)."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise FocusError(f"device {device!r} asked for, but CUDA is not available; use --device cpu")
-    return dev
+    return _resolve_device(device, "--device", "use --device cpu")
 
 
 def _find_facemodel(recorded: str, checkpoint: Path) -> Path | None:

@@ -363,7 +363,8 @@ def _now_curves(scores_dir: Path, order: list[str], out_dir: Path, available: di
             if ch in curves[k]:
                 x, y = curves[k][ch]
                 style = "-" if not k.startswith("focus_round") else ":"
-                ax.plot(x, y, style, label=k, linewidth=2.0 if k in ("focus", "focus_prior") else 1.2)
+                ax.plot(x, y, style, label=k, color=f"C{order.index(k) % 10}",
+                        linewidth=2.0 if k in ("focus", "focus_prior") else 1.2)
         ax.set_xlim(0, 8)
         ax.set_ylim(0, 100)
         ax.grid(alpha=0.3)

@@ -32,7 +32,8 @@ from tqdm import tqdm
 
 from focus.data import DataSettings, FaceImageFolder, template_from_model
 from focus.data.alignment import AlignmentTemplate
-from focus.errors import FocusError, InputFileError
+from focus.devices import resolve_device as _resolve_device
+from focus.errors import InputFileError
 from focus.facemodel.model import FaceModel, load_face_model
 from focus.nets.encoder import ReconstructionEncoder
 from focus.nets.unet import SegmentationUNet
@@ -72,12 +73,7 @@ class EvalModel:
 
 def resolve_device(device: str = "cpu") -> torch.device:
     """``"auto"`` -> CUDA when available, else CPU; anything else as given (CUDA checked)."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise FocusError(f"eval.device is {device!r} but CUDA is not available; set eval.device: cpu")
-    return dev
+    return _resolve_device(device, "eval.device", "set eval.device: cpu")
 
 
 def load_eval_model(checkpoint: str | Path, facemodel: str | Path | FaceModel, data: DataSettings = DataSettings(),

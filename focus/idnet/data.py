@@ -26,7 +26,6 @@ function of the seed. Crops are kept in memory as ``uint8`` (3,000 crops at 56 p
 
 from __future__ import annotations
 
-import multiprocessing as mp
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -36,6 +35,7 @@ from tqdm import tqdm
 
 from focus.coeffs import CoeffLayout
 from focus.nets.face_align import align_faces
+from focus.parallel import close_pool, spawn_pool
 from focus.render.renderer import FaceRenderer, RenderSettings
 from focus.synth.appearance import sample_appearance
 from focus.synth.backgrounds import photo_pool, sample_background
@@ -281,18 +281,12 @@ class CropMaker:
         self._pool = None
 
     def __enter__(self) -> "CropMaker":
-        if self.s.workers > 0:
-            self._pool = mp.get_context("spawn").Pool(int(self.s.workers), initializer=_init_worker, initargs=self.args)
+        self._pool = spawn_pool(int(self.s.workers), _init_worker, self.args)
         return self
 
     def __exit__(self, *exc) -> None:
-        if self._pool is not None:
-            if exc[0] is not None:
-                self._pool.terminate()
-            else:
-                self._pool.close()
-            self._pool.join()
-            self._pool = None
+        close_pool(self._pool, failed=exc[0] is not None)
+        self._pool = None
 
     def identities(self, rng: np.random.Generator, n: int) -> Identities:
         return sample_identities(rng, self.layout, n, self.synth)

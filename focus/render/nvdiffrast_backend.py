@@ -40,6 +40,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import math
+import sys
 
 import torch
 from torch import Tensor
@@ -62,15 +63,37 @@ def _dr():
     return dr
 
 
+def _make_plugin_importable(exc: ModuleNotFoundError) -> bool:
+    """Work around nvdiffrast 0.3.3 with PyTorch >= 2.x: its plugin builds into PyTorch's extension
+    folder, but newer PyTorch no longer puts that folder on ``sys.path``, so nvdiffrast's final
+    ``importlib.import_module(plugin_name)`` fails right after a successful build. Put the folder
+    on the path (once) so the retry imports the built plugin; False if ``exc`` is something else."""
+    name = getattr(exc, "name", None) or ""
+    if not name.startswith("nvdiffrast_plugin"):
+        return False
+    from torch.utils import cpp_extension
+
+    build_dir = cpp_extension._get_build_directory(name, False)
+    if build_dir in sys.path:
+        return False
+    sys.path.append(build_dir)
+    return True
+
+
 @functools.lru_cache(maxsize=None)
 def _context_or_error(device_index: int):
     """One ``RasterizeCudaContext`` per CUDA device (creating one compiles / loads the plugin), or
     the exception that creating it raised (cached, so a failed plugin build is not retried on
     every call)."""
-    try:
-        return _dr().RasterizeCudaContext(device=torch.device("cuda", device_index))
-    except Exception as exc:  # noqa: BLE001 - build / driver problems of an optional extra
-        return exc
+    for _ in range(2):
+        try:
+            return _dr().RasterizeCudaContext(device=torch.device("cuda", device_index))
+        except ModuleNotFoundError as exc:
+            if not _make_plugin_importable(exc):
+                return exc
+        except Exception as exc:  # noqa: BLE001 - build / driver problems of an optional extra
+            return exc
+    return RuntimeError("nvdiffrast's plugin was built but cannot be imported")
 
 
 def _context(device_index: int):

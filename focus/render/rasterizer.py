@@ -56,6 +56,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from focus.render.grad import contiguous_grad
+
 SUBPIXEL_BITS = 8
 _SUB = float(1 << SUBPIXEL_BITS)
 _HALF = _SUB / 2.0
@@ -67,23 +69,6 @@ DEFAULT_NEAR = 10.0
 MAX_CANDIDATES = 1 << 20
 
 BACKENDS = ("auto", "torch", "nvdiffrast")
-
-
-class _ContiguousGrad(torch.autograd.Function):
-    """Identity whose backward makes the incoming gradient contiguous (CPU gathers / scatters and
-    elementwise kernels on strided gradients are many times slower)."""
-
-    @staticmethod
-    def forward(ctx, x: Tensor) -> Tensor:  # noqa: D102
-        return x.view_as(x)
-
-    @staticmethod
-    def backward(ctx, grad: Tensor) -> Tensor:  # noqa: D102
-        return grad.contiguous()
-
-
-def _contiguous_grad(x: Tensor) -> Tensor:
-    return _ContiguousGrad.apply(x) if x.requires_grad else x
 
 
 @dataclass(frozen=True)
@@ -374,7 +359,7 @@ def _gather_channels(values: Tensor, index: Tensor) -> Tensor:
     (its backward is a flat ``index_add``, much faster on the CPU than gathers of small rows)."""
     C, N = values.shape
     flat = index[None, :] + (torch.arange(C, device=index.device) * N)[:, None]
-    return _contiguous_grad(values.reshape(-1).index_select(0, flat.reshape(-1)).view(C, -1))
+    return contiguous_grad(values.reshape(-1).index_select(0, flat.reshape(-1)).view(C, -1))
 
 
 def _scatter_channels(values: Tensor, index: Tensor, size: int) -> Tensor:

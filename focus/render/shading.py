@@ -31,28 +31,13 @@ import math
 import torch
 from torch import Tensor
 
+from focus.render.grad import contiguous_grad
+
 SH_BAND_FACTORS = (math.pi, 2.0 * math.pi / math.sqrt(3.0), 2.0 * math.pi / math.sqrt(8.0))
 SH_CONSTANTS = (1.0 / math.sqrt(4.0 * math.pi), math.sqrt(3.0) / math.sqrt(4.0 * math.pi),
                 3.0 * math.sqrt(5.0) / math.sqrt(12.0 * math.pi))
 N_SH_PER_CHANNEL = 9
 DEFAULT_AMBIENT = 0.8
-
-
-class _ContiguousGrad(torch.autograd.Function):
-    """Identity whose backward makes the incoming gradient contiguous (CPU gathers / scatters and
-    elementwise kernels on strided gradients are many times slower)."""
-
-    @staticmethod
-    def forward(ctx, x: Tensor) -> Tensor:  # noqa: D102
-        return x.view_as(x)
-
-    @staticmethod
-    def backward(ctx, grad: Tensor) -> Tensor:  # noqa: D102
-        return grad.contiguous()
-
-
-def _contiguous_grad(x: Tensor) -> Tensor:
-    return _ContiguousGrad.apply(x) if x.requires_grad else x
 
 
 def _face_normal_components(vertices: Tensor, triangles: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -94,7 +79,7 @@ def vertex_normals(vertices: Tensor, triangles: Tensor, eps: float = 1e-12) -> T
         a = n.new_zeros(V, n.shape[1])
         for k in range(3):
             a = a.index_add(0, tri[:, k], n)
-        acc.append(_contiguous_grad(a))
+        acc.append(contiguous_grad(a))
     inv_len = torch.rsqrt((acc[0] * acc[0] + acc[1] * acc[1] + acc[2] * acc[2]).clamp(min=eps * eps))
     return torch.stack([a * inv_len for a in acc], dim=-1).transpose(0, 1)
 

@@ -9,12 +9,12 @@ the bytes written do not depend on the number of worker processes.
 
 from __future__ import annotations
 
-import multiprocessing as mp
 from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 
+from focus.parallel import close_pool, spawn_pool
 from focus.synth.appearance import sample_appearance
 from focus.synth.backgrounds import BackgroundSettings, photo_pool, sample_background
 from focus.synth.compose import Composite, composite, render_faces
@@ -185,18 +185,12 @@ class SynthPool:
         self._local: SynthWorker | None = None
 
     def __enter__(self) -> "SynthPool":
-        if self.workers > 0:
-            self._pool = mp.get_context("spawn").Pool(self.workers, initializer=_init_worker, initargs=self.args)
+        self._pool = spawn_pool(self.workers, _init_worker, self.args)
         return self
 
     def __exit__(self, *exc) -> None:
-        if self._pool is not None:
-            if exc[0] is not None:
-                self._pool.terminate()
-            else:
-                self._pool.close()
-            self._pool.join()
-            self._pool = None
+        close_pool(self._pool, failed=exc[0] is not None)
+        self._pool = None
 
     def imap(self, chunks: list[list[ImageJob]]):
         """Results of each chunk, in order."""

@@ -14,6 +14,8 @@ import os
 from dataclasses import dataclass
 
 import torch
+
+from focus.devices import resolve_device as _resolve_device
 import torch.distributed as dist
 
 
@@ -37,14 +39,7 @@ class DistInfo:
 
 def resolve_device(name: str, local_rank: int = 0) -> torch.device:
     """``"auto"`` -> CUDA if available else CPU; ``"cuda"`` -> ``cuda:<local_rank>``."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda":
-        name = f"cuda:{local_rank}"
-    dev = torch.device(name)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"train.device is {name!r} but CUDA is not available here (set train.device: cpu)")
-    return dev
+    return _resolve_device(name, "train.device", "set train.device: cpu", index=local_rank)
 
 
 def setup(device: str = "cpu") -> DistInfo:

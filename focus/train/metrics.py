@@ -97,3 +97,18 @@ def shape_error(pred: Tensor, truth: Tensor, weights: Tensor | None = None) -> T
 
 __all__ = ["landmark_error", "photometric_error", "segmentation_counts", "segmentation_scores", "shape_error",
            "similarity_align"]
+
+
+def coefficient_correlation(pred: Tensor, truth: Tensor, k: int = 10) -> float | None:
+    """Mean over the first ``k`` coefficients of the Pearson correlation, across images, between
+    predicted and true values (``(N, K)`` each). 1: the encoder tracks those coefficients; ~0: its
+    predictions do not depend on them (for identity: a constant shape, whatever the face).
+    ``None`` with fewer than 3 images; coefficients with no spread in either array count as 0."""
+    if pred.shape[0] < 3:
+        return None
+    k = min(k, pred.shape[1], truth.shape[1])
+    p = pred[:, :k].double() - pred[:, :k].double().mean(0)
+    t = truth[:, :k].double() - truth[:, :k].double().mean(0)
+    den = (p.norm(dim=0) * t.norm(dim=0))
+    corr = torch.where(den > 0, (p * t).sum(0) / den.clamp_min(1e-300), torch.zeros_like(den))
+    return float(corr.mean())

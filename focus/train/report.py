@@ -30,7 +30,7 @@ def em_summary(records: list[dict]) -> dict:
     out = {"start_phase": start.get("phase"), "end_phase": end.get("phase")}
     for key in ("f1_occluded", "f1_unoccluded", "iou_occluded", "iou_unoccluded", "f1_hard_occluded", "f1_allface_occluded",
                 "shape_mm", "shape_mm_occluded", "shape_mm_median", "shape_mm_occluded_median", "photo",
-                "photo_median", "landmark_px"):
+                "photo_median", "landmark_px", "shape_mm_mean_face", "id_corr"):
         out[f"{key}_start"] = _get(start, key)
         out[f"{key}_end"] = _get(end, key)
     f1s, f1e = out["f1_occluded_start"], out["f1_occluded_end"]
@@ -70,7 +70,13 @@ def plot_em_rounds(records: list[dict], path: str | Path) -> None:
     ax = axes[1]
     for key, style in (("shape_mm", "o-"), ("shape_mm_occluded", "s--")):
         ax.plot(x, series(key), style, label=key.replace("_", " "))
+    ax.plot(x, series("shape_mm_mean_face"), ":", color="grey", label="mean face (identity 0, reference)")
     ax.set_title("neutral shape error (mm, similarity-aligned)")
+    if any(_get(r, "id_corr") is not None for r in records):
+        ax_c = ax.twinx()
+        ax_c.plot(x, series("id_corr"), "^-", color="tab:green", alpha=0.6)
+        ax_c.set_ylabel("identity correlation with the truth (first 10)", color="tab:green")
+        ax_c.set_ylim(-1, 1)
     ax = axes[2]
     ax.plot(x, series("landmark_px"), "o-", label="landmark error (px)")
     ax2 = ax.twinx()

@@ -159,14 +159,16 @@ def evaluate(encoder, renderer, vs: ValidationSet, unet=None, batch_size: int = 
     ``photo``, ``landmark_px``, ``shape_mm`` (``None`` without true identities), ``shape_mm_occluded``,
     ``shape_mm_unoccluded`` (means over images), ``f1_allface_*`` (the F1 of the trivial
     segmentation "every rendered pixel is face", for reference) and medians ``photo_median``, ``landmark_px_median``,
-    ``shape_mm_median``, ``shape_mm_occluded_median``; counts ``n_occluded`` / ``n_unoccluded`` and
+    ``shape_mm_median``, ``shape_mm_occluded_median``; references ``shape_mm_mean_face`` (the
+    error of the mean face, identity 0) and ``id_corr`` (:func:`focus.train.metrics.coefficient_correlation`
+    of the predicted and true identity coefficients); counts ``n_occluded`` / ``n_unoccluded`` and
     ``seg_source``.
     """
     encoder.eval()
     if unet is not None:
         unet.eval()
     seg_scores: dict[str, list[Tensor]] = {k: [] for k in SEG_KEYS + ("f1_allface",)}
-    photo, lm_err, shape = [], [], []
+    photo, lm_err, shape, shape_mean_face, pred_id = [], [], [], [], []
     for s in range(0, len(vs), batch_size):
         sl = slice(s, s + batch_size)
         image = vs.images[sl]
@@ -190,6 +192,8 @@ def evaluate(encoder, renderer, vs: ValidationSet, unet=None, batch_size: int = 
             pred = renderer.shape(coeffs.id, zeros)
             true = renderer.shape(vs.true_id[sl].to(coeffs.id.dtype), zeros)
             shape.append(M.shape_error(pred, true, face_region))
+            shape_mean_face.append(M.shape_error(renderer.shape(torch.zeros_like(coeffs.id), zeros), true, face_region))
+            pred_id.append(coeffs.id.detach())
     occ = vs.occluded.cpu().bool()
     res: dict = {"seg_source": "unet" if unet is not None else "pseudo", "n_occluded": int(occ.sum()),
                  "n_unoccluded": int((~occ).sum())}
@@ -210,8 +214,12 @@ def evaluate(encoder, renderer, vs: ValidationSet, unet=None, batch_size: int = 
         res["shape_mm_unoccluded"] = _mean(sh[~occ])
         res["shape_mm_median"] = float(sh.median())
         res["shape_mm_occluded_median"] = float(sh[occ].median()) if bool(occ.any()) else None
+        # references: the mean face (identity 0) and how far the predicted identity follows the truth
+        res["shape_mm_mean_face"] = _mean(torch.cat(shape_mean_face).cpu())
+        res["id_corr"] = M.coefficient_correlation(torch.cat(pred_id).cpu(), vs.true_id.cpu())
     else:
-        for k in ("shape_mm", "shape_mm_occluded", "shape_mm_unoccluded", "shape_mm_median", "shape_mm_occluded_median"):
+        for k in ("shape_mm", "shape_mm_occluded", "shape_mm_unoccluded", "shape_mm_median", "shape_mm_occluded_median",
+                  "shape_mm_mean_face", "id_corr"):
             res[k] = None
     return res
 
