@@ -16,7 +16,8 @@ as ``--params a.yaml b.yaml`` does) and the run trains its own chain into ``OUTD
         from: "@best"              # of the first-wave run with the lowest validation photometric
         params: {em: {seg_weights: {area: 0.5}}}   # error after init ("@best") or a named run
 
-Runs of a wave run in parallel (``--parallel`` processes); each writes ``OUTDIR/<name>/result.json``
+Up to ``--parallel`` runs go at once (a run with ``from`` starts once its source has its U-Net
+pre-training); each writes ``OUTDIR/<name>/result.json``
 as soon as it ends, and ``OUTDIR/sweep.json`` / ``sweep.txt`` collect the validation records of
 every phase (segmentation F1 occluded / unoccluded, photometric error, landmark error, neutral
 shape error) of every run that finished. ``--time-limit`` stops waiting (and kills the runs left)
@@ -47,9 +48,11 @@ KEYS = ("f1_occluded", "f1_unoccluded", "f1_allface_occluded", "photo", "landmar
 
 
 def _merge(dst: dict, src: dict) -> dict:
+    """A merged copy (:func:`focus.train.pipeline.deep_merge` on copies; neither input is changed)."""
+    from focus.train.pipeline import deep_merge
+
     out = copy.deepcopy(dst)
-    for k, v in (src or {}).items():
-        out[k] = _merge(out.get(k, {}), v) if isinstance(v, dict) and isinstance(out.get(k), dict) else copy.deepcopy(v)
+    deep_merge(out, copy.deepcopy(src or {}))
     return out
 
 
@@ -159,8 +162,6 @@ def main(argv: list[str] | None = None) -> int:
     a.out.mkdir(parents=True, exist_ok=True)
     t_start = time.monotonic()
     first = [r for r in runs if not r.get("from")]
-    second = [r for r in runs if r.get("from")]
-
     finished: set[str] = set()
 
     def ready(r: dict) -> bool:
@@ -171,53 +172,54 @@ def main(argv: list[str] | None = None) -> int:
             return all(x["name"] in finished for x in first)
         return (a.out / r["from"] / "pretrain_seg.pt").exists() or r["from"] in finished
 
-    def launch(wave: list[dict]) -> None:
-        pending, live = list(wave), []
-        while pending or live:
-            while len(live) < a.parallel and any(ready(x) for x in pending):
-                r = next(x for x in pending if ready(x))
-                pending.remove(r)
-                out = (a.out / r["name"]).resolve()
-                out.mkdir(parents=True, exist_ok=True)
-                params = _merge(base, r.get("params") or {})
-                params["train"] = _merge(params["train"], {"device": a.device, "num_threads": a.threads,
-                                                           "progress": False, "checkpoint_every": 0,
-                                                           "workers": a.workers})
-                src = None
-                if r.get("from"):
-                    name = r["from"]
-                    if name == "@best":
-                        name = min((x["name"] for x in first), key=lambda n: _init_photo(a.out / n))
-                    src = str((a.out / name).resolve())
-                    if not (Path(src) / "pretrain_seg.pt").exists():
-                        print(f"{r['name']}: {name} has no pretrain_seg.pt; skipped", flush=True)
-                        continue
-                stages = r.get("stages") or (["em"] if src else ["init", "pretrain_seg", "em"])
-                spec = {"name": r["name"], "out": str(out), "params": params, "stages": stages, "from": src}
-                (out / "spec.json").write_text(json.dumps(spec, indent=1))
-                log = open(out / "log.txt", "w")
-                env = {**os.environ, "OMP_NUM_THREADS": str(a.threads), "PYTHONUNBUFFERED": "1"}
-                proc = subprocess.Popen([sys.executable, __file__, str(a.sweep), "--out", str(a.out), "--child",
-                                         str(out / "spec.json")], stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
-                live.append((r["name"], proc, log))
-                print(f"started {r['name']} ({', '.join(stages)}{' from ' + src if src else ''})", flush=True)
-            time.sleep(2)
-            for item in list(live):
-                name, proc, log = item
-                if proc.poll() is not None:
-                    log.close()
-                    live.remove(item)
-                    finished.add(name)
-                    print(f"finished {name} rc={proc.returncode} at {time.monotonic() - t_start:.0f} s", flush=True)
-            if a.time_limit and time.monotonic() - t_start > a.time_limit:
-                for name, proc, log in live:
-                    proc.kill()
-                    log.close()
-                    print(f"killed {name} (time limit)", flush=True)
-                pending.clear()
-                live.clear()
-
-    launch(first + second)
+    pending, live = list(runs), []
+    while pending or live:
+        while len(live) < a.parallel and any(ready(x) for x in pending):
+            r = next(x for x in pending if ready(x))
+            pending.remove(r)
+            out = (a.out / r["name"]).resolve()
+            out.mkdir(parents=True, exist_ok=True)
+            params = _merge(base, r.get("params") or {})
+            params["train"] = _merge(params["train"], {"device": a.device, "num_threads": a.threads,
+                                                       "progress": False, "checkpoint_every": 0,
+                                                       "workers": a.workers})
+            src = None
+            if r.get("from"):
+                name = r["from"]
+                if name == "@best":
+                    name = min((x["name"] for x in first), key=lambda n: _init_photo(a.out / n))
+                src = str((a.out / name).resolve())
+                if not (Path(src) / "pretrain_seg.pt").exists():
+                    print(f"{r['name']}: {name} has no pretrain_seg.pt; skipped", flush=True)
+                    continue
+            stages = r.get("stages") or (["em"] if src else ["init", "pretrain_seg", "em"])
+            spec = {"name": r["name"], "out": str(out), "params": params, "stages": stages, "from": src}
+            (out / "spec.json").write_text(json.dumps(spec, indent=1))
+            log = open(out / "log.txt", "w")
+            env = {**os.environ, "OMP_NUM_THREADS": str(a.threads), "PYTHONUNBUFFERED": "1"}
+            proc = subprocess.Popen([sys.executable, __file__, str(a.sweep), "--out", str(a.out), "--child",
+                                     str(out / "spec.json")], stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+            live.append((r["name"], proc, log))
+            print(f"started {r['name']} ({', '.join(stages)}{' from ' + src if src else ''})", flush=True)
+        if not live and not any(ready(x) for x in pending):  # nothing runs and nothing can start
+            for r in pending:
+                print(f"{r['name']}: its source {r['from']!r} never got a pretrain_seg.pt; skipped", flush=True)
+            break
+        time.sleep(2)
+        for item in list(live):
+            name, proc, log = item
+            if proc.poll() is not None:
+                log.close()
+                live.remove(item)
+                finished.add(name)
+                print(f"finished {name} rc={proc.returncode} at {time.monotonic() - t_start:.0f} s", flush=True)
+        if a.time_limit and time.monotonic() - t_start > a.time_limit:
+            for name, proc, log in live:
+                proc.kill()
+                log.close()
+                print(f"killed {name} (time limit)", flush=True)
+            pending.clear()
+            live.clear()
     results = []
     for r in runs:
         f = a.out / r["name"] / "result.json"

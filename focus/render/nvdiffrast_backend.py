@@ -85,15 +85,18 @@ def _context_or_error(device_index: int):
     """One ``RasterizeCudaContext`` per CUDA device (creating one compiles / loads the plugin), or
     the exception that creating it raised (cached, so a failed plugin build is not retried on
     every call)."""
-    for _ in range(2):
-        try:
-            return _dr().RasterizeCudaContext(device=torch.device("cuda", device_index))
-        except ModuleNotFoundError as exc:
-            if not _make_plugin_importable(exc):
-                return exc
-        except Exception as exc:  # noqa: BLE001 - build / driver problems of an optional extra
+    device = torch.device("cuda", device_index)
+    try:
+        return _dr().RasterizeCudaContext(device=device)
+    except ModuleNotFoundError as exc:
+        if not _make_plugin_importable(exc):
             return exc
-    return RuntimeError("nvdiffrast's plugin was built but cannot be imported")
+    except Exception as exc:  # noqa: BLE001 - build / driver problems of an optional extra
+        return exc
+    try:  # the plugin was built; now it can be imported
+        return _dr().RasterizeCudaContext(device=device)
+    except Exception as exc:  # noqa: BLE001
+        return exc
 
 
 def _context(device_index: int):

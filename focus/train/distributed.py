@@ -14,9 +14,9 @@ import os
 from dataclasses import dataclass
 
 import torch
+import torch.distributed as dist
 
 from focus.devices import resolve_device as _resolve_device
-import torch.distributed as dist
 
 
 @dataclass(frozen=True)

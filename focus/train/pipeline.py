@@ -84,14 +84,15 @@ def merged_params(paths: list[str | Path] | None = None) -> dict[str, Any]:
     files = [Path(p) for p in (paths or ["params.yaml"])]
     out: dict[str, Any] = {}
     for f in files:
-        _deep_merge(out, load_params(f))
+        deep_merge(out, load_params(f))
     return out
 
 
-def _deep_merge(dst: dict, src: dict) -> None:
+def deep_merge(dst: dict, src: dict) -> None:
+    """Merge ``src`` into ``dst`` in place, group by group (nested dicts merge, other values replace)."""
     for k, v in src.items():
         if isinstance(v, dict) and isinstance(dst.get(k), dict):
-            _deep_merge(dst[k], v)
+            deep_merge(dst[k], v)
         else:
             dst[k] = v
 
@@ -449,5 +450,5 @@ def _write_em_report(ctx: Context, trainer: Trainer, st: EMSettings, seconds: fl
     plot_em_rounds(records, reports / "em_rounds.png")
 
 
-__all__ = ["Context", "Paths", "load_perceptual", "load_trained", "merged_params", "run_em", "run_init",
+__all__ = ["Context", "Paths", "deep_merge", "load_perceptual", "load_trained", "merged_params", "run_em", "run_init",
            "run_pretrain_seg", "setup"]
