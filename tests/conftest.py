@@ -17,14 +17,24 @@ def _seed_and_threads() -> None:
     torch.manual_seed(0)
 
 
-@pytest.fixture
-def one_thread():
-    """One torch thread for the test (tiny workloads only lose from thread synchronisation on a
-    shared machine); the previous count is restored afterwards."""
+def _single_thread():
     n = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread for the test (tiny workloads only lose from thread synchronisation on a
+    shared machine); the previous count is restored afterwards."""
+    yield from _single_thread()
+
+
+@pytest.fixture(scope="module")
+def one_thread_module():
+    """:func:`one_thread` for a whole module (also covering its module-scoped fixtures)."""
+    yield from _single_thread()
 
 
 @pytest.fixture

@@ -20,13 +20,8 @@ from train_fixtures import tiny_face_model
 
 
 @pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+def _one_thread(one_thread_module):
+    """Module-wide, before the module-scoped fixtures below build detectors."""
 
 
 def _frontal_landmarks():

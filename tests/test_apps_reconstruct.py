@@ -57,6 +57,20 @@ def _mean_face_landmarks(model, points5):
     return transform_points(np.linalg.inv(M), out.landmarks[0].numpy().astype(np.float64))
 
 
+def _portraits_with_landmarks(model, root, decimals: int = 3):
+    """The portraits as ``root/in/<name>.png`` and ``root/lm.csv`` with the mean face's landmarks
+    (:func:`_mean_face_landmarks`); returns the images, file names and landmarks."""
+    photos = portraits()
+    (root / "in").mkdir()
+    names, lms = [], []
+    for name, img in photos.items():
+        Image.fromarray(img).save(root / "in" / f"{name}.png")
+        names.append(f"{name}.png")
+        lms.append(_mean_face_landmarks(model, POINTS5[name]))
+    write_landmarks_csv(root / "lm.csv", names, np.stack(lms), decimals=decimals)
+    return photos, names, lms
+
+
 def test_reconstruct_folder_end_to_end(setup, tmp_path):
     pytest.importorskip("facenet_pytorch")
     from focus.apps.detect import MTCNNDetector
@@ -103,14 +117,7 @@ def test_landmark_csv_path_is_exact_and_batch_independent(setup, tmp_path):
     """With landmarks the mean face matches exactly, both 5- and 68-point errors vanish; results do
     not depend on how faces are batched."""
     model = load_focus_model(setup["ckpt"], device="cpu")
-    photos = portraits()
-    (tmp_path / "in").mkdir()
-    names, lms = [], []
-    for name, img in photos.items():
-        Image.fromarray(img).save(tmp_path / "in" / f"{name}.png")
-        names.append(f"{name}.png")
-        lms.append(_mean_face_landmarks(model, POINTS5[name]))
-    write_landmarks_csv(tmp_path / "lm.csv", names, np.stack(lms), decimals=6)
+    photos, names, lms = _portraits_with_landmarks(model, tmp_path, decimals=6)
     runs = {}
     for bs in (1, 4):
         out = tmp_path / f"out{bs}"
@@ -132,14 +139,7 @@ def test_landmark_csv_path_is_exact_and_batch_independent(setup, tmp_path):
 
 def test_failed_write_leaves_nothing_half_written(setup, tmp_path, monkeypatch):
     model = load_focus_model(setup["ckpt"], device="cpu")
-    photos = portraits()
-    (tmp_path / "in").mkdir()
-    names, lms = [], []
-    for name, img in photos.items():
-        Image.fromarray(img).save(tmp_path / "in" / f"{name}.png")
-        names.append(f"{name}.png")
-        lms.append(_mean_face_landmarks(model, POINTS5[name]))
-    write_landmarks_csv(tmp_path / "lm.csv", names, np.stack(lms))
+    _portraits_with_landmarks(model, tmp_path)
     out = tmp_path / "out"
     first = Reconstructor(model, CsvLandmarks(tmp_path / "lm.csv"), _settings()).run([tmp_path / "in"], out)
     assert first.exit_code == 0

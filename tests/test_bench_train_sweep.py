@@ -32,3 +32,12 @@ def test_table_lists_phases_errors_and_times() -> None:
     assert "f1_occluded" in text.splitlines()[0]
     assert any(line.startswith("a") and "0.5000" in line and "0.1600" in line for line in text.splitlines())
     assert "12.0 s" in text and "ERROR RuntimeError('boom')" in text
+
+
+def test_a_run_whose_source_never_exists_is_skipped_not_waited_for(tmp_path, capsys) -> None:
+    sw = _module()
+    (tmp_path / "sweep.yaml").write_text("runs:\n  - name: orphan\n    from: missing\n    params: {}\n")
+    assert sw.main([str(tmp_path / "sweep.yaml"), "--out", str(tmp_path / "out"),
+                    "--params", str(PROJECT_ROOT / "params.yaml")]) == 0
+    assert "orphan: its source 'missing' never got a pretrain_seg.pt; skipped" in capsys.readouterr().out
+    assert not (tmp_path / "out" / "orphan").exists()
