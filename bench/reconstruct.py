@@ -3,6 +3,7 @@
     python bench/reconstruct.py --out bench/results/reconstruct_cpu.json [--devices cpu,cuda]
                                 [--scales default,paper] [--images 8] [--batch 8] [--threads 2]
     python bench/reconstruct.py --quality --out bench/results/reconstruct_quality.json [--model models/focus.pt]
+                                [--adapt 3]
 
 **Speed** (default): a folder of ``--images`` photos (copies of scikit-image's ``astronaut`` and
 matplotlib's ``grace_hopper``, one face each) is reconstructed with :class:`focus.apps.reconstruct.Reconstructor`
@@ -10,7 +11,9 @@ and the MTCNN detector on the device, twice (the first run warms up); the second
 gives ``images_per_s`` (everything: reading, detection, alignment, networks, rendering, writing
 meshes, masks, overlays and the summary), with the breakdown ``read_detect_align`` /
 ``model`` / ``write``. ``model_faces_per_s`` is the networks + rendering alone on batches of
-crops. Networks are freshly initialised (speed does not depend on the weights):
+crops; with ``--adapt R`` the test-time adaptation of one batch (``R`` rounds of the default
+steps, :mod:`focus.apps.adapt`) is timed on its own as well (``adapt_s_per_batch``,
+``adapt_faces_per_s``). Networks are freshly initialised (speed does not depend on the weights):
 
 * ``default``: the CPU default -- 64 px crops, ResNet-18, U-Net width 16, the embedded face model
   (``models/facemodel.npz``, generated if missing);
@@ -20,7 +23,8 @@ crops. Networks are freshly initialised (speed does not depend on the weights):
 **Quality** (``--quality``): the trained model (default ``models/focus.pt``) on the two portraits
 with and without a pasted occluder: landmark error against MTCNN (5 points) and MediaPipe (68
 points, when installed), normalised by the eye distance, and the IoU of the outlier mask with the
-pasted region (:mod:`focus.apps.checks`).
+pasted region (:mod:`focus.apps.checks`); MTCNN's run is repeated with test-time adaptation
+(``--adapt`` rounds, default 3) as ``mtcnn_adapt``.
 
 The JSON records torch version, threads, device and the load average at the start (timings on a
 shared machine depend on it). Devices that are not available are reported as skipped.
@@ -85,7 +89,7 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def bench_speed(scale: str, device: torch.device, n_images: int, batch: int, tmp: Path) -> dict:
+def bench_speed(scale: str, device: torch.device, n_images: int, batch: int, tmp: Path, adapt_rounds: int = 0) -> dict:
     from focus.apps.detect import MTCNNDetector
 
     cfg = SCALES[scale]
@@ -126,16 +130,32 @@ def bench_speed(scale: str, device: torch.device, n_images: int, batch: int, tmp
            "vertices": model.face_model.num_vertices, "seconds": round(seconds, 3),
            "images_per_s": round(n_images / seconds, 3), "breakdown_s": report.timings,
            "model_faces_per_s": round(batch / model_s, 2)}
+    if adapt_rounds > 0:
+        from focus.apps.adapt import AdaptSettings, adapt_networks
+
+        a = AdaptSettings(rounds=adapt_rounds)
+        x = torch.from_numpy(crops.transpose(0, 3, 1, 2).copy()).to(device)
+        p5 = torch.from_numpy(np.tile(model.template.points2d[None], (batch, 1, 1))).float().to(device)
+        adapt_networks(model.encoder, model.unet, model.renderer, None, x, p5, None, AdaptSettings(rounds=1, seg_steps=2, rec_steps=2))
+        _sync(device)
+        t0 = time.perf_counter()
+        adapt_networks(model.encoder, model.unet, model.renderer, None, x, p5, None, a)
+        _sync(device)
+        sec = time.perf_counter() - t0
+        rec.update({"adapt_rounds": adapt_rounds, "adapt_steps": [a.seg_steps, a.rec_steps], "adapt_s_per_batch": round(sec, 3),
+                    "adapt_faces_per_s": round(batch / sec, 3), "adapt_perceptual": None})
     print(f"{device} {scale:7s} {rec['images_per_s']:7.2f} images/s end to end, {rec['model_faces_per_s']:8.2f} faces/s "
           f"networks+render; {report.timings}", flush=True)
     return rec
 
 
-def bench_quality(model_path: Path, tmp: Path) -> dict:
+def bench_quality(model_path: Path, tmp: Path, adapt_rounds: int = 3) -> dict:
     from apps_fixtures import POINTS5, occlude, occluder_box
 
+    from focus.apps.adapt import AdaptSettings
     from focus.apps.checks import collect_run_numbers
     from focus.apps.detect import MTCNNDetector, available_backends, make_detector
+    from focus.apps.reconstruct import load_adapt_perceptual
 
     model = load_focus_model(model_path, device="auto")
     photos = _portraits()
@@ -152,6 +172,13 @@ def bench_quality(model_path: Path, tmp: Path) -> dict:
     settings = ReconstructSettings(progress=False)
     Reconstructor(model, MTCNNDetector(), settings).run([folder], tmp / "q_mtcnn")
     out["mtcnn"] = collect_run_numbers(tmp / "q_mtcnn", boxes)
+    if adapt_rounds > 0:
+        adapted = ReconstructSettings(progress=False, adapt=AdaptSettings(rounds=adapt_rounds))
+        t0 = time.perf_counter()
+        Reconstructor(model, MTCNNDetector(), adapted, load_adapt_perceptual("auto", model_path)).run([folder], tmp / "q_adapt")
+        out["mtcnn_adapt"] = collect_run_numbers(tmp / "q_adapt", boxes)
+        out["mtcnn_adapt"]["seconds"] = round(time.perf_counter() - t0, 2)
+        out["mtcnn_adapt"]["adaptation"] = json.loads((tmp / "q_adapt" / "report.json").read_text())["model"]["adaptation"]
     if "mediapipe" in available_backends():
         det = make_detector("mediapipe")
         try:
@@ -173,6 +200,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=2, help="torch threads on the CPU")
     p.add_argument("--quality", action="store_true", help="measure the trained model's quality instead of speed")
     p.add_argument("--model", type=Path, default=ROOT / DEFAULT_MODEL, help="trained model for --quality")
+    p.add_argument("--adapt", type=int, default=None,
+                   help="test-time adaptation rounds (speed: also time the adaptation of a batch, default off; "
+                        "--quality: default 3, 0 leaves it out)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     meta = {"torch": torch.__version__, "python": platform.python_version(), "threads": torch.get_num_threads(),
@@ -181,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         if args.quality:
-            result = {"meta": meta, "quality": bench_quality(args.model, tmp)}
+            result = {"meta": meta, "quality": bench_quality(args.model, tmp, 3 if args.adapt is None else args.adapt)}
         else:
             records = []
             for dev in args.devices.split(","):
@@ -189,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
                     records.append({"device": dev, "skipped": "CUDA not available"})
                     continue
                 for scale in args.scales.split(","):
-                    records.append(bench_speed(scale, torch.device(dev), args.images, args.batch, tmp))
+                    records.append(bench_speed(scale, torch.device(dev), args.images, args.batch, tmp, args.adapt or 0))
             result = {"meta": meta, "results": records}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1) + "\n")

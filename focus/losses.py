@@ -105,21 +105,23 @@ def identity_loss(emb_render: Tensor, emb_target: Tensor) -> Tensor:
     return (1.0 - (F.normalize(emb_render, dim=-1) * F.normalize(emb_target, dim=-1)).sum(dim=-1)).mean()
 
 
-def landmark_weights(n: int = 68, dtype: torch.dtype = torch.float32, device=None) -> Tensor:
-    """Per-landmark weights ``w_k`` ``(68,)``: 20 at :data:`LANDMARK_HEAVY`, else 1."""
+def landmark_weights(n: int = 68, dtype: torch.dtype = torch.float32, device=None,
+                     heavy: float = LANDMARK_HEAVY_WEIGHT) -> Tensor:
+    """Per-landmark weights ``w_k`` ``(68,)``: ``heavy`` (published: 20) at :data:`LANDMARK_HEAVY`, else 1."""
     w = torch.ones(n, dtype=dtype, device=device)
-    w[list(LANDMARK_HEAVY)] = LANDMARK_HEAVY_WEIGHT
+    w[list(LANDMARK_HEAVY)] = heavy
     return w
 
 
-def landmark_loss(pred: Tensor, target: Tensor) -> Tensor:
+def landmark_loss(pred: Tensor, target: Tensor, heavy: float = LANDMARK_HEAVY_WEIGHT) -> Tensor:
     """``L_lm = mean_{b,k,xy} (w_k (l - l_hat))^2`` (weight applied before squaring).
 
     Args:
         pred: ``l_hat`` ``(B, 68, 2)`` projected model landmarks, px.
         target: ``l`` ``(B, 68, 2)`` given landmarks, px.
+        heavy: ``w_k`` of the nose and inner-mouth points (:data:`LANDMARK_HEAVY`), 1 elsewhere.
     """
-    w = landmark_weights(pred.shape[1], pred.dtype, pred.device)[None, :, None]
+    w = landmark_weights(pred.shape[1], pred.dtype, pred.device, heavy)[None, :, None]
     return ((w * (target - pred)) ** 2).mean()
 
 
@@ -191,7 +193,8 @@ def bce_loss(pred: Tensor, target: Tensor, eps: float = 1e-6) -> Tensor:
 # ---------------------------------------------------------------------------- phase weights
 @dataclass(frozen=True)
 class InitLossWeights:
-    """Weights of ``L_init`` (method.md 3.1) and the robust likelihood's constants."""
+    """Weights of ``L_init`` (method.md 3.1) and the robust likelihood's constants; ``lm_heavy``
+    is ``L_lm``'s ``w_k`` of the nose and inner-mouth points (published: 20)."""
 
     rob: float = 0.5
     id: float = 0.25
@@ -199,17 +202,19 @@ class InitLossWeights:
     reg: float = 0.1
     sigma: float = ROBUST_SIGMA
     threshold: float = ROBUST_THRESHOLD
+    lm_heavy: float = LANDMARK_HEAVY_WEIGHT
 
 
 @dataclass(frozen=True)
 class ReconstructionLossWeights:
-    """Weights of ``L_E`` (method.md 3.3)."""
+    """Weights of ``L_E`` (method.md 3.3); ``lm_heavy`` is ``L_lm``'s ``w_k`` of the heavy points."""
 
     pix: float = 0.5
     id: float = 0.25
     reg: float = 0.1
     lm: float = 5e-4
     area: float = 0.06
+    lm_heavy: float = LANDMARK_HEAVY_WEIGHT
 
 
 @dataclass(frozen=True)
@@ -257,7 +262,7 @@ def init_loss(image: Tensor, render: Tensor, render_mask: Tensor, landmarks: Ten
     """
     terms = {
         "rob": robust_loss(image, render, render_mask, weights.sigma, weights.threshold),
-        "lm": landmark_loss(pred_landmarks, landmarks),
+        "lm": landmark_loss(pred_landmarks, landmarks, weights.lm_heavy),
         "reg": regularization_loss(coeffs, image.shape[-1]),
     }
     if perceptual is not None and weights.id != 0:
@@ -280,7 +285,7 @@ def reconstruction_loss(image: Tensor, render: Tensor, render_mask: Tensor, seg_
     terms = {
         "pix": masked_pixel_loss(image, render, face_mask),
         "reg": regularization_loss(coeffs, image.shape[-1]),
-        "lm": landmark_loss(pred_landmarks, landmarks),
+        "lm": landmark_loss(pred_landmarks, landmarks, weights.lm_heavy),
         "area": area_loss(render_mask, seg_mask),
     }
     if perceptual is not None and weights.id != 0:

@@ -57,11 +57,26 @@ def _depth_at(screen: torch.Tensor, tri: torch.Tensor, b: torch.Tensor, t: torch
     return 1.0 / inv_z
 
 
+def _depth_gradient(screen: torch.Tensor, tri: torch.Tensor, b: torch.Tensor, t: torch.Tensor, pts: torch.Tensor):
+    """``(N,)`` magnitude of the screen-space gradient of :func:`_depth_at` (mm per pixel), by central
+    differences over half a pixel."""
+    h = 0.25
+    gx = _depth_at(screen, tri, b, t, pts + pts.new_tensor([h, 0.0])) - _depth_at(screen, tri, b, t, pts - pts.new_tensor([h, 0.0]))
+    gy = _depth_at(screen, tri, b, t, pts + pts.new_tensor([0.0, h])) - _depth_at(screen, tri, b, t, pts - pts.new_tensor([0.0, h]))
+    return torch.sqrt(gx**2 + gy**2) / (2 * h)
+
+
 def _only_ties_differ(screen, tri, ids_a, ids_b, tol: float = 0.1, depth_rtol: float = 1e-3) -> bool:
     """Where the triangle ids differ, the pixel centre must lie within ``tol`` pixels of an edge
     of the triangle(s) involved (a tie of the fill rules / snapping grids, not a wrong choice), or
-    both triangles must cover it at depths equal to ``depth_rtol`` (a depth tie where random
-    triangles intersect: nvdiffrast compares depth with less precision than float32)."""
+    both triangles must cover it at depths that a shift of the triangles by ``tol`` pixels can
+    reorder, or that are equal to ``depth_rtol`` (a depth tie where random triangles intersect).
+
+    nvdiffrast snaps vertices to a 1/16-pixel grid before rasterizing (its edge and depth tests see
+    the snapped triangle), so where a triangle's depth changes steeply across the screen its depth
+    at a pixel centre moves by up to ``|grad z| / 32``; measured on an H200: 39 of 9,216 pixels
+    differ on random intersecting triangles, all within these ties, the largest depth gap 0.28 %
+    (0.080 mm, where the two depths change by 2.7 and 1.0 mm per pixel)."""
     b, i, j = torch.nonzero(ids_a != ids_b, as_tuple=True)
     if b.numel() == 0:
         return True
@@ -82,9 +97,10 @@ def _only_ties_differ(screen, tri, ids_a, ids_b, tol: float = 0.1, depth_rtol: f
     both = (ta >= 0) & (tb >= 0)
     depth_tie = torch.zeros_like(ok)
     if bool(both.any()):
-        za = _depth_at(screen, tri, b[both], ta[both], pts[both])
-        zb = _depth_at(screen, tri, b[both], tb[both], pts[both])
-        depth_tie[both] = (za - zb).abs() <= depth_rtol * torch.minimum(za, zb)
+        bb, p = b[both], pts[both]
+        za, zb = _depth_at(screen, tri, bb, ta[both], p), _depth_at(screen, tri, bb, tb[both], p)
+        slack = tol * (_depth_gradient(screen, tri, bb, ta[both], p) + _depth_gradient(screen, tri, bb, tb[both], p))
+        depth_tie[both] = (za - zb).abs() <= torch.maximum(depth_rtol * torch.minimum(za, zb), slack)
     return bool((ok & (near | depth_tie)).all())
 
 

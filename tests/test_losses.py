@@ -99,6 +99,10 @@ def test_landmark_weights_400x():
     w = L.landmark_weights()
     assert w[[28, 29, 30]].tolist() == [20.0] * 3 and w[60:68].tolist() == [20.0] * 8
     assert w[27] == 1 and w[31] == 1 and w[59] == 1 and w.sum() == 57 + 11 * 20
+    # the heavy weight is a parameter: 5 -> 25x, 1 -> all points alike
+    assert math.isclose((L.landmark_loss(pred, t29, heavy=5.0) / l0).item(), 25.0)
+    assert math.isclose(L.landmark_loss(pred, t29, heavy=1.0).item(), l0.item())
+    assert L.landmark_weights(heavy=1.0).sum() == 68
 
 
 def test_regularization_and_identity():

@@ -4,7 +4,9 @@ Per image: read it (:mod:`focus.apps.photos`), find the faces (:mod:`focus.apps.
 the landmarks from a CSV), align each face to the training crop with the 5-point transform the
 training uses (:func:`focus.data.alignment.estimate_alignment`, template from the face model at
 the checkpoint's render size), run the trained encoder, renderer and U-Net on batches of crops
-(on the GPU when there is one), and write the results (:mod:`focus.apps.exports`).
+(on the GPU when there is one), and write the results (:mod:`focus.apps.exports`). With
+``--adapt`` the networks are first adapted to each batch of faces by the unsupervised EM
+(test-time adaptation, :mod:`focus.apps.adapt`).
 
 Output layout (``OUT``)::
 
@@ -39,6 +41,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from focus.apps import exports as X
+from focus.apps.adapt import AdaptSettings, adapt_networks
 from focus.apps.detect import CsvLandmarks, Face, FaceDetector
 from focus.apps.photos import DEFAULT_MAX_MEGAPIXELS, InputImage, find_images, read_photo, unique_stems
 from focus.data.alignment import AlignmentTemplate, estimate_alignment, five_points, warp_to_crop
@@ -281,6 +284,7 @@ class ReconstructSettings:
         overlay_max_side: the overlay is the photo reduced to at most this long side.
         recursive: look into sub-folders of input folders.
         progress: show a progress bar over the images.
+        adapt: test-time adaptation of the networks to each batch of faces (off by default).
     """
 
     batch_size: int = 16
@@ -290,6 +294,7 @@ class ReconstructSettings:
     overlay_max_side: int = 1024
     recursive: bool = False
     progress: bool = True
+    adapt: AdaptSettings = field(default_factory=AdaptSettings)
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.max_faces < 1 or self.view_size < 16 or self.overlay_max_side < 64:
@@ -390,14 +395,27 @@ class Reconstructor:
         model: the loaded :class:`FocusModel`.
         detector: a :class:`focus.apps.detect.FaceDetector` or :class:`CsvLandmarks`.
         settings: :class:`ReconstructSettings`.
+        perceptual: the frozen face-recognition network for test-time adaptation (``settings.adapt``)
+            and where it came from, as :func:`load_adapt_perceptual` returns them; ``None``:
+            adaptation without ``L_id``, ``L_presv`` and ``L_dist``.
+
+    Raises:
+        InputFileError: adaptation asked for with an encoder-only checkpoint (no U-Net to adapt).
     """
 
-    def __init__(self, model: FocusModel, detector: FaceDetector | CsvLandmarks, settings: ReconstructSettings = ReconstructSettings()) -> None:
+    def __init__(self, model: FocusModel, detector: FaceDetector | CsvLandmarks, settings: ReconstructSettings = ReconstructSettings(),
+                 perceptual: tuple | None = None) -> None:
+        if settings.adapt.enabled and model.unet is None:
+            raise InputFileError(model.checkpoint, "holds no segmentation network, which test-time adaptation trains",
+                                 "use the EM stage's model (models/focus.pt) or leave out --adapt")
         self.model = model
         self.detector = detector
         self.settings = settings
+        net, self.perceptual_source = perceptual if perceptual is not None else (None, None)
+        self.perceptual = None if net is None else net.to(model.device).eval()
         self.view_size = max(int(settings.view_size), model.crop_size)
-        self.timings = {"read_detect_align": 0.0, "model": 0.0, "write": 0.0}
+        self.timings = {"read_detect_align": 0.0, "adapt": 0.0, "model": 0.0, "write": 0.0}
+        self.adapt_log: list[dict] = []
 
     # -------------------------------------------------------------- per image
     def _faces(self, item: InputImage, pixels: np.ndarray) -> list[Face]:
@@ -500,10 +518,17 @@ class Reconstructor:
             return
         t0 = time.perf_counter()
         crops = np.stack([c for p in pending for c in p.crops])
+        faces = [(f, M) for p in pending for f, M in zip(p.faces, p.matrices)]
         results: list[FaceResult] = []
         bs = self.settings.batch_size
         for s in range(0, len(crops), bs):
-            results += run_model(self.model, crops[s:s + bs], self.view_size)
+            model = self.model
+            if self.settings.adapt.enabled:
+                ta = time.perf_counter()
+                model = self._adapted(crops[s:s + bs], faces[s:s + bs])
+                t0 += time.perf_counter() - ta
+                self.timings["adapt"] += time.perf_counter() - ta
+            results += run_model(model, crops[s:s + bs], self.view_size)
         k = 0
         for p in pending:
             p.results = results[k:k + len(p.crops)]
@@ -520,6 +545,26 @@ class Reconstructor:
                 outcomes.append(ImageOutcome(str(p.item.path), p.item.name, "failed", f"writing the results failed: {exc}"))
         self.timings["write"] += time.perf_counter() - t1
         pending.clear()
+
+    def _adapted(self, crops: np.ndarray, faces: list[tuple[Face, np.ndarray]]) -> FocusModel:
+        """The model with its networks adapted to ``crops`` ``(B, S, S, 3)`` (:func:`adapt_networks`);
+        ``faces`` holds each crop's detection and image-to-crop matrix (the landmark targets)."""
+        m, a = self.model, self.settings.adapt
+        dev = m.device
+        to_crop = lambda M, pts: X.transform_points(M, np.asarray(pts, np.float64))  # noqa: E731
+        p5 = torch.tensor(np.stack([to_crop(M, f.points5) for f, M in faces]), dtype=torch.float32, device=dev)
+        lm68 = None
+        if all(f.landmarks68 is not None for f, _ in faces):
+            lm68 = torch.tensor(np.stack([to_crop(M, f.landmarks68) for f, M in faces]), dtype=torch.float32, device=dev)
+        x = torch.from_numpy(np.ascontiguousarray(crops.transpose(0, 3, 1, 2))).float().to(dev)
+        n_steps = a.rounds * (a.seg_steps + a.rec_steps)
+        with tqdm(total=n_steps, desc=f"adapting to {len(faces)} face(s)", unit="step", leave=False,
+                  disable=not self.settings.progress) as bar:
+            enc, unet, steps_log = adapt_networks(m.encoder, m.unet, m.renderer, self.perceptual, x, p5, lm68, a,
+                                                  progress=bar.update)
+        self.adapt_log.append({"faces": len(faces), "landmarks": "68" if lm68 is not None else "5",
+                               "last": steps_log[-2:]})
+        return replace(m, encoder=enc, unet=unet)
 
     def run(self, inputs: Sequence[str | Path], out_dir: str | Path) -> RunReport:
         """Process ``inputs`` (files and folders) into ``out_dir``; returns the :class:`RunReport`."""
@@ -563,13 +608,58 @@ class Reconstructor:
                            model={"checkpoint": str(m.checkpoint), "facemodel": str(m.facemodel_path),
                                   "crop_size": m.crop_size, "device": str(m.device),
                                   "misfit_prior": None if m.misfit_prior_path is None else str(m.misfit_prior_path),
-                                  "segmentation": "unet" if m.unet is not None else "robust pseudo mask"},
+                                  "segmentation": "unet" if m.unet is not None else "robust pseudo mask",
+                                  "adaptation": _adapt_info(self.settings.adapt, self.perceptual_source, self.adapt_log)},
                            detector={"name": self.detector.name, "licence": self.detector.licence},
                            timings={k: round(v, 3) for k, v in self.timings.items()})
         report.seconds = round(time.perf_counter() - t_start, 3)
         write_summary(report)
         write_json_atomic(out_dir / "report.json", report.to_dict())
         return report
+
+
+def _adapt_info(a: AdaptSettings, perceptual: str | None, batches: list[dict]) -> dict | None:
+    if not a.enabled:
+        return None
+    from focus.train.settings import settings_dict
+
+    return {"rounds": a.rounds, "seg_steps": a.seg_steps, "rec_steps": a.rec_steps,
+            "encoder_lr": a.em.encoder_optim.lr, "unet_lr": a.em.unet_optim.lr,
+            "rec_weights": settings_dict(a.em.rec_weights), "seg_weights": settings_dict(a.em.seg_weights),
+            "perceptual": perceptual, "batches": batches}
+
+
+def load_adapt_perceptual(choice: str | Path | None, checkpoint: Path) -> tuple | None:
+    """``(network, source)``: the frozen face-recognition network used by test-time adaptation
+    and the file it came from, or ``None`` for none.
+
+    ``choice``: ``"auto"`` -- the identity network the pipeline trains (``idnet.pt`` beside the
+    checkpoint) when it exists, else none; ``None`` / ``"none"`` -- none; ``"arcface:FILE"`` -- an
+    insightface iResNet-50 ``backbone.pth``; any other value -- an identity-network file of
+    :mod:`focus.idnet`.
+
+    Raises:
+        InputFileError: a named file that does not exist or cannot be read.
+    """
+    from focus.idnet.network import load_identity_net
+    from focus.nets.perceptual import PerceptualNet
+
+    if choice is None or str(choice) == "none":
+        return None
+    if str(choice) == "auto":
+        p = Path(checkpoint).parent / "idnet.pt"
+        return (load_identity_net(p), str(p)) if p.is_file() else None
+    text = str(choice)
+    arcface = text.startswith("arcface:")
+    path = Path(text[len("arcface:"):] if arcface else text)
+    if not path.is_file():
+        raise InputFileError(path, "identity network for --adapt-identity not found",
+                             "name models/idnet.pt, arcface:backbone.pth, or use auto / none")
+    try:
+        return (PerceptualNet.from_arcface(path) if arcface else load_identity_net(path)), text
+    except (RuntimeError, KeyError, ValueError, OSError) as exc:
+        raise InputFileError(path, f"not a usable identity network ({exc})",
+                             "name an idnet.pt written by the idnet stage or arcface:<insightface backbone.pth>") from exc
 
 
 def save_untrained_checkpoint(path: str | Path, facemodel_path: str | Path, image_size: int = 64,
