@@ -382,7 +382,10 @@ def training_section(em: dict | None) -> list[str]:
                       f"{_f(mean_face, 3)} mm). That offset is the same on occluded and unoccluded images "
                       f"({_f(sm.get('shape_mm_occluded_start'), 3)} vs. {_f(sm.get('shape_mm_start'), 3)} mm over all after "
                       f"`init`), so excluding occluders cannot lower it; the misfit prior removes it at evaluation. "
-                      f"Learning identity needs a longer schedule than this CPU default (the paper-scale configuration)."]
+                      f"Learning identity needs more than this CPU default's schedule and resolution: "
+                      f"`bench/identity_oracle.py` trains the same encoder on the same images *with* the true "
+                      f"coefficients, an upper bound for the unsupervised losses, and even so it learns identity "
+                      f"only slowly (`bench/results/identity_oracle_cpu.json`)."]
     return lines + [""]
 
 
