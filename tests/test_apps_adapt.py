@@ -134,6 +134,9 @@ def test_reconstruct_with_adaptation(tiny, tmp_path):
     a = json.loads((tmp_path / "out" / report.ok[0].folder / "face_0" / "coeffs.json").read_text())
     b = json.loads((tmp_path / "plain" / plain.ok[0].folder / "face_0" / "coeffs.json").read_text())
     assert a["coefficients"]["identity"] != b["coefficients"]["identity"]
+    assert a["model"]["adapted"] is True and b["model"]["adapted"] is False
+    assert "test-time adaptation: 1 round of 2 + 2 steps" in (tmp_path / "out" / "summary.html").read_text()
+    assert "no test-time adaptation" in (tmp_path / "plain" / "summary.html").read_text()
     with pytest.raises(InputFileError, match="segmentation network"):
         Reconstructor(replace(model, unet=None), CsvLandmarks(tmp_path / "lm.csv"), s)
 

@@ -42,7 +42,8 @@ def summary_html(report) -> str:
              f"<p class='meta'>{e(when)} &middot; model <code>{e(report.model.get('checkpoint', ''))}</code> "
              f"(face model <code>{e(report.model.get('facemodel', ''))}</code>, crop {report.model.get('crop_size')} px, "
              f"{e(report.model.get('segmentation', ''))}, {e(report.model.get('device', ''))}) &middot; detector "
-             f"{e(report.detector.get('name', ''))} &middot; {report.seconds:.1f} s</p>",
+             f"{e(report.detector.get('name', ''))} &middot; {_adaptation(report.model.get('adaptation'))} &middot; "
+             f"{report.seconds:.1f} s</p>",
              f"<p><b>{len(ok)}</b> images reconstructed ({report.n_faces} faces), <b class='{'bad' if failed else ''}'>"
              f"{len(failed)}</b> failed, {len(ignored)} ignored.</p>"]
     if ok:
@@ -79,6 +80,14 @@ def summary_html(report) -> str:
         parts.append("</ul>")
     parts.append("</body></html>\n")
     return "\n".join(parts)
+
+
+def _adaptation(info: dict | None) -> str:
+    if not info:
+        return "no test-time adaptation"
+    n = info["rounds"]
+    return (f"test-time adaptation: {n} round{'' if n == 1 else 's'} of {info['seg_steps']} + {info['rec_steps']} steps "
+            f"per batch of faces")
 
 
 def write_summary(report, tile_px: int = 200, columns: int = 4) -> None:
