@@ -14,18 +14,15 @@ import torch
 from focus import losses as L
 from focus.apps.adapt import AdaptSettings, _targets, adapt_networks, five_point_loss
 from focus.apps.detect import CsvLandmarks
-from focus.apps.reconstruct import ReconstructSettings, Reconstructor, load_adapt_perceptual, load_focus_model, \
-    save_untrained_checkpoint
+from focus.apps.reconstruct import ReconstructSettings, Reconstructor, load_adapt_perceptual, load_focus_model
 from focus.cli import main as focus_main
 from focus.errors import InputFileError
-from focus.facemodel.model import save_face_model
 from focus.idnet.network import IdentityNetSettings, build_identity_net, save_identity_net
 from focus.nets.face_align import five_points
 from focus.train.settings import EMSettings, OptimSettings
 from focus.train.steps import predict
 
-from test_apps_reconstruct import SIZE, _portraits_with_landmarks
-from train_fixtures import tiny_face_model
+from test_apps_reconstruct import SIZE, _portraits_with_landmarks, tiny_checkpoint
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -34,8 +31,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 def tiny(tmp_path_factory):
     """A tiny untrained checkpoint with an identity network beside it (``idnet.pt``)."""
     root = tmp_path_factory.mktemp("adapt")
-    save_face_model(tiny_face_model(), root / "facemodel.npz")
-    ckpt = save_untrained_checkpoint(root / "model.pt", root / "facemodel.npz", image_size=SIZE, unet_width=4, unet_depth=2)
+    ckpt = tiny_checkpoint(root)
     torch.manual_seed(0)
     save_identity_net(build_identity_net(IdentityNetSettings(crop_size=28, layers=(1, 1, 1, 1), base_width=8,
                                                              embedding_dim=32)).eval(), root / "idnet.pt")

@@ -31,11 +31,17 @@ FACE_FILES = ("crop.png", "render.png", "outlier_crop.png", "outlier.png", "face
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
+def tiny_checkpoint(root: Path) -> Path:
+    """``root/model.pt``: an untrained checkpoint at :data:`SIZE` px with a small U-Net, on the tiny
+    face model ``root/facemodel.npz`` (both written here)."""
+    save_face_model(tiny_face_model(), root / "facemodel.npz")
+    return save_untrained_checkpoint(root / "model.pt", root / "facemodel.npz", image_size=SIZE, unet_width=4, unet_depth=2)
+
+
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("apps")
-    save_face_model(tiny_face_model(), root / "facemodel.npz")
-    ckpt = save_untrained_checkpoint(root / "model.pt", root / "facemodel.npz", image_size=SIZE, unet_width=4, unet_depth=2)
+    ckpt = tiny_checkpoint(root)
     info = write_photo_folder(root / "photos")
     big = np.zeros((700, 700, 3), np.uint8)
     Image.fromarray(big).save(root / "photos" / "huge.png")

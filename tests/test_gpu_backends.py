@@ -83,16 +83,12 @@ def _only_ties_differ(screen, tri, ids_a, ids_b, tol: float = 0.1, depth_rtol: f
     pts = torch.stack([j, i], -1).double() + 0.5
     ta, tb = ids_a[b, i, j], ids_b[b, i, j]
     ok = torch.ones_like(ta, dtype=torch.bool)
-    for t, other in ((ta, tb), (tb, ta)):
-        has = t >= 0
-        d = torch.full(t.shape, float("inf"), dtype=torch.float64, device=t.device)
-        d[has] = _edge_distances(screen, tri, b[has], t[has], pts[has])
-        ok &= (~has) | (d > -tol)  # each chosen triangle (nearly) contains the centre
     near = torch.zeros_like(ok)
     for t in (ta, tb):
         has = t >= 0
         d = torch.full(t.shape, float("inf"), dtype=torch.float64, device=t.device)
         d[has] = _edge_distances(screen, tri, b[has], t[has], pts[has])
+        ok &= (~has) | (d > -tol)  # each chosen triangle (nearly) contains the centre
         near |= has & (d.abs() < tol)
     both = (ta >= 0) & (tb >= 0)
     depth_tie = torch.zeros_like(ok)
