@@ -19,8 +19,8 @@ from focus.cli import main as focus_main
 from focus.errors import InputFileError
 from focus.idnet.network import IdentityNetSettings, build_identity_net, save_identity_net
 from focus.nets.face_align import five_points
+from focus.predictor import encode_render
 from focus.train.settings import EMSettings, OptimSettings
-from focus.train.steps import predict
 
 from test_apps_reconstruct import SIZE, _portraits_with_landmarks, tiny_checkpoint
 
@@ -107,8 +107,8 @@ def test_adaptation_copies_fits_and_repeats(tiny, use_68):
     err = L.landmark_loss if use_68 else five_point_loss
     target = lm68 if use_68 else p5
     with torch.no_grad():
-        lm_new = predict(enc3, model.renderer, image)[1].landmarks
-        lm_old = predict(model.encoder, model.renderer, image)[1].landmarks
+        lm_new = encode_render(enc3, model.renderer, image)[1].landmarks
+        lm_old = encode_render(model.encoder, model.renderer, image)[1].landmarks
     assert float(err(lm_new, target)) < 0.9 * float(err(lm_old, target))
 
 

@@ -15,7 +15,9 @@ from focus.losses import InitLossWeights, ReconstructionLossWeights, Segmentatio
 from focus.nets.encoder import EncoderSettings, ReconstructionEncoder
 from focus.nets.iresnet import IResNet, IResNetSettings
 from focus.nets.perceptual import PerceptualNet
+from focus.nets.trained import load_trained
 from focus.nets.unet import SegmentationUNet, UNetSettings
+from focus.predictor import segment
 from focus.render.renderer import FaceRenderer, RenderSettings
 from focus.train import steps as S
 from focus.train.settings import OptimSettings, TrainSettings
@@ -279,7 +281,7 @@ def test_stages_run_resume_and_extend_rounds(tmp_path):
     assert len(list((tmp_path / "pm").glob("*.png"))) == 16  # 24 images, 8 held out
     for f in ("init/final.pt", "pretrain_seg/final.pt", "em/round_01.pt", "em/final.pt"):  # test layout
         assert (tmp_path / "ck" / f).is_file(), f
-    enc, unet, _ = P.load_trained(tmp_path / "ck" / "em" / "final.pt")
+    enc, unet, _ = load_trained(tmp_path / "ck" / "em" / "final.pt")
     assert unet is not None and not enc.training
     report = json.loads((tmp_path / "rep" / "em_metrics.json").read_text())
     assert [r["phase"] for r in report["records"]] == ["init", "pretrain_seg", "r1/seg", "r1/rec"]
@@ -321,6 +323,7 @@ info = D.setup("cpu")
 from focus.data import DataSettings, FaceImageFolder, template_from_model
 from focus.facemodel.model import load_face_model
 from focus.nets.unet import SegmentationUNet, UNetSettings
+from focus.predictor import segment
 from focus.train.data import StepBatchSampler
 from focus.train.settings import OptimSettings, TrainSettings
 from focus.train.trainer import Phase, Trainer
@@ -378,7 +381,7 @@ def test_segment_feeds_the_unet_a_clamped_render():
         return torch.sigmoid(r.sum(1, keepdim=True))
 
     render = torch.tensor([-14.0, 0.5, 3.0]).reshape(1, 3, 1, 1).expand(1, 3, 2, 2).clone().requires_grad_(True)
-    S.segment(unet, render, torch.zeros(1, 3, 2, 2)).sum().backward()
+    segment(unet, render, torch.zeros(1, 3, 2, 2)).sum().backward()
     assert seen["range"] == (0.0, 1.0)
     assert render.grad[0, 1].abs().sum() > 0 and render.grad[0, 0].abs().sum() == 0  # no gradient where clamped
 

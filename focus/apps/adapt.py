@@ -22,8 +22,8 @@ from torch import Tensor
 
 from focus import losses as L
 from focus.nets.face_align import five_points
+from focus.predictor import encode_render, segment
 from focus.train.settings import EMSettings, OptimSettings
-from focus.train.steps import predict, segment
 from focus.train.trainer import build_optimizer
 
 #: Weights of the five alignment points in the landmark term when the detector gives no 68:
@@ -140,7 +140,7 @@ def adapt_networks(encoder: torch.nn.Module, unet: torch.nn.Module, renderer, pe
             _freeze(enc, False)
             _freeze(seg_net, True)
             with torch.no_grad():
-                out = predict(enc, renderer, images)[1]
+                out = encode_render(enc, renderer, images)[1]
             lms = _targets(landmarks68, points5, out.landmarks)
             terms = {}
             for _ in range(settings.seg_steps):
@@ -152,7 +152,7 @@ def adapt_networks(encoder: torch.nn.Module, unet: torch.nn.Module, renderer, pe
             _freeze(seg_net, False)
             _freeze(enc, True)
             for _ in range(settings.rec_steps):
-                coeffs, out = predict(enc, renderer, images)
+                coeffs, out = encode_render(enc, renderer, images)
                 lms = _targets(landmarks68, points5, out.landmarks)
                 seg = segment(seg_net, out.image, images) if em.grad_through_unet else \
                     segment(seg_net, out.image.detach(), images).detach()

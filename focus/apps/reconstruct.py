@@ -48,11 +48,13 @@ from focus.data.alignment import AlignmentTemplate, estimate_alignment, five_poi
 from focus.data.dataset import DataSettings
 from focus.devices import resolve_device as _resolve_device
 from focus.errors import FocusError, InputFileError
-from focus.facemodel.model import FaceModel, load_face_model
+from focus.facemodel.model import load_face_model
 from focus.io_utils import write_json_atomic
 from focus.nets.encoder import ReconstructionEncoder
+from focus.nets.trained import CHECKPOINT_FORMAT, read_focus_checkpoint
 from focus.nets.unet import SegmentationUNet
-from focus.render.renderer import FaceRenderer, RenderSettings
+from focus.predictor import FocusModel, load_model
+from focus.render.renderer import RenderSettings
 
 log = logging.getLogger("focus.apps")
 
@@ -66,45 +68,8 @@ _TMP_TAG = ".tmp-"
 
 
 # ---------------------------------------------------------------------------- the model
-@dataclass
-class FocusModel:
-    """The trained networks with everything needed to run them on photos.
-
-    Attributes:
-        encoder, unet: the networks in eval mode (``unet`` ``None`` for an encoder-only
-            checkpoint: the robust pseudo mask ``z(p)`` is used as segmentation then).
-        face_model: the 3DMM the encoder was trained with.
-        renderer: renders at the training crop size.
-        template: the 5-point crop template at that size.
-        data: alignment method and border handling (the training's ``data`` settings).
-        checkpoint, facemodel_path: where they came from.
-        device: where the networks run.
-        misfit_prior: subtracted from the neutral shape before export (method.md 5), or ``None``.
-        misfit_prior_path: its file.
-    """
-
-    encoder: ReconstructionEncoder
-    unet: SegmentationUNet | None
-    face_model: FaceModel
-    renderer: FaceRenderer
-    template: AlignmentTemplate
-    data: DataSettings
-    checkpoint: Path
-    facemodel_path: Path
-    device: torch.device
-    misfit_prior: object | None = None
-    misfit_prior_path: Path | None = None
-    _views: dict = field(default_factory=dict)
-
-    @property
-    def crop_size(self) -> int:
-        return int(self.renderer.settings.image_size)
-
-    def view_renderer(self, size: int) -> FaceRenderer:
-        """A renderer with the same framing at ``size`` px (the camera's focal scales with it)."""
-        if size not in self._views:
-            self._views[size] = FaceRenderer(self.face_model, replace(self.renderer.settings, image_size=int(size))).to(self.device)
-        return self._views[size]
+# The trained networks with everything needed to run them on photos: :class:`focus.predictor.FocusModel`
+# (``unet`` ``None`` for an encoder-only checkpoint: the robust pseudo mask ``z(p)`` is the segmentation then).
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -142,26 +107,22 @@ def load_focus_model(checkpoint: str | Path | None = None, facemodel: str | Path
         InputFileError: missing or foreign checkpoint, missing face model, a face model that
             does not fit the networks, or a named misfit prior that cannot be used.
     """
-    from focus.eval.predict import load_eval_model
-    from focus.train.state import load_checkpoint
-
     path = Path(checkpoint) if checkpoint is not None else DEFAULT_MODEL
     if not path.is_file():
         fix = ("train it with `make run` (runs `dvc repro`) or pass --model CHECKPOINT" if checkpoint is None
                else "name models/focus.pt or another networks file written by the training stages")
         raise InputFileError(path, "trained model not found", fix)
-    meta = load_checkpoint(path)
-    recorded = str(meta.get("facemodel", ""))
+    ckpt = read_focus_checkpoint(path)
+    recorded = str(ckpt.get("facemodel", ""))
     fm_path = Path(facemodel) if facemodel is not None else _find_facemodel(recorded, path)
     if fm_path is None or not fm_path.is_file():
         raise InputFileError(fm_path or path, f"the face model the checkpoint was trained with ({recorded!r}) was not found",
                              "pass --facemodel FILE")
-    em = load_eval_model(path, fm_path, DataSettings(), resolve_device(device), render_backend="auto")
-    ckpt_data = meta.get("data_settings") or {}
-    data = replace(em.data, **{k: v for k, v in ckpt_data.items() if k in ("align_method", "border")})
-    prior, prior_path = _misfit_prior(misfit_prior, path, em.face_model.num_vertices)
-    return FocusModel(em.encoder, em.unet, em.face_model, em.renderer, em.template, data, path, fm_path, em.device,
-                      prior, prior_path)
+    ckpt_data = ckpt.get("data_settings") or {}
+    data = replace(DataSettings(), **{k: v for k, v in ckpt_data.items() if k in ("align_method", "border")})
+    model = load_model(path, fm_path, data, resolve_device(device), render_backend="auto", ckpt=ckpt)
+    prior, prior_path = _misfit_prior(misfit_prior, path, model.face_model.num_vertices)
+    return replace(model, misfit_prior=prior, misfit_prior_path=prior_path)
 
 
 def _misfit_prior(choice: str | Path | None, checkpoint: Path, num_vertices: int):
@@ -228,23 +189,18 @@ class FaceResult:
 
 @torch.no_grad()
 def run_model(model: FocusModel, crops: np.ndarray, view_size: int) -> list[FaceResult]:
-    """Encoder + renderer + U-Net on ``crops`` ``(B, S, S, 3)`` float in [0, 1] (one batch)."""
-    from focus.losses import robust_inlier_mask
-
-    dev = model.device
-    x = torch.from_numpy(np.ascontiguousarray(crops.transpose(0, 3, 1, 2))).float().to(dev)
-    coeffs = model.renderer.split(model.encoder(x))
-    out = model.renderer(coeffs)
-    if model.unet is not None:
-        seg = model.unet(out.image, x)
-    else:
-        seg = robust_inlier_mask(x, out.image, out.mask)
+    """The one forward pass (:meth:`focus.predictor.FocusModel.predict`: encoder, renderer, U-Net on
+    the render clamped to [0, 1], or the robust pseudo mask without a U-Net) on ``crops``
+    ``(B, S, S, 3)`` float in [0, 1] (one batch), plus the view-size render for overlays."""
+    x = torch.from_numpy(np.ascontiguousarray(crops.transpose(0, 3, 1, 2)))
+    seg_name = model.predictor.default_segmentation
+    pred = model.predict(x, (seg_name,))
+    coeffs, out, seg, neutral = pred.coeffs, pred.render, pred.seg[seg_name], pred.neutral
     outlier = out.mask * (1.0 - seg)
     view = model.view_renderer(view_size)(coeffs) if view_size != model.crop_size else out
     seg_v = F.interpolate(seg, size=(view_size, view_size), mode="bilinear", align_corners=False) \
         if view_size != model.crop_size else seg
     outlier_v = view.mask * (1.0 - seg_v)
-    neutral = model.renderer.shape(coeffs.id, torch.zeros_like(coeffs.exp))
     albedo = model.renderer.albedo(coeffs.albedo)
     np_ = lambda t: t.detach().float().cpu().numpy()  # noqa: E731
     neutral_np = np_(neutral).astype(np.float64)
@@ -675,7 +631,6 @@ def save_untrained_checkpoint(path: str | Path, facemodel_path: str | Path, imag
     from focus.coeffs import CoeffLayout
     from focus.nets.encoder import EncoderSettings
     from focus.nets.unet import UNetSettings
-    from focus.train.pipeline import CHECKPOINT_FORMAT
     from focus.train.settings import settings_dict
     from focus.train.state import save_checkpoint
 

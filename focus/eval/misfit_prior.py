@@ -215,7 +215,7 @@ def render_misfit_set(face_model, synth_settings, image_size: int, count: int, s
 
 def align_crops(images: np.ndarray, landmarks: np.ndarray, model) -> np.ndarray:
     """``(N, 3, S, S)`` float32 crops of uint8 images ``(N, H, W, 3)`` with the training's 5-point
-    alignment (``model``: :class:`focus.eval.predict.EvalModel`), as :class:`focus.data.FaceImageFolder` crops."""
+    alignment (``model``: :class:`focus.predictor.FocusModel`), as :class:`focus.data.FaceImageFolder` crops."""
     from focus.data.alignment import estimate_alignment, warp_to_crop
 
     out = []
@@ -227,7 +227,8 @@ def align_crops(images: np.ndarray, landmarks: np.ndarray, model) -> np.ndarray:
 
 
 def predict_neutral(model, crops: np.ndarray, batch_size: int = 32) -> np.ndarray:
-    """``(N, V, 3)`` predicted neutral shapes of crops ``(N, 3, S, S)``."""
+    """``(N, V, 3)`` predicted neutral shapes of crops ``(N, 3, S, S)`` (``model``: a
+    :class:`focus.predictor.FocusModel`; the one forward pass, :func:`focus.eval.predict.predict_batch`)."""
     import torch
 
     from focus.eval.predict import predict_batch

@@ -1,12 +1,14 @@
 """A trained checkpoint run on a face-image folder, through the same alignment as training.
 
 :func:`load_eval_model` rebuilds the networks of a training checkpoint (``models/focus.pt``,
-``models/focus_init.pt``, ``checkpoints/em/round_XX.pt``; :func:`focus.train.pipeline.load_trained`)
-with the face model and the renderer they were trained with. :func:`open_folder` opens a
+``models/focus_init.pt``, ``checkpoints/em/round_XX.pt``) with the face model and the renderer
+they were trained with (:func:`focus.predictor.load_model`). :func:`open_folder` opens a
 face-image folder (:class:`focus.data.FaceImageFolder`, no augmentation) with the training's
 5-point template (:func:`focus.data.template_from_model` at the checkpoint's render size) and
 ``data`` settings, so every image is cropped exactly as a training image is. :func:`predict_folder`
-runs encoder, renderer and a segmentation on every crop.
+runs encoder, renderer and a segmentation on every crop, through the same forward pass as
+training and validation (:class:`focus.predictor.Predictor`: the U-Net sees the render clamped
+to [0, 1]).
 
 Segmentations (``segmentations`` argument; each is a face (inlier) probability ``M`` in [0, 1],
 ``(N, 1, S, S)``, over the whole crop; the effective visible-face estimate is ``m_r M``):
@@ -22,7 +24,7 @@ Arrays are numpy on the CPU: crops, renders and masks are crop pixels (image fra
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -30,46 +32,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from focus.data import DataSettings, FaceImageFolder, template_from_model
-from focus.data.alignment import AlignmentTemplate
+from focus.data import DataSettings, FaceImageFolder
 from focus.devices import resolve_device as _resolve_device
 from focus.errors import InputFileError
-from focus.facemodel.model import FaceModel, load_face_model
-from focus.nets.encoder import ReconstructionEncoder
-from focus.nets.unet import SegmentationUNet
-from focus.render.renderer import FaceRenderer, RenderSettings
-
-SEGMENTATIONS: tuple[str, ...] = ("unet", "pseudo", "none")
-
-
-@dataclass
-class EvalModel:
-    """A checkpoint's networks with the face model and renderer they were trained with.
-
-    Attributes:
-        encoder: the reconstruction encoder (eval mode).
-        unet: the segmentation U-Net, ``None`` for an encoder-only checkpoint (``init``).
-        face_model: the 3DMM (on ``device``).
-        renderer: renders at the training crop size with the training camera.
-        template: the 5-point crop template at that size.
-        data: alignment settings (the training's ``data`` group; augmentation is never applied).
-        checkpoint: the file the networks came from.
-        device: where they run.
-    """
-
-    encoder: ReconstructionEncoder
-    unet: SegmentationUNet | None
-    face_model: FaceModel
-    renderer: FaceRenderer
-    template: AlignmentTemplate
-    data: DataSettings
-    checkpoint: Path
-    device: torch.device
-
-    @property
-    def crop_size(self) -> int:
-        return int(self.renderer.settings.image_size)
-
+from focus.facemodel.model import FaceModel
+from focus.predictor import SEGMENTATIONS, FocusModel, load_model
 
 def resolve_device(device: str = "cpu") -> torch.device:
     """``"auto"`` -> CUDA when available, else CPU; anything else as given (CUDA checked)."""
@@ -77,45 +44,28 @@ def resolve_device(device: str = "cpu") -> torch.device:
 
 
 def load_eval_model(checkpoint: str | Path, facemodel: str | Path | FaceModel, data: DataSettings = DataSettings(),
-                    device: str | torch.device = "cpu", render_backend: str | None = None) -> EvalModel:
-    """Load a training checkpoint for evaluation.
+                    device: str | torch.device = "cpu", render_backend: str | None = None) -> FocusModel:
+    """Load a training checkpoint for evaluation (:func:`focus.predictor.load_model`).
 
     Args:
         checkpoint: a networks file written by the training stages.
         facemodel: the face model file (or model) the checkpoint was trained with.
         data: the training's ``data`` settings (alignment method, border); ``crop_size`` is
             taken from the checkpoint's render settings.
-        device: where to run.
+        device: where to run (``eval.device``).
         render_backend: override the checkpoint's rasterizer backend (``None``: keep it).
 
     Raises:
-        InputFileError: missing or foreign checkpoint, or a face model that does not fit it.
+        InputFileError: missing, refused or foreign checkpoint, or a face model that does not fit it.
     """
-    from focus.train.pipeline import load_trained
-
     path = Path(checkpoint)
     if not path.is_file():
         raise InputFileError(path, "checkpoint not found", "run the training stages (dvc repro em)")
     dev = resolve_device(device) if isinstance(device, str) else device
-    encoder, unet, ckpt = load_trained(path, dev)
-    fm = facemodel if isinstance(facemodel, FaceModel) else load_face_model(facemodel)
-    layout = tuple(int(x) for x in ckpt["layout"])
-    if (fm.n_id, fm.n_exp, fm.n_albedo) != layout:
-        raise InputFileError(path, f"expects (id, exp, albedo) = {layout} coefficients but the face model "
-                             f"{fm.name!r} has {(fm.n_id, fm.n_exp, fm.n_albedo)}", "evaluate with the training's face model")
-    from focus.config import from_dict
-
-    rs = from_dict(RenderSettings, ckpt.get("render_settings") or {}, f"{path}:render_settings")
-    if render_backend is not None:
-        rs = replace(rs, backend=render_backend)
-    fm = fm.to(dev)
-    renderer = FaceRenderer(fm, rs).to(dev)
-    template = template_from_model(fm, rs.image_size, rs.distance, rs.focal_at_224)
-    data = replace(data, crop_size=rs.image_size)
-    return EvalModel(encoder, unet, fm, renderer, template, data, path, dev)
+    return load_model(path, facemodel, data, dev, render_backend)
 
 
-def open_folder(root: str | Path, model: EvalModel, images: str = "images", landmarks: str = "landmarks.csv"
+def open_folder(root: str | Path, model: FocusModel, images: str = "images", landmarks: str = "landmarks.csv"
                 ) -> FaceImageFolder:
     """A face-image folder cropped like the training images of ``model`` (no augmentation).
 
@@ -162,33 +112,19 @@ class Predictions:
 
 
 @torch.no_grad()
-def predict_batch(model: EvalModel, images: torch.Tensor, segmentations: Sequence[str] = ("unet",)) -> dict:
-    """Encoder, renderer and segmentations on crops ``(B, 3, S, S)`` in [0, 1] (on ``model.device``).
+def predict_batch(model: FocusModel, images: torch.Tensor, segmentations: Sequence[str] = ("unet",)) -> dict:
+    """The one forward pass (:meth:`focus.predictor.FocusModel.predict`) on crops ``(B, 3, S, S)`` in [0, 1].
 
     Returns a dict of tensors: ``coeffs`` (a :class:`focus.coeffs.Coeffs`), ``render``
-    ``(B, 3, S, S)``, ``coverage`` ``(B, 1, S, S)``, ``neutral`` ``(B, V, 3)`` and ``seg`` (per
-    name ``(B, 1, S, S)``).
+    ``(B, 3, S, S)`` (unclamped), ``coverage`` ``(B, 1, S, S)``, ``neutral`` ``(B, V, 3)`` and
+    ``seg`` (per name ``(B, 1, S, S)``; the U-Net sees the render clamped to [0, 1], as in training).
     """
-    from focus.losses import robust_inlier_mask
-
     for name in segmentations:
         if name not in SEGMENTATIONS:
             raise ValueError(f"unknown segmentation {name!r}; known: {SEGMENTATIONS}")
-        if name == "unet" and model.unet is None:
-            raise InputFileError(model.checkpoint, "has no U-Net", "use segmentation 'pseudo' or 'none' for encoder-only checkpoints")
-    x = images.to(model.device, torch.float32)
-    coeffs = model.renderer.split(model.encoder(x))
-    out = model.renderer(coeffs)
-    seg = {}
-    for name in segmentations:
-        if name == "unet":
-            seg[name] = model.unet(out.image, x)
-        elif name == "pseudo":
-            seg[name] = robust_inlier_mask(x, out.image, out.mask)
-        else:
-            seg[name] = torch.ones_like(out.mask)
-    neutral = model.renderer.shape(coeffs.id, torch.zeros_like(coeffs.exp))
-    return {"coeffs": coeffs, "render": out.image, "coverage": out.mask, "neutral": neutral, "seg": seg}
+    p = model.predict(images, segmentations)
+    return {"coeffs": p.coeffs, "render": p.render.image, "coverage": p.render.mask, "neutral": p.neutral,
+            "seg": p.seg}
 
 
 @dataclass
@@ -226,7 +162,7 @@ def load_crops(folder: FaceImageFolder, indices: Sequence[int] | None = None, pr
     return Crops(tuple(it["name"] for it in items), stack("image"), stack("transform"), stack("mask"), stack("face_mask"))
 
 
-def predict_crops(model: EvalModel, crops: Crops, segmentations: Sequence[str] = ("unet",), batch_size: int = 32,
+def predict_crops(model: FocusModel, crops: Crops, segmentations: Sequence[str] = ("unet",), batch_size: int = 32,
                   keep_images: bool = True, progress: bool = False) -> Predictions:
     """Run ``model`` on aligned crops, in batches (``keep_images=False``: coefficients, neutral
     shapes and transforms only, for large real sets)."""
@@ -264,19 +200,19 @@ def predict_crops(model: EvalModel, crops: Crops, segmentations: Sequence[str] =
     )
 
 
-def predict_folder(model: EvalModel, folder: FaceImageFolder, segmentations: Sequence[str] = ("unet",),
+def predict_folder(model: FocusModel, folder: FaceImageFolder, segmentations: Sequence[str] = ("unet",),
                    batch_size: int = 32, keep_images: bool = True, progress: bool = False,
                    indices: Sequence[int] | None = None) -> Predictions:
     """:func:`load_crops` then :func:`predict_crops`."""
     return predict_crops(model, load_crops(folder, indices, progress), segmentations, batch_size, keep_images, progress)
 
 
-def now_landmark_points(model: FaceModel | EvalModel, neutral: np.ndarray) -> np.ndarray:
+def now_landmark_points(model: FaceModel | FocusModel, neutral: np.ndarray) -> np.ndarray:
     """The 7 NoW landmarks ``(N, 7, 3)`` of neutral meshes ``(N, V, 3)`` (the model's NoW vertices)."""
-    fm = model.face_model if isinstance(model, EvalModel) else model
+    fm = model.face_model if isinstance(model, FocusModel) else model
     ids = fm.now_landmarks7.cpu().numpy().astype(np.int64)
     return np.asarray(neutral)[:, ids]
 
 
-__all__ = ["Crops", "EvalModel", "Predictions", "load_crops", "predict_crops", "SEGMENTATIONS", "load_eval_model", "now_landmark_points", "open_folder",
+__all__ = ["Crops", "FocusModel", "Predictions", "load_crops", "predict_crops", "SEGMENTATIONS", "load_eval_model", "now_landmark_points", "open_folder",
            "predict_batch", "predict_folder", "resolve_device"]

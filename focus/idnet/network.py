@@ -21,11 +21,12 @@ import torch
 
 from focus.errors import InputFileError
 from focus.io_utils import atomic_path
-from focus.nets.checkpoint import load_state_dict_strict
+from focus.nets.checkpoint import load_state_dict_strict, load_torch_file
 from focus.nets.iresnet import IResNet, IResNetSettings
 from focus.nets.perceptual import PerceptualNet
+from focus.nets.trained import IDNET_FORMAT, describe_contents
 
-FORMAT_NAME = "focus-idnet"
+FORMAT_NAME = IDNET_FORMAT
 FORMAT_VERSION = 1
 
 
@@ -86,13 +87,10 @@ def load_identity_backbone(path: str | Path) -> IResNet:
     fix = "run `dvc repro idnet` to train it, or give ArcFace weights instead"
     if not path.is_file():
         raise InputFileError(path, "identity network checkpoint not found", fix)
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any reader failure means a wrong or corrupt file
-        raise InputFileError(path, f"not a readable PyTorch file ({exc.__class__.__name__}: {exc})", fix) from exc
+    blob = load_torch_file(path, "identity network checkpoint", fix)
     if not isinstance(blob, dict) or blob.get("format") != FORMAT_NAME:
-        raise InputFileError(path, f"not a {FORMAT_NAME} checkpoint (an ArcFace backbone.pth is loaded with "
-                                   "PerceptualNet.from_arcface)", fix)
+        raise InputFileError(path, f"not a {FORMAT_NAME} checkpoint: it is {describe_contents(blob)}",
+                             fix)
     if int(blob.get("version", -1)) > FORMAT_VERSION:
         raise InputFileError(path, f"checkpoint version {blob.get('version')} is newer than this code "
                                    f"({FORMAT_VERSION})", "update focus or retrain the network")
@@ -114,5 +112,5 @@ def load_identity_net(path: str | Path) -> PerceptualNet:
 
 def checkpoint_meta(path: str | Path) -> dict:
     """The ``meta`` entry of an identity-net checkpoint (training summary)."""
-    blob = torch.load(Path(path), map_location="cpu", weights_only=True)
-    return dict(blob.get("meta", {}))
+    blob = load_torch_file(path, "identity network checkpoint")
+    return dict(blob.get("meta", {})) if isinstance(blob, dict) else {}

@@ -12,7 +12,7 @@
 Each stage keeps its resumable state in ``checkpoints/<stage>/last.pt`` and resumes from it when
 re-run with the same settings and inputs (see :mod:`focus.train.state`); under ``torchrun`` it
 runs data-parallel (:mod:`focus.train.distributed`). Every networks-only file (``models/focus*.pt``,
-``round_XX.pt``) is read back with :func:`load_trained`.
+``round_XX.pt``) is read back with :func:`focus.nets.trained.load_trained`.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from focus.errors import FocusError, InputFileError
 from focus.facemodel.model import FaceModel, load_face_model
 from focus.io_utils import atomic_path, write_json_atomic
 from focus.nets.encoder import ReconstructionEncoder
+from focus.nets.trained import CHECKPOINT_FORMAT, load_trained
 from focus.nets.perceptual import PerceptualNet
 from focus.nets.unet import SegmentationUNet
 from focus.render.renderer import FaceRenderer, RenderSettings
@@ -40,7 +41,7 @@ from focus.train import steps as S
 from focus.train.data import split_indices
 from focus.train.pseudo_masks import PseudoMaskDataset, write_pseudo_masks
 from focus.train.settings import EMSettings, InitSettings, PretrainSegSettings, TrainSettings, settings_dict
-from focus.train.state import LAST, file_digest, fingerprint, load_checkpoint, save_checkpoint
+from focus.train.state import LAST, file_digest, fingerprint
 from focus.train.trainer import Phase, Trainer
 from focus.train.validation import evaluate, load_validation_set, read_truth, write_records
 
@@ -54,7 +55,6 @@ FINALS = {"init": Path("models/focus_init.pt"), "pretrain_seg": Path("models/foc
           "em": Path("models/focus.pt")}
 PSEUDO_MASK_DIR = Path("data/pseudo_masks")
 REPORT_DIR = Path("reports/train")
-CHECKPOINT_FORMAT = "focus-train"
 
 #: ``train`` settings that do not change the numbers a run produces (left out of fingerprints).
 OPERATIONAL_KEYS = ("workers", "progress", "log_every", "checkpoint_every", "num_threads", "val_batch_size", "max_nonfinite")
@@ -244,34 +244,12 @@ def build_unet(ctx: Context) -> SegmentationUNet:
 
 
 def _meta(ctx: Context) -> dict[str, Any]:
-    """What a reader needs to rebuild the networks of a checkpoint (:func:`load_trained`)."""
+    """What a reader needs to rebuild the networks of a checkpoint (:func:`focus.nets.trained.load_trained`)."""
     lay = ctx.renderer.layout
     return {"format": CHECKPOINT_FORMAT, "layout": [lay.n_id, lay.n_exp, lay.n_albedo],
             "encoder_settings": settings_dict(ctx.train.encoder), "unet_settings": settings_dict(ctx.train.unet),
             "render_settings": settings_dict(ctx.render), "data_settings": settings_dict(ctx.data),
             "facemodel": ctx.train.facemodel}
-
-
-def load_trained(path: str | Path, device: str | torch.device = "cpu") -> tuple[ReconstructionEncoder, SegmentationUNet | None, dict]:
-    """``(encoder, unet or None, checkpoint)`` from a stage's final file (``models/focus.pt``, ...)
-    or a ``round_XX.pt`` snapshot, both networks in eval mode on ``device``."""
-    from focus.coeffs import CoeffLayout
-    from focus.nets.encoder import EncoderSettings
-    from focus.nets.unet import UNetSettings
-
-    path = Path(path)
-    ckpt = load_checkpoint(path)
-    if ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise InputFileError(path, "not a FOCUS training checkpoint", "use models/focus.pt or checkpoints/em/round_XX.pt")
-    layout = CoeffLayout(*ckpt["layout"])
-    enc = ReconstructionEncoder(layout, from_dict(EncoderSettings, ckpt["encoder_settings"], str(path)))
-    enc.load_state_dict(ckpt["nets"]["encoder"])
-    unet = None
-    if "unet" in ckpt["nets"]:
-        unet = SegmentationUNet(from_dict(UNetSettings, ckpt["unet_settings"], str(path)))
-        unet.load_state_dict(ckpt["nets"]["unet"])
-        unet = unet.to(device).eval()
-    return enc.to(device).eval(), unet, ckpt
 
 
 def _validation(ctx: Context):
@@ -450,5 +428,5 @@ def _write_em_report(ctx: Context, trainer: Trainer, st: EMSettings, seconds: fl
     plot_em_rounds(records, reports / "em_rounds.png")
 
 
-__all__ = ["Context", "Paths", "deep_merge", "load_perceptual", "load_trained", "merged_params", "run_em", "run_init",
+__all__ = ["Context", "Paths", "deep_merge", "load_perceptual", "merged_params", "run_em", "run_init",
            "run_pretrain_seg", "setup"]

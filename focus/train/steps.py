@@ -6,7 +6,9 @@ or frozen (``requires_grad``, train / eval mode) is the caller's business
 (:mod:`focus.train.trainer`); these functions only decide where gradients may flow:
 
 * :func:`init_objective` -- ``L_init`` of the encoder (robust likelihood, ``L_id``, ``L_lm``, ``L_reg``).
-* :func:`segment` -- the U-Net on the render clamped to [0, 1] (every caller uses it).
+* the forward pass is :mod:`focus.predictor`'s (:func:`focus.predictor.encode_render`, and
+  :func:`focus.predictor.segment`: the U-Net on the render clamped to [0, 1]), the same as every
+  inference path uses.
 * :func:`pretrain_seg_objective` -- BCE of the U-Net against the pseudo masks; the render comes
   from the frozen initialised encoder (no gradient).
 * :func:`segmentation_objective` -- ``L_S`` of the U-Net; render from the frozen encoder (no gradient).
@@ -21,46 +23,26 @@ in [0, 1], ``landmarks`` ``(B, 68, 2)`` crop pixels; pre-training batches also h
 
 from __future__ import annotations
 
-from typing import Callable
-
 import torch
 from torch import Tensor, nn
 
 from focus import losses as L
-from focus.coeffs import Coeffs
+from focus.predictor import encode_render, segment
 from focus.render.renderer import FaceRenderer, RenderOutput
-
-
-def predict(encoder: Callable[[Tensor], Tensor], renderer: FaceRenderer, image: Tensor) -> tuple[Coeffs, RenderOutput]:
-    """Encode ``(B, 3, S, S)`` images and render the prediction: ``(coeffs, render output)``."""
-    x = encoder(image)
-    coeffs = renderer.split(x)
-    return coeffs, renderer(coeffs)
-
-
-def segment(unet: Callable[[Tensor, Tensor], Tensor], render: Tensor, image: Tensor) -> Tensor:
-    """``M = S(R, I)`` with the render clamped to [0, 1] (the U-Net's input is an image, method.md 2).
-
-    The renderer does not clamp (shading can leave [0, 1], and a badly predicted face can render
-    far outside it, e.g. -14 under a negative light); such values in a batch distort the U-Net's
-    BatchNorm statistics, so the segmentation always sees the clamped render. Gradients flow
-    through the clamp where the render is inside [0, 1].
-    """
-    return unet(render.clamp(0.0, 1.0), image)
 
 
 def init_objective(encoder: nn.Module, renderer: FaceRenderer, perceptual: nn.Module | None, batch: dict,
                    weights: L.InitLossWeights) -> tuple[Tensor, dict[str, Tensor]]:
     """``L_init`` on one batch (method.md 3.1)."""
     image, lms = batch["image"], batch["landmarks"]
-    coeffs, out = predict(encoder, renderer, image)
+    coeffs, out = encode_render(encoder, renderer, image)
     return L.init_loss(image, out.image, out.mask, lms, out.landmarks, coeffs, perceptual, weights)
 
 
 @torch.no_grad()
 def frozen_render(encoder: nn.Module, renderer: FaceRenderer, image: Tensor) -> RenderOutput:
     """Render of a frozen encoder's prediction, without gradient (segmentation phases)."""
-    return predict(encoder, renderer, image)[1]
+    return encode_render(encoder, renderer, image)[1]
 
 
 def pretrain_seg_objective(unet: nn.Module, encoder: nn.Module, renderer: FaceRenderer, batch: dict
@@ -93,7 +75,7 @@ def reconstruction_objective(encoder: nn.Module, unet: nn.Module, renderer: Face
     for its parameters). With ``grad_through_unet`` the mask is a differentiable function of the
     render, else it is computed from a detached render and carries no gradient."""
     image, lms = batch["image"], batch["landmarks"]
-    coeffs, out = predict(encoder, renderer, image)
+    coeffs, out = encode_render(encoder, renderer, image)
     if grad_through_unet:
         seg = segment(unet, out.image, image)
     else:
@@ -102,5 +84,5 @@ def reconstruction_objective(encoder: nn.Module, unet: nn.Module, renderer: Face
     return L.reconstruction_loss(image, out.image, out.mask, seg, lms, out.landmarks, coeffs, perceptual, weights)
 
 
-__all__ = ["frozen_render", "init_objective", "segment", "predict", "pretrain_seg_objective", "reconstruction_objective",
+__all__ = ["frozen_render", "init_objective", "pretrain_seg_objective", "reconstruction_objective",
            "segmentation_objective"]

@@ -32,9 +32,9 @@ from torch import Tensor
 from tqdm import tqdm
 
 from focus.errors import InputFileError
-from focus.losses import ROBUST_SIGMA, ROBUST_THRESHOLD, robust_inlier_mask
+from focus.losses import ROBUST_SIGMA, ROBUST_THRESHOLD
+from focus.predictor import Predictor
 from focus.train import metrics as M
-from focus.train.steps import predict, segment
 
 log = logging.getLogger("focus.train")
 
@@ -151,7 +151,8 @@ def _mean(x: Tensor) -> float | None:
 @torch.no_grad()
 def evaluate(encoder, renderer, vs: ValidationSet, unet=None, batch_size: int = 32, face_region: Tensor | None = None,
              sigma: float = ROBUST_SIGMA, threshold: float = ROBUST_THRESHOLD) -> dict:
-    """Metrics of ``encoder`` (+ ``unet``, or the pseudo masks ``z(p)`` when ``unet`` is ``None``) on ``vs``.
+    """Metrics of ``encoder`` (+ ``unet``, or the pseudo masks ``z(p)`` when ``unet`` is ``None``) on ``vs``,
+    through the one forward pass (:class:`focus.predictor.Predictor`).
 
     The networks are put in eval mode (the caller restores modes). ``face_region`` ``(V,)`` bool
     restricts the shape error to those vertices (``None``: all). Returns a flat dict:
@@ -167,16 +168,15 @@ def evaluate(encoder, renderer, vs: ValidationSet, unet=None, batch_size: int = 
     encoder.eval()
     if unet is not None:
         unet.eval()
+    predictor = Predictor(encoder, unet, renderer)
+    seg_name = predictor.default_segmentation
     seg_scores: dict[str, list[Tensor]] = {k: [] for k in SEG_KEYS + ("f1_allface",)}
     photo, lm_err, shape, shape_mean_face, pred_id = [], [], [], [], []
     for s in range(0, len(vs), batch_size):
         sl = slice(s, s + batch_size)
         image = vs.images[sl]
-        coeffs, out = predict(encoder, renderer, image)
-        if unet is not None:
-            seg = segment(unet, out.image, image)
-        else:
-            seg = robust_inlier_mask(image, out.image, out.mask, sigma, threshold)
+        pred = predictor(image, (seg_name,), sigma, threshold)
+        coeffs, out, seg = pred.coeffs, pred.render, pred.seg[seg_name]
         soft = M.segmentation_scores(seg, vs.masks[sl], out.mask)
         hard = M.segmentation_scores((seg > 0.5).to(seg.dtype), vs.masks[sl], out.mask)
         seg_scores["f1"].append(soft["f1"])
@@ -189,9 +189,8 @@ def evaluate(encoder, renderer, vs: ValidationSet, unet=None, batch_size: int = 
         lm_err.append(M.landmark_error(out.landmarks, vs.landmarks[sl]))
         if vs.true_id is not None:
             zeros = coeffs.exp.new_zeros(coeffs.exp.shape)
-            pred = renderer.shape(coeffs.id, zeros)
             true = renderer.shape(vs.true_id[sl].to(coeffs.id.dtype), zeros)
-            shape.append(M.shape_error(pred, true, face_region))
+            shape.append(M.shape_error(pred.neutral, true, face_region))
             shape_mean_face.append(M.shape_error(renderer.shape(torch.zeros_like(coeffs.id), zeros), true, face_region))
             pred_id.append(coeffs.id.detach())
     occ = vs.occluded.cpu().bool()
