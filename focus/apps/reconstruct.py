@@ -596,7 +596,8 @@ def load_adapt_perceptual(choice: str | Path | None, checkpoint: Path) -> tuple 
     :mod:`focus.idnet`.
 
     Raises:
-        InputFileError: a named file that does not exist or cannot be read.
+        InputFileError: a named file that does not exist, cannot be read, holds pickled Python
+            objects (refused, never run) or is another kind of file (e.g. a FOCUS checkpoint).
     """
     from focus.idnet.network import load_identity_net
     from focus.nets.perceptual import PerceptualNet
@@ -614,6 +615,8 @@ def load_adapt_perceptual(choice: str | Path | None, checkpoint: Path) -> tuple 
                              "name models/idnet.pt, arcface:backbone.pth, or use auto / none")
     try:
         return (PerceptualNet.from_arcface(path) if arcface else load_identity_net(path)), text
+    except InputFileError:  # names the file and what it is (or that it was refused)
+        raise
     except (RuntimeError, KeyError, ValueError, OSError) as exc:
         raise InputFileError(path, f"not a usable identity network ({exc})",
                              "name an idnet.pt written by the idnet stage or arcface:<insightface backbone.pth>") from exc
