@@ -10,6 +10,7 @@ import random
 import numpy as np
 import pytest
 import torch
+from test_apps_reconstruct import tiny_checkpoint
 
 from focus.cli import main as focus_main
 from focus.errors import InputFileError
@@ -19,8 +20,6 @@ from focus.nets.perceptual import PerceptualNet
 from focus.train.pipeline import load_perceptual
 from focus.train.settings import TrainSettings
 from focus.train.state import LAST, find_resumable, load_checkpoint, rng_state, save_checkpoint, set_rng_state
-
-from test_apps_reconstruct import tiny_checkpoint
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

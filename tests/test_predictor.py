@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from train_fixtures import tiny_face_model
 
 from focus import losses as L
 from focus.apps.adapt import AdaptSettings, adapt_networks
@@ -25,8 +26,6 @@ from focus.train import metrics as M
 from focus.train import steps as S
 from focus.train.state import load_checkpoint, save_checkpoint
 from focus.train.validation import ValidationSet, evaluate
-
-from train_fixtures import tiny_face_model
 
 SIZE = 32
 B = 3
