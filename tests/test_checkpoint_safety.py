@@ -173,3 +173,18 @@ def test_unreadable_files_give_one_line(tmp_path):
         load_torch_file(tmp_path / "junk.pt", "FOCUS checkpoint")
     assert "\n" not in str(exc.value) and str(tmp_path / "junk.pt") in str(exc.value)
     assert not isinstance(exc.value, RefusedFileError)
+
+
+def test_crafted_identity_training_files_are_refused(tmp_path):
+    from focus.idnet.stage import _cached_sets
+    from focus.idnet.training import _load_resume
+
+    marker = tmp_path / "ran"
+    evil = _crafted(tmp_path / "resume.pt", marker, fingerprint="k", key="k")
+    with pytest.raises(RefusedFileError, match="resume.pt"):
+        _load_resume(evil, "k")
+    with pytest.raises(RefusedFileError, match="resume.pt"):
+        _cached_sets(evil, "k", lambda: pytest.fail("must not rebuild over a refused file"))
+    assert not marker.exists() and evil.is_file()
+    (tmp_path / "junk.pt").write_bytes(b"junk")
+    assert _load_resume(tmp_path / "junk.pt", "k") is None  # a corrupt one is still ignored

@@ -34,6 +34,7 @@ from focus.idnet.evaluation import EvalSettings, embed_crops, factor_sensitivity
 from focus.idnet.network import IdentityNetSettings, build_identity_net, save_identity_net
 from focus.idnet.training import TrainSettings, fingerprint, train_identity_net
 from focus.io_utils import atomic_path, write_json_atomic
+from focus.nets.checkpoint import RefusedFileError, load_torch_file
 from focus.render.renderer import RenderSettings
 from focus.synth.settings import SynthSettings
 
@@ -63,9 +64,11 @@ def _cached_sets(cache: Path | None, key: str, make) -> tuple[IdentitySet, Ident
     """The (train, test) sets from ``cache`` if its key matches, else made by ``make()`` and stored."""
     if cache is not None and cache.is_file():
         try:
-            blob = torch.load(cache, map_location="cpu", weights_only=True)
+            blob = load_torch_file(cache, "identity-set cache", "delete it to rebuild the cache")
             if blob.get("key") == key:
                 return IdentitySet(*blob["train"]), IdentitySet(*blob["test"]), True
+        except RefusedFileError:  # pickled Python objects: refused, not run, not overwritten
+            raise
         except Exception:  # noqa: BLE001 - a corrupt cache is rebuilt
             pass
     train, test = make()

@@ -38,7 +38,9 @@ from tqdm import tqdm
 from focus.idnet.data import IdentitySet, from_uint8
 from focus.idnet.margin import ArcMarginHead, arc_margin_logits
 from focus.idnet.network import IdentityNetSettings, build_identity_net
+from focus.errors import InputFileError
 from focus.io_utils import atomic_path
+from focus.nets.checkpoint import RefusedFileError, load_torch_file
 from focus.nets.iresnet import IResNet
 
 
@@ -184,8 +186,10 @@ def _load_resume(path: Path | None, key: str) -> dict | None:
     if path is None or not path.is_file():
         return None
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # noqa: BLE001 - a corrupt resume file is ignored (start afresh)
+        state = load_torch_file(path, "identity-network resume state", "delete it to start afresh")
+    except RefusedFileError:  # pickled Python objects: refused, not run, not overwritten
+        raise
+    except InputFileError:  # a corrupt resume file is ignored (start afresh)
         return None
     return state if isinstance(state, dict) and state.get("fingerprint") == key else None
 
