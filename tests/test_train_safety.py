@@ -156,3 +156,31 @@ def test_stale_temporaries_of_one_name_only(tmp_path):
         (tmp_path / name).write_bytes(b"x")
     assert [p.name for p in remove_stale_temporaries(tmp_path, "focus.pt")] == [".focus.pt.abcd1234.pt"]
     assert sorted(p.name for p in tmp_path.iterdir()) == [".focus.pt.short.pt", ".idnet.pt.zz9_8y7x.pt"]
+
+
+# ---------------------------------------------------------------------------- other stage commands
+def _stage_module(name: str):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"stage_{name}", PROJECT_ROOT / "stages" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("stage", ["synth", "idnet", "facemodel", "train_init", "eval_now"])
+def test_every_stage_reports_a_bad_value_in_one_line(tmp_path, capsys, monkeypatch, stage):
+    params = tmp_path / "params.yaml"
+    params.write_text((PROJECT_ROOT / "params.yaml").read_text().replace("  image_size: 64\n", "  image_size: big\n"))
+    monkeypatch.chdir(tmp_path)  # nothing may be written: the default outputs would land here
+    module = _stage_module(stage)
+    if stage == "facemodel":
+        code = module.main()
+    elif stage in ("synth", "idnet"):
+        code = module.main(["--params", str(params)])
+    else:
+        code = module.stage_main(stage.split("_", 1)[1], ["--params", str(params)])
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and "\n" not in err and "Traceback" not in err
+    assert err.endswith(f'{params.name}: render.image_size = "big": expected an integer in [16, 4096]'), err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]

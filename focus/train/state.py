@@ -7,7 +7,8 @@ A stage's run folder (e.g. ``checkpoints/em``) holds
 * per-phase / per-round snapshots (``round_01.pt``, ...) and ``final.pt`` (networks only).
 
 Every file is written with :func:`focus.io_utils.atomic_path` + ``torch.save``, so an interrupted
-run never leaves a half-written checkpoint. A state carries a **fingerprint** of everything that
+run never leaves a half-written checkpoint (a process killed mid-write can leave the temporary file,
+which the next run of the stage removes: :meth:`focus.train.trainer.Trainer.remove_stale_temporaries`). A state carries a **fingerprint** of everything that
 determines the training trajectory (settings, input files); a run resumes only from a state with
 the same fingerprint, so changing a parameter starts afresh instead of silently continuing a
 different run.

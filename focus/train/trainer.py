@@ -20,6 +20,11 @@ the trained network's own step count, the objective, and
 After a phase the ``validate`` callback (rank 0) measures the networks on held-out images; its
 result is appended to :attr:`Trainer.records` and the phase's snapshot (weights only) is written.
 Re-running a stage with the same fingerprint resumes from ``last.pt`` at the exact step.
+
+Ctrl-C during :meth:`Trainer.run` raises :class:`TrainingInterrupted`, whose one-line message
+names the last checkpoint (``focus train`` prints it and exits with status 130). A checkpoint
+write killed outright (``SIGKILL``) can leave a temporary ``.<name>.XXXXXXXX.pt`` in the run
+folder; the next run removes it (:func:`focus.io_utils.remove_stale_temporaries`).
 """
 
 from __future__ import annotations
