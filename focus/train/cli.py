@@ -34,9 +34,9 @@ def run_stage(stage: str, params_files: list[str]) -> int:
     except TrainingInterrupted as exc:
         print(f"train {stage}: {exc}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
-        print(f"train {stage}: interrupted before training started; nothing was lost: run the same command again",
-              file=sys.stderr)
+    except KeyboardInterrupt:  # outside the training loop (loading, pseudo masks, reports)
+        print(f"train {stage}: interrupted outside the training loop; the checkpoints written so far are kept: run "
+              "the same command again to resume", file=sys.stderr)
         return TrainingInterrupted.exit_code
     finally:
         D.cleanup()

@@ -8,10 +8,11 @@ A stage's run folder (e.g. ``checkpoints/em``) holds
 
 Every file is written with :func:`focus.io_utils.atomic_path` + ``torch.save``, so an interrupted
 run never leaves a half-written checkpoint (a process killed mid-write can leave the temporary file,
-which the next run of the stage removes: :meth:`focus.train.trainer.Trainer.remove_stale_temporaries`). A state carries a **fingerprint** of everything that
-determines the training trajectory (settings, input files); a run resumes only from a state with
-the same fingerprint, so changing a parameter starts afresh instead of silently continuing a
-different run.
+which the next run of the stage removes:
+:meth:`focus.train.trainer.Trainer.remove_stale_temporaries`). A state carries a **fingerprint** of
+everything that determines the training trajectory (settings, input files); a run resumes only from
+a state with the same fingerprint, so changing a parameter starts afresh instead of silently
+continuing a different run.
 """
 
 from __future__ import annotations

@@ -265,8 +265,8 @@ class Trainer:
                  if self.phase_index < len(phases) else "after the last phase")
         last = self.run_dir / LAST
         if last.is_file():
-            return TrainingInterrupted(f"interrupted {where}; the last checkpoint is {last}: run the same command again "
-                                       "to resume from it", last)
+            return TrainingInterrupted(
+                f"interrupted {where}; the last checkpoint is {last}: run the same command again to resume from it", last)
         return TrainingInterrupted(f"interrupted {where}, before the first checkpoint ({last}): run the same command "
                                    "again to start the stage", None)
 
