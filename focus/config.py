@@ -407,6 +407,8 @@ def _check_value(tp: Any, value: Any, key: str, rng: Range | None) -> Any:
         extra = rng.describe() if rng is not None else ""
         if extra:
             allowed = f"{allowed} {extra}" if not extra.startswith("one of") else extra
+        if isinstance(value, str) and "number" in allowed and _is_number(value):
+            allowed += f" (YAML reads {value} as text: write it with a decimal point, e.g. 1.0e-3)"
         return ParamValueError(key, value, allowed)
 
     out = _convert(tp, value, rng)
@@ -416,6 +418,14 @@ def _check_value(tp: Any, value: Any, key: str, rng: Range | None) -> Any:
 
 
 _BAD = object()
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _convert(tp: Any, value: Any, rng: Range | None) -> Any:

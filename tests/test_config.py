@@ -56,6 +56,7 @@ BAD = [  # (override, dotted key, value as printed)
     ("em: 3", "em", "3"),
     ("em: {encoder_optim: {name: rmsprop}}", "em.encoder_optim.name", '"rmsprop"'),
     ("em: {unet_optim: {lr: 0}}", "em.unet_optim.lr", "0"),
+    ("em: {unet_optim: {lr: 1e-3}}", "em.unet_optim.lr", "decimal point"),  # YAML 1.1 reads 1e-3 as a string
     ("em: {seg_weights: {window: 4}}", "em.seg_weights.window", "4"),
     ("render: {image_size: big}", "render.image_size", '"big"'),
     ("render: {image_size: 8}", "render.image_size", "8"),
