@@ -32,6 +32,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from focus.config import merged_params  # noqa: E402
 from focus.io_utils import write_json_atomic  # noqa: E402
 from focus.train import metrics as M  # noqa: E402
 from focus.train import pipeline as P  # noqa: E402
@@ -106,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    result = run(P.merged_params(args.params), args.steps, args.augment)
+    result = run(merged_params(args.params), args.steps, args.augment)
     result["meta"] = {"torch": torch.__version__, "threads": torch.get_num_threads(), "params": args.params}
     write_json_atomic(args.out, result)
     print(f"wrote {args.out}")

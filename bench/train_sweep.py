@@ -48,8 +48,8 @@ KEYS = ("f1_occluded", "f1_unoccluded", "f1_allface_occluded", "photo", "landmar
 
 
 def _merge(dst: dict, src: dict) -> dict:
-    """A merged copy (:func:`focus.train.pipeline.deep_merge` on copies; neither input is changed)."""
-    from focus.train.pipeline import deep_merge
+    """A merged copy (:func:`focus.config.deep_merge` on copies; neither input is changed)."""
+    from focus.config import deep_merge
 
     out = copy.deepcopy(dst)
     deep_merge(out, copy.deepcopy(src or {}))
@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.child:
         return run_one(a.child)
 
-    from focus.train.pipeline import merged_params
+    from focus.config import merged_params
 
     base = merged_params(a.params)
     sweep = yaml.safe_load(a.sweep.read_text())

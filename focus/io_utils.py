@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
+import re
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
+
+log = logging.getLogger("focus.io")
+
+#: A temporary file of :func:`atomic_path`: ``.<name>.<8 random characters><suffix>``.
+_TEMPORARY = re.compile(r"^\.(?P<name>.+)\.[A-Za-z0-9_]{8}(?P<suffix>\.[^.]+)?$")
 
 
 @contextlib.contextmanager
@@ -34,6 +42,36 @@ def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
+
+
+def stale_temporaries(folder: str | Path, name: str | None = None) -> list[Path]:
+    """Temporary files that :func:`atomic_path` left in ``folder`` when its process was killed
+    mid-write (``SIGKILL``, power loss: no ``except`` ran); only those of ``name`` if given."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    found = []
+    for p in sorted(folder.iterdir()):
+        m = _TEMPORARY.match(p.name)
+        if not m or not p.is_file():
+            continue
+        stem, suffix = m.group("name"), m.group("suffix") or ""
+        if not stem.endswith(suffix) and Path(stem).suffix != "":
+            continue
+        if name is None or stem == name:
+            found.append(p)
+    return found
+
+
+def remove_stale_temporaries(folder: str | Path, name: str | None = None) -> list[Path]:
+    """Delete :func:`stale_temporaries` (call it where no other process writes into ``folder``
+    the same names, e.g. at the start of the stage that owns it); returns what was removed."""
+    removed = []
+    for p in stale_temporaries(folder, name):
+        p.unlink(missing_ok=True)
+        removed.append(p)
+        log.info("removed %s, left by an interrupted write", p)
+    return removed
 
 
 def write_text_atomic(path: str | Path, text: str) -> None:

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from focus.coeffs import Coeffs
+from focus.config import nonnegative, param, positive
 
 #: Pixel noise of the photometric likelihood (Egger et al.; method.md 3.1).
 ROBUST_SIGMA = 0.043
@@ -196,37 +197,37 @@ class InitLossWeights:
     """Weights of ``L_init`` (method.md 3.1) and the robust likelihood's constants; ``lm_heavy``
     is ``L_lm``'s ``w_k`` of the nose and inner-mouth points (published: 20)."""
 
-    rob: float = 0.5
-    id: float = 0.25
-    lm: float = 5e-4
-    reg: float = 0.1
-    sigma: float = ROBUST_SIGMA
-    threshold: float = ROBUST_THRESHOLD
-    lm_heavy: float = LANDMARK_HEAVY_WEIGHT
+    rob: float = nonnegative(0.5)
+    id: float = nonnegative(0.25)
+    lm: float = nonnegative(5e-4)
+    reg: float = nonnegative(0.1)
+    sigma: float = positive(ROBUST_SIGMA)
+    threshold: float = positive(ROBUST_THRESHOLD)
+    lm_heavy: float = nonnegative(LANDMARK_HEAVY_WEIGHT)
 
 
 @dataclass(frozen=True)
 class ReconstructionLossWeights:
     """Weights of ``L_E`` (method.md 3.3); ``lm_heavy`` is ``L_lm``'s ``w_k`` of the heavy points."""
 
-    pix: float = 0.5
-    id: float = 0.25
-    reg: float = 0.1
-    lm: float = 5e-4
-    area: float = 0.06
-    lm_heavy: float = LANDMARK_HEAVY_WEIGHT
+    pix: float = nonnegative(0.5)
+    id: float = nonnegative(0.25)
+    reg: float = nonnegative(0.1)
+    lm: float = nonnegative(5e-4)
+    area: float = nonnegative(0.06)
+    lm_heavy: float = nonnegative(LANDMARK_HEAVY_WEIGHT)
 
 
 @dataclass(frozen=True)
 class SegmentationLossWeights:
     """Weights of ``L_S`` (method.md 3.4) and the neighbour window."""
 
-    bin: float = 10.0
-    area: float = 0.5
-    presv: float = 0.25
-    dist: float = 3.0
-    nbr: float = 15.0
-    window: int = 5
+    bin: float = nonnegative(10.0)
+    area: float = nonnegative(0.5)
+    presv: float = nonnegative(0.25)
+    dist: float = nonnegative(3.0)
+    nbr: float = nonnegative(15.0)
+    window: int = param(5, choices=(1, 3, 5, 7, 9, 11))
 
 
 def _combine(terms: dict[str, Tensor], weights: dict[str, float], like: Tensor) -> tuple[Tensor, dict[str, Tensor]]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 
 def add_params_argument(p: argparse.ArgumentParser) -> None:
@@ -37,4 +37,19 @@ def stage_entry(run: Callable[[list[str]], int], prog: str, description: str, la
         return 1
 
 
-__all__ = ["add_params_argument", "setup_logging", "stage_entry"]
+def report_errors(label: str, run: Callable[[], int]) -> int:
+    """``run()``, with a :class:`focus.errors.FocusError` printed as ``<label>: error: ...`` (one
+    line, exit status 1) and Ctrl-C as ``<label>: interrupted`` (exit status 130)."""
+    from focus.errors import FocusError
+
+    try:
+        return run()
+    except FocusError as exc:
+        print(f"{label}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{label}: interrupted", file=sys.stderr)
+        return 130
+
+
+__all__ = ["add_params_argument", "report_errors", "setup_logging", "stage_entry"]

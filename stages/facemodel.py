@@ -13,12 +13,17 @@ from focus.facemodel.expressions import expression_names
 from focus.facemodel.model import save_face_model
 from focus.facemodel.preview import PreviewSettings, write_previews
 from focus.render.renderer import RenderSettings
+from focus.stage_cli import report_errors
 
 MODEL = "models/facemodel.npz"
 REPORTS = "reports/facemodel"
 
 
 def main() -> int:
+    return report_errors("facemodel", _main)
+
+
+def _main() -> int:
     settings = group(EmbeddedModelSettings, "facemodel")
     render = group(RenderSettings, "render")
     model = generate_face_model(settings, verbose=True)

@@ -15,7 +15,7 @@ from focus.idnet.evaluation import embed_crops, verification_metrics
 from focus.idnet.margin import ArcMarginHead, arc_margin_logits
 from focus.idnet.network import (IdentityNetSettings, build_identity_net, load_identity_backbone, load_identity_net,
                                  save_identity_net)
-from focus.idnet.training import AugmentSettings, TrainSettings, train_identity_net
+from focus.idnet.training import IdNetAugmentSettings, IdNetTrainSettings, train_identity_net
 from focus.idnet.verification import pair_scores, roc_auc, roc_curve, tar_at_far
 from focus.nets.perceptual import PerceptualNet
 from focus.render.renderer import FaceRenderer, RenderSettings
@@ -206,7 +206,7 @@ def tiny_set(toy_maker) -> IdentitySet:
     return make_identity_set(toy_maker, np.random.default_rng(5), 6, 6)
 
 
-TINY_TRAIN = TrainSettings(epochs=8, batch_size=12, lr=5e-3, warmup_steps=5, margin=0.3, scale=16.0,
+TINY_TRAIN = IdNetTrainSettings(epochs=8, batch_size=12, lr=5e-3, warmup_steps=5, margin=0.3, scale=16.0,
                            margin_warmup_epochs=2.0)
 
 
@@ -224,7 +224,7 @@ def test_tiny_training_improves_separation(tiny_set):
 
 
 def test_training_resumes_to_the_same_weights(tiny_set, tmp_path):
-    s = TrainSettings(epochs=2, batch_size=12, warmup_steps=2)
+    s = IdNetTrainSettings(epochs=2, batch_size=12, warmup_steps=2)
     full, _ = train_identity_net(tiny_set, TINY_NET, s, seed=1, progress=False)
     resume = tmp_path / "resume.pt"
     part, r1 = train_identity_net(tiny_set, TINY_NET, s, seed=1, progress=False, resume_path=resume, max_epochs=1)
@@ -247,7 +247,7 @@ def test_non_finite_loss_is_skipped(tiny_set, monkeypatch):
         return out * float("nan") if calls["n"] == 2 else out
 
     monkeypatch.setattr(training, "arc_margin_logits", flaky)
-    net, res = train_identity_net(tiny_set, TINY_NET, TrainSettings(epochs=1, batch_size=12), progress=False)
+    net, res = train_identity_net(tiny_set, TINY_NET, IdNetTrainSettings(epochs=1, batch_size=12), progress=False)
     assert res.skipped_steps == 1 and res.history[0]["skipped"] == 1
     assert all(bool(torch.isfinite(p).all()) for p in net.parameters())
 
@@ -299,8 +299,8 @@ def test_verification_metrics_refuse_too_few_impostors():
 
 
 def test_auxiliary_coefficient_loss_trains(tiny_set):
-    s = TrainSettings(epochs=2, batch_size=12, warmup_steps=2, aux_weight=1.0,
-                      augment=AugmentSettings(flip_prob=0.5))
+    s = IdNetTrainSettings(epochs=2, batch_size=12, warmup_steps=2, aux_weight=1.0,
+                      augment=IdNetAugmentSettings(flip_prob=0.5))
     net, res = train_identity_net(tiny_set, TINY_NET, s, progress=False)
     assert res.skipped_steps == 0 and np.isfinite(res.history[-1]["loss"])
     with pytest.raises(ValueError, match="targets"):
@@ -312,7 +312,7 @@ def test_stage_writes_model_metrics_and_plot(tmp_path):
     import json
 
     from focus.facemodel.model import save_face_model
-    from focus.idnet.evaluation import EvalSettings
+    from focus.idnet.evaluation import IdNetEvalSettings
     from focus.idnet.stage import IdNetSettings, run_idnet
 
     model_path = tmp_path / "facemodel.npz"
@@ -320,8 +320,8 @@ def test_stage_writes_model_metrics_and_plot(tmp_path):
     settings = IdNetSettings(
         data=IdentityDataSettings(train_identities=6, train_views=3, test_identities=10, test_views=3,
                                   target_components=4, batch_size=16),
-        net=TINY_NET, train=TrainSettings(epochs=1, batch_size=6, warmup_steps=1, aux_weight=1.0),
-        eval=EvalSettings(min_impostor_pairs=100, sensitivity_identities=3))
+        net=TINY_NET, train=IdNetTrainSettings(epochs=1, batch_size=6, warmup_steps=1, aux_weight=1.0),
+        eval=IdNetEvalSettings(min_impostor_pairs=100, sensitivity_identities=3))
     out, reports, resume = tmp_path / "models" / "idnet.pt", tmp_path / "reports", tmp_path / "ckpt"
     report = run_idnet(model_path, out, reports, settings, TOY_RENDER, SynthSettings(), seed=0, resume_dir=resume,
                        progress=False)

@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 from focus import losses as L
+from focus.config import check_fields, param
 from focus.nets.face_align import five_points
 from focus.predictor import encode_render, segment
 from focus.train.settings import EMSettings, OptimSettings
@@ -54,14 +55,13 @@ class AdaptSettings:
     random numbers: the same faces give the same result.
     """
 
-    rounds: int = 0
-    seg_steps: int = 60
-    rec_steps: int = 60
+    rounds: int = param(0, ge=0)
+    seg_steps: int = param(60, ge=0)
+    rec_steps: int = param(60, ge=0)
     em: EMSettings = field(default_factory=default_adapt_em)
 
     def __post_init__(self) -> None:
-        if self.rounds < 0 or self.seg_steps < 0 or self.rec_steps < 0:
-            raise ValueError("adaptation rounds and steps must be >= 0")
+        check_fields(self)
 
     @property
     def enabled(self) -> bool:

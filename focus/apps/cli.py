@@ -104,9 +104,9 @@ def adapt_settings(args: argparse.Namespace):
 
     em = default_adapt_em()
     if args.adapt_params:
-        from focus.train.pipeline import merged_params
+        from focus.config import merged_params
 
-        em = from_dict(EMSettings, merged_params(args.adapt_params).get("em"), f"{args.adapt_params}:em")
+        em = from_dict(EMSettings, merged_params(args.adapt_params).get("em"), str(args.adapt_params[-1]), key="em")
     if args.adapt_lr:
         em = replace(em, encoder_optim=replace(em.encoder_optim, lr=args.adapt_lr[0]),
                      unet_optim=replace(em.unet_optim, lr=args.adapt_lr[1]))

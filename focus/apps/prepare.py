@@ -43,6 +43,7 @@ from tqdm import tqdm
 
 from focus.apps.detect import Face, FaceDetector
 from focus.apps.photos import DEFAULT_MAX_MEGAPIXELS, find_images, read_photo, unique_stems
+from focus.config import check_fields, nonnegative, param, positive, probability
 from focus.data.alignment import transform_points, warp_to_crop
 from focus.data.landmarks_csv import write_landmarks_csv
 from focus.errors import FocusError, InputFileError
@@ -69,22 +70,19 @@ class PrepareSettings:
         progress: progress bar.
     """
 
-    size: int = 256
-    zoom_out: float = 1.25
-    image_format: str = "png"
-    jpeg_quality: int = 95
-    min_eye_distance: float = 20.0
-    max_outside: float = 0.1
-    max_megapixels: float = DEFAULT_MAX_MEGAPIXELS
+    size: int = param(256, ge=32)
+    zoom_out: float = positive(1.25)
+    image_format: str = param("png", choices=IMAGE_FORMATS)
+    jpeg_quality: int = param(95, ge=1, le=100)
+    min_eye_distance: float = nonnegative(20.0)
+    max_outside: float = probability(0.1)
+    max_megapixels: float = positive(DEFAULT_MAX_MEGAPIXELS)
     recursive: bool = False
-    preview_count: int = 24
+    preview_count: int = param(24, ge=0)
     progress: bool = True
 
     def __post_init__(self) -> None:
-        if self.image_format not in IMAGE_FORMATS:
-            raise ValueError(f"image format must be one of {IMAGE_FORMATS}, got {self.image_format!r}")
-        if self.size < 32 or self.zoom_out <= 0 or not 0 <= self.max_outside <= 1:
-            raise ValueError("need size >= 32, zoom_out > 0 and max_outside in [0, 1]")
+        check_fields(self)
 
 
 def framing_matrix(landmarks68: np.ndarray, size: int, zoom_out: float = 1.25) -> np.ndarray:

@@ -44,6 +44,7 @@ from focus.apps import exports as X
 from focus.apps.adapt import AdaptSettings, adapt_networks
 from focus.apps.detect import CsvLandmarks, Face, FaceDetector
 from focus.apps.photos import DEFAULT_MAX_MEGAPIXELS, InputImage, find_images, read_photo, unique_stems
+from focus.config import check_fields, param, positive
 from focus.data.alignment import AlignmentTemplate, estimate_alignment, five_points, warp_to_crop
 from focus.data.dataset import DataSettings
 from focus.devices import resolve_device as _resolve_device
@@ -243,18 +244,17 @@ class ReconstructSettings:
         adapt: test-time adaptation of the networks to each batch of faces (off by default).
     """
 
-    batch_size: int = 16
-    max_faces: int = 8
-    max_megapixels: float = DEFAULT_MAX_MEGAPIXELS
-    view_size: int = 256
-    overlay_max_side: int = 1024
+    batch_size: int = param(16, ge=1)
+    max_faces: int = param(8, ge=1)
+    max_megapixels: float = positive(DEFAULT_MAX_MEGAPIXELS)
+    view_size: int = param(256, ge=16)
+    overlay_max_side: int = param(1024, ge=64)
     recursive: bool = False
     progress: bool = True
     adapt: AdaptSettings = field(default_factory=AdaptSettings)
 
     def __post_init__(self) -> None:
-        if self.batch_size < 1 or self.max_faces < 1 or self.view_size < 16 or self.overlay_max_side < 64:
-            raise ValueError("need batch_size >= 1, max_faces >= 1, view_size >= 16, overlay_max_side >= 64")
+        check_fields(self)
 
 
 @dataclass

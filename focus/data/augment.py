@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from focus.config import nonnegative, param, probability
+
 #: iBUG-68 index of each landmark's mirror image (0-based): after a horizontal flip, landmark
 #: ``k`` of the flipped face is landmark ``IBUG68_MIRROR[k]`` of the original, moved.
 IBUG68_MIRROR: tuple[int, ...] = (
@@ -42,10 +44,10 @@ class AugmentSettings:
     """
 
     enabled: bool = True
-    shift_px_at_224: float = 10.0
-    scale: float = 0.1
-    rotation_deg: float = 10.0
-    flip_prob: float = 0.5
+    shift_px_at_224: float = nonnegative(10.0)
+    scale: float = param(0.1, ge=0, lt=1)
+    rotation_deg: float = param(10.0, ge=0, le=180)
+    flip_prob: float = probability(0.5)
 
 
 @dataclass(frozen=True)

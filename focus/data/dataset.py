@@ -30,6 +30,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
+from focus.config import check_fields, param
 from focus.data.alignment import ALIGN_METHODS, AlignmentTemplate, estimate_alignment, transform_points, warp_to_crop
 from focus.data.augment import AugmentSettings, identity_augmentation, mirror_landmarks, sample_augmentation
 from focus.data.landmarks_csv import LandmarkProblem, read_landmarks_csv
@@ -57,20 +58,15 @@ class DataSettings:
         border: how the image is extended beyond its edges (``skimage.transform.warp`` mode).
     """
 
-    crop_size: int | None = None
-    align_method: str = "similarity"
+    crop_size: int | None = param(None, ge=16, le=4096)
+    align_method: str = param("similarity", choices=ALIGN_METHODS)
     augment: AugmentSettings = field(default_factory=AugmentSettings)
-    on_bad_input: str = "skip"
+    on_bad_input: str = param("skip", choices=BAD_INPUT_POLICIES)
     verify_images: bool = True
-    border: str = "reflect"
+    border: str = param("reflect", choices=BORDER_MODES)
 
     def __post_init__(self) -> None:
-        if self.align_method not in ALIGN_METHODS:
-            raise ValueError(f"data.align_method must be one of {ALIGN_METHODS}, got {self.align_method!r}")
-        if self.on_bad_input not in BAD_INPUT_POLICIES:
-            raise ValueError(f"data.on_bad_input must be one of {BAD_INPUT_POLICIES}, got {self.on_bad_input!r}")
-        if self.border not in BORDER_MODES:
-            raise ValueError(f"data.border must be one of {BORDER_MODES}, got {self.border!r}")
+        check_fields(self)
 
 
 def read_image(path: Path) -> np.ndarray:

@@ -17,8 +17,8 @@ SCRIPT_NAMES = {"misfit_prior": "misfit_prior", "now": "eval_now", "ar": "eval_a
 
 
 def run_stage(stage: str, params_files: list[str]) -> int:
+    from focus.config import merged_params
     from focus.eval import pipeline
-    from focus.train.pipeline import merged_params
 
     setup_logging()
     params = merged_params(params_files)

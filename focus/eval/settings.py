@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from focus.config import check_fields, param
+
 #: The synthetic sets evaluated by default (written by the ``synth`` stage).
 SYNTH_NOW = Path("data/synth/now")
 SYNTH_AR = Path("data/synth/ar")
@@ -27,16 +29,15 @@ class MisfitPriorSettings:
             (``False`` reports the prior but leaves those rows out).
     """
 
-    count: int = 256
-    seed: int = 1
+    count: int = param(256, ge=2)
+    seed: int = param(1, ge=0)
     region: str = "face"
-    batch_size: int = 32
-    workers: int = 0
+    batch_size: int = param(32, ge=1)
+    workers: int = param(0, ge=0)
     apply: bool = True
 
     def __post_init__(self) -> None:
-        if self.count < 2:
-            raise ValueError("misfit_prior.count must be at least 2")
+        check_fields(self)
 
 
 @dataclass(frozen=True)
@@ -70,11 +71,11 @@ class EvalSettings:
     now_dir: str | None = None
     now_landmarks: str | None = None
     ar_dir: str | None = None
-    batch_size: int = 32
-    workers: int = 2
+    batch_size: int = param(32, ge=1)
+    workers: int = param(2, ge=0)
     device: str = "cpu"
-    num_threads: int = 0
-    examples: int = 4
+    num_threads: int = param(0, ge=-1)
+    examples: int = param(4, ge=0)
     keep_predictions: tuple[str, ...] = ("focus", "focus_prior")
     round_challenges: tuple[str, ...] | None = ("multiview_neutral", "multiview_occlusions")
     allow_missing: bool = False

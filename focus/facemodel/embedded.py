@@ -35,6 +35,7 @@ import numpy as np
 import torch
 from scipy.optimize import brentq
 
+from focus.config import check_fields, param
 from focus.facemodel import face_shape as fs
 from focus.facemodel.albedo_model import sample_albedo
 from focus.facemodel.expressions import expression_basis, expression_names
@@ -66,25 +67,22 @@ class EmbeddedModelSettings:
         name: the model's name.
     """
 
-    seed: int = 0
-    resolution: int = 71
-    population_size: int = 300
-    albedo_population_size: int = 300
-    n_id: int = 80
-    n_exp: int = N_EXPRESSIONS
-    n_albedo: int = 80
-    bumps_per_face: int = 14
+    seed: int = param(0, ge=0)
+    resolution: int = param(71, ge=31, le=151)
+    population_size: int = param(300, ge=2)
+    albedo_population_size: int = param(300, ge=2)
+    n_id: int = param(80, ge=1)
+    n_exp: int = param(N_EXPRESSIONS, ge=1, le=N_EXPRESSIONS)
+    n_albedo: int = param(80, ge=1)
+    bumps_per_face: int = param(14, ge=0)
     name: str = "focus-embedded"
 
     def __post_init__(self) -> None:
-        if not 31 <= self.resolution <= 151:
-            raise ValueError(f"resolution must be in [31, 151] grid columns, got {self.resolution}")
+        check_fields(self)
         if not 1 <= self.n_id < self.population_size:
             raise ValueError(f"n_id ({self.n_id}) must be in [1, population_size={self.population_size})")
         if not 1 <= self.n_albedo < self.albedo_population_size:
             raise ValueError(f"n_albedo ({self.n_albedo}) must be in [1, albedo_population_size={self.albedo_population_size})")
-        if not 1 <= self.n_exp <= N_EXPRESSIONS:
-            raise ValueError(f"n_exp must be in [1, {N_EXPRESSIONS}], got {self.n_exp}")
 
 
 def _phi_for_canonical_y(y: float) -> float:

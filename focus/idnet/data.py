@@ -34,6 +34,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from focus.coeffs import CoeffLayout
+from focus.config import param, probability
 from focus.nets.face_align import align_faces
 from focus.parallel import close_pool, spawn_pool
 from focus.render.renderer import FaceRenderer, RenderSettings
@@ -64,24 +65,24 @@ class IdentityDataSettings:
         occlusion_prob: probability of occluders (light occlusion: the network should cope with
             some, the reconstruction's masks hide the rest).
         target_components: leading identity and albedo coefficients (each) kept as regression
-            targets of the auxiliary loss (:class:`focus.idnet.training.TrainSettings`).
+            targets of the auxiliary loss (:class:`focus.idnet.training.IdNetTrainSettings`).
         supersample: drawing resolution factor of the composition (1: draw at the output size).
         batch_size: views composed per chunk (fixed chunks: the output does not depend on
             ``workers``).
         workers: worker processes composing views (0: in this process).
     """
 
-    train_identities: int = 1200
-    train_views: int = 4
-    test_identities: int = 100
-    test_views: int = 6
-    appearance_prob: float = 0.6
-    background_prob: float = 0.8
-    occlusion_prob: float = 0.1
-    target_components: int = 10
-    supersample: int = 1
-    batch_size: int = 32
-    workers: int = 0
+    train_identities: int = param(1200, ge=2)
+    train_views: int = param(4, ge=1)
+    test_identities: int = param(100, ge=2)
+    test_views: int = param(6, ge=2)
+    appearance_prob: float = probability(0.6)
+    background_prob: float = probability(0.8)
+    occlusion_prob: float = probability(0.1)
+    target_components: int = param(10, ge=0)
+    supersample: int = param(1, ge=1)
+    batch_size: int = param(32, ge=1)
+    workers: int = param(0, ge=0)
 
 
 @dataclass(frozen=True)

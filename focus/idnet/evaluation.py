@@ -22,13 +22,14 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from focus.config import param
 from focus.idnet.data import FACTORS, CropMaker, from_uint8, swap_factor
 from focus.idnet.verification import pair_scores, roc_auc, roc_curve, tar_at_far
 from focus.io_utils import atomic_path
 
 
 @dataclass(frozen=True)
-class EvalSettings:
+class IdNetEvalSettings:
     """Verification report (``params.yaml``: ``idnet.eval``).
 
     Attributes:
@@ -38,9 +39,9 @@ class EvalSettings:
         sensitivity_identities: held-out identities used by :func:`factor_sensitivity`.
     """
 
-    far: float = 1e-3
-    min_impostor_pairs: int = 10_000
-    sensitivity_identities: int = 64
+    far: float = param(1e-3, gt=0, lt=1)
+    min_impostor_pairs: int = param(10_000, ge=1)
+    sensitivity_identities: int = param(64, ge=2)
 
 
 @torch.no_grad()
@@ -59,7 +60,7 @@ def embed_crops(net: nn.Module, crops: Tensor, batch_size: int = 256) -> np.ndar
     return torch.nn.functional.normalize(e, dim=-1).numpy()
 
 
-def verification_metrics(embeddings: np.ndarray, labels: np.ndarray, s: EvalSettings = EvalSettings()
+def verification_metrics(embeddings: np.ndarray, labels: np.ndarray, s: IdNetEvalSettings = IdNetEvalSettings()
                          ) -> tuple[dict, tuple[np.ndarray, np.ndarray]]:
     """ROC AUC and TAR at ``s.far`` over all pairs; returns ``(metrics, (far, tar) curve)``."""
     genuine, impostor = pair_scores(embeddings, labels)

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from focus.config import param
 from focus.errors import InputFileError
 from focus.io_utils import atomic_path
 from focus.nets.checkpoint import load_state_dict_strict, load_torch_file
@@ -45,11 +46,11 @@ class IdentityNetSettings:
         dropout: dropout before the embedding layer during training.
     """
 
-    crop_size: int = 56
-    layers: tuple[int, int, int, int] = (1, 1, 1, 1)
-    base_width: int = 16
-    embedding_dim: int = 128
-    dropout: float = 0.0
+    crop_size: int = param(56, ge=16)
+    layers: tuple[int, int, int, int] = param((1, 1, 1, 1), ge=1)
+    base_width: int = param(16, ge=1)
+    embedding_dim: int = param(128, ge=1)
+    dropout: float = param(0.0, ge=0, lt=1)
 
     def iresnet(self) -> IResNetSettings:
         return IResNetSettings(arch="custom", layers=tuple(int(n) for n in self.layers), base_width=int(self.base_width),

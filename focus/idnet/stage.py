@@ -27,12 +27,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from focus.config import from_dict, load_params
+from focus.config import from_dict, merged_params
 from focus.facemodel.model import load_face_model
 from focus.idnet.data import CropMaker, IdentityDataSettings, IdentitySet, make_identity_set
-from focus.idnet.evaluation import EvalSettings, embed_crops, factor_sensitivity, plot_roc, verification_metrics
+from focus.idnet.evaluation import IdNetEvalSettings, embed_crops, factor_sensitivity, plot_roc, verification_metrics
 from focus.idnet.network import IdentityNetSettings, build_identity_net, save_identity_net
-from focus.idnet.training import TrainSettings, fingerprint, train_identity_net
+from focus.idnet.training import IdNetTrainSettings, fingerprint, train_identity_net
 from focus.io_utils import atomic_path, write_json_atomic
 from focus.nets.checkpoint import RefusedFileError, load_torch_file
 from focus.render.renderer import RenderSettings
@@ -45,8 +45,8 @@ class IdNetSettings:
 
     data: IdentityDataSettings = field(default_factory=IdentityDataSettings)
     net: IdentityNetSettings = field(default_factory=IdentityNetSettings)
-    train: TrainSettings = field(default_factory=TrainSettings)
-    eval: EvalSettings = field(default_factory=EvalSettings)
+    train: IdNetTrainSettings = field(default_factory=IdNetTrainSettings)
+    eval: IdNetEvalSettings = field(default_factory=IdNetEvalSettings)
 
 
 def _file_hash(path: Path) -> str:
@@ -199,7 +199,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--resume-dir", default="checkpoints/idnet")
     ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_args(argv)
-    params = load_params(args.params)
+    from focus.stage_cli import report_errors
+
+    return report_errors("idnet", lambda: _main(args))
+
+
+def _main(args) -> int:  # noqa: ANN001
+    params = merged_params([args.params])  # every group checked
     settings = from_dict(IdNetSettings, params.get("idnet"), f"{args.params}:idnet")
     render = from_dict(RenderSettings, params.get("render"), f"{args.params}:render")
     synth = from_dict(SynthSettings, params.get("synth"), f"{args.params}:synth")

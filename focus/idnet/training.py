@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from tqdm import tqdm
 
+from focus.config import nonnegative, param, positive, probability
 from focus.idnet.data import IdentitySet, from_uint8
 from focus.idnet.margin import ArcMarginHead, arc_margin_logits
 from focus.idnet.network import IdentityNetSettings, build_identity_net
@@ -45,7 +46,7 @@ from focus.nets.iresnet import IResNet
 
 
 @dataclass(frozen=True)
-class AugmentSettings:
+class IdNetAugmentSettings:
     """Photometric augmentation of training crops (``params.yaml``: ``idnet.train.augment``).
 
     Attributes:
@@ -59,17 +60,17 @@ class AugmentSettings:
             identity, as in ArcFace's training; the population is nearly symmetric).
     """
 
-    brightness: float = 0.15
-    contrast: float = 0.25
-    colour: float = 0.1
-    lowres_prob: float = 0.3
-    lowres_min: float = 0.5
-    noise: float = 0.04
-    flip_prob: float = 0.0
+    brightness: float = nonnegative(0.15)
+    contrast: float = nonnegative(0.25)
+    colour: float = nonnegative(0.1)
+    lowres_prob: float = probability(0.3)
+    lowres_min: float = param(0.5, gt=0, le=1)
+    noise: float = nonnegative(0.04)
+    flip_prob: float = probability(0.0)
 
 
 @dataclass(frozen=True)
-class TrainSettings:
+class IdNetTrainSettings:
     """Optimisation (``params.yaml``: ``idnet.train``).
 
     Attributes:
@@ -92,18 +93,18 @@ class TrainSettings:
         augment: photometric augmentation.
     """
 
-    epochs: int = 8
-    batch_size: int = 128
-    lr: float = 3e-3
-    weight_decay: float = 5e-4
-    warmup_steps: int = 50
-    margin: float = 0.2
-    scale: float = 16.0
-    margin_warmup_epochs: float = 2.0
-    aux_weight: float = 20.0
-    grad_clip: float = 5.0
-    threads: int = 1
-    augment: AugmentSettings = field(default_factory=AugmentSettings)
+    epochs: int = param(8, ge=1)
+    batch_size: int = param(128, ge=2)
+    lr: float = positive(3e-3)
+    weight_decay: float = nonnegative(5e-4)
+    warmup_steps: int = param(50, ge=0)
+    margin: float = nonnegative(0.2)
+    scale: float = positive(16.0)
+    margin_warmup_epochs: float = nonnegative(2.0)
+    aux_weight: float = nonnegative(20.0)
+    grad_clip: float = nonnegative(5.0)
+    threads: int = param(1, ge=0)
+    augment: IdNetAugmentSettings = field(default_factory=IdNetAugmentSettings)
 
 
 @dataclass
@@ -128,7 +129,7 @@ class TrainResult:
     epochs_done: int = 0
 
 
-def augment(x: Tensor, s: AugmentSettings, gen: torch.Generator) -> tuple[Tensor, Tensor]:
+def augment(x: Tensor, s: IdNetAugmentSettings, gen: torch.Generator) -> tuple[Tensor, Tensor]:
     """Augment ``(B, 3, S, S)`` crops in [-1, 1]: returns new crops and the ``(B,)`` bool flip flags."""
     B = x.shape[0]
 
@@ -159,7 +160,7 @@ def augment(x: Tensor, s: AugmentSettings, gen: torch.Generator) -> tuple[Tensor
     return y.clamp(-1.0, 1.0), flip
 
 
-def learning_rate(step: int, total: int, s: TrainSettings) -> float:
+def learning_rate(step: int, total: int, s: IdNetTrainSettings) -> float:
     """Linear warm-up over ``warmup_steps``, then cosine decay to 1 % of ``lr`` at ``total``."""
     if step < s.warmup_steps:
         return s.lr * (step + 1) / s.warmup_steps
@@ -194,7 +195,7 @@ def _load_resume(path: Path | None, key: str) -> dict | None:
     return state if isinstance(state, dict) and state.get("fingerprint") == key else None
 
 
-def train_identity_net(data: IdentitySet, net_settings: IdentityNetSettings, s: TrainSettings, seed: int = 0,
+def train_identity_net(data: IdentitySet, net_settings: IdentityNetSettings, s: IdNetTrainSettings, seed: int = 0,
                        resume_path: str | Path | None = None, data_key: str = "", progress: bool = True,
                        max_epochs: int | None = None) -> tuple[IResNet, TrainResult]:
     """Train an identity network on ``data`` (classes = its labels) with the ArcFace loss.

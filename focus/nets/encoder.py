@@ -19,6 +19,7 @@ import torchvision
 from torch import Tensor, nn
 
 from focus.coeffs import CoeffLayout, Coeffs
+from focus.config import check_fields, param
 from focus.nets.checkpoint import load_state_dict_strict, read_state_dict
 
 ARCHS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
@@ -34,12 +35,11 @@ class EncoderSettings:
             to initialise the backbone from; ``None`` (or ``""``) starts from random weights.
     """
 
-    arch: str = "resnet18"
+    arch: str = param("resnet18", choices=ARCHS)
     pretrained_path: str | None = None
 
     def __post_init__(self) -> None:
-        if self.arch not in ARCHS:
-            raise ValueError(f"encoder arch {self.arch!r} is not one of {ARCHS}")
+        check_fields(self)
 
 
 class ReconstructionEncoder(nn.Module):

@@ -29,6 +29,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from focus.config import param
 from focus.nets.checkpoint import load_state_dict_strict, read_state_dict
 
 #: Block counts of the four stages, as in arcface_torch.
@@ -56,11 +57,11 @@ class IResNetSettings:
     """
 
     arch: str = "iresnet50"
-    layers: tuple[int, int, int, int] | None = None
-    base_width: int = 64
-    input_size: int = 112
-    num_features: int = 512
-    dropout: float = 0.0
+    layers: tuple[int, int, int, int] | None = param(None, ge=1)
+    base_width: int = param(64, ge=1)
+    input_size: int = param(112, ge=16)
+    num_features: int = param(512, ge=1)
+    dropout: float = param(0.0, ge=0, lt=1)
 
     def stage_blocks(self) -> tuple[int, int, int, int]:
         if self.layers is not None:

@@ -22,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from focus.config import check_fields, param, positive
+
 
 @dataclass(frozen=True)
 class UNetSettings:
@@ -36,17 +38,14 @@ class UNetSettings:
         sharpness: the output is ``sigmoid(sharpness * x)`` (paper: 5).
     """
 
-    base_width: int = 16
-    depth: int = 4
-    dropout: float = 0.5
-    dropout_blocks: int = 2
-    sharpness: float = 5.0
+    base_width: int = param(16, ge=1)
+    depth: int = param(4, ge=1)
+    dropout: float = param(0.5, ge=0, lt=1)
+    dropout_blocks: int = param(2, ge=0)
+    sharpness: float = positive(5.0)
 
     def __post_init__(self) -> None:
-        if self.base_width < 1 or self.depth < 1:
-            raise ValueError(f"U-Net needs base_width >= 1 and depth >= 1, got {self.base_width}, {self.depth}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"U-Net dropout must be in [0, 1), got {self.dropout}")
+        check_fields(self)
 
     @classmethod
     def paper(cls) -> "UNetSettings":

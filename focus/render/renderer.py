@@ -21,11 +21,18 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from focus.coeffs import Coeffs, CoeffLayout
+from focus.coeffs import CoeffLayout, Coeffs
+from focus.config import check_fields, param, positive
 from focus.facemodel.model import FaceModel
 from focus.render.camera import Camera, pose_vertices
 from focus.render.rasterizer import Fragments, antialias, interpolate, rasterize, triangle_edge_neighbors
 from focus.render.shading import sh_irradiance_channels_first, vertex_normals
+
+#: The image sizes the networks take, px: the U-Net halves the image ``depth`` times (4 by default)
+#: and the ResNet encoder 5 times; larger sizes than the maximum are a typo, not a plan.
+MIN_IMAGE_SIZE = 16
+MAX_IMAGE_SIZE = 4096
+BACKENDS = ("auto", "torch", "nvdiffrast")
 
 
 @dataclass(frozen=True)
@@ -43,12 +50,15 @@ class RenderSettings:
         focal_at_224: focal length in pixels at 224 x 224 (scaled with ``image_size``).
     """
 
-    image_size: int = 224
-    backend: str = "auto"
+    image_size: int = param(224, ge=MIN_IMAGE_SIZE, le=MAX_IMAGE_SIZE)
+    backend: str = param("auto", choices=BACKENDS)
     silhouette_gradients: bool = False
-    ambient: float = 0.8
-    distance: float = 1000.0
-    focal_at_224: float = 1015.0
+    ambient: float = param(0.8, ge=0)
+    distance: float = positive(1000.0)
+    focal_at_224: float = positive(1015.0)
+
+    def __post_init__(self) -> None:
+        check_fields(self)
 
     def camera(self) -> Camera:
         return Camera.for_image_size(self.image_size, distance=self.distance, focal_at_224=self.focal_at_224)

@@ -24,6 +24,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
+from focus.config import nonnegative, probability
 from focus.synth.textures import PointNoise, smoothstep
 
 RIGHT_EYE = tuple(range(36, 42))
@@ -51,14 +53,14 @@ LIPSTICK_COLOURS = np.array([[0.7, 0.08, 0.1], [0.8, 0.3, 0.4], [0.45, 0.08, 0.2
 class AppearanceSettings:
     """Probabilities of the painted details (``params.yaml``: ``synth.appearance``)."""
 
-    brows_prob: float = 0.97
-    beard_prob: float = 0.35
-    freckles_prob: float = 0.2
-    moles_prob: float = 0.3
-    makeup_prob: float = 0.25
-    lipstick_prob: float = 0.5
-    skin_texture: float = 1.0  # multiplier of the texture amplitude (0 disables)
-    specular_prob: float = 0.7
+    brows_prob: float = probability(0.97)
+    beard_prob: float = probability(0.35)
+    freckles_prob: float = probability(0.2)
+    moles_prob: float = probability(0.3)
+    makeup_prob: float = probability(0.25)
+    lipstick_prob: float = probability(0.5)
+    skin_texture: float = nonnegative(1.0)  # multiplier of the texture amplitude (0 disables)
+    specular_prob: float = probability(0.7)
 
 
 @dataclass(frozen=True)

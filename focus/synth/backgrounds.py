@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 from scipy.ndimage import gaussian_filter
 
+from focus.config import nonnegative, probability
 from focus.synth.textures import fbm, palette_map, pattern, random_colour, resize_to
 
 SKIMAGE_PHOTOS: tuple[str, ...] = (
@@ -40,9 +41,9 @@ class BackgroundSettings:
         blur_max_px: maximum defocus blur (Gaussian sigma) at 224 px, scaled with the image.
     """
 
-    photo_prob: float = 0.55
-    plain_prob: float = 0.2
-    blur_max_px: float = 3.0
+    photo_prob: float = probability(0.55)
+    plain_prob: float = probability(0.2)
+    blur_max_px: float = nonnegative(3.0)
 
 
 @lru_cache(maxsize=1)

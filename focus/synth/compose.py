@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from scipy.ndimage import gaussian_filter
 
+from focus.config import nonnegative, param
 from focus.synth.appearance import AppearanceParams, FacePixels, paint_face
 from focus.synth.context import ContextSettings, head_context, mouth_cavity
 from focus.synth.occluders import Layer, OccluderContext, draw_occluder
@@ -37,10 +38,10 @@ class CameraEffects:
         gamma_jitter: the tone curve exponent is drawn from ``1 +- gamma_jitter``.
     """
 
-    blur_max_px_at_224: float = 1.2
-    noise_max: float = 0.015
-    colour_jitter: float = 0.04
-    gamma_jitter: float = 0.1
+    blur_max_px_at_224: float = nonnegative(1.2)
+    noise_max: float = nonnegative(0.015)
+    colour_jitter: float = nonnegative(0.04)
+    gamma_jitter: float = param(0.1, ge=0, lt=1)
 
 
 @dataclass(frozen=True)
@@ -55,11 +56,11 @@ class LandmarkNoise:
         scale_std: relative std of one scaling about the landmarks' centre.
     """
 
-    point_std: float = 0.02
-    contour_factor: float = 2.0
-    occluded_factor: float = 1.5
-    shift_std: float = 0.01
-    scale_std: float = 0.01
+    point_std: float = nonnegative(0.02)
+    contour_factor: float = nonnegative(2.0)
+    occluded_factor: float = nonnegative(1.5)
+    shift_std: float = nonnegative(0.01)
+    scale_std: float = nonnegative(0.01)
 
 
 @dataclass(frozen=True)

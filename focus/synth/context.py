@@ -13,8 +13,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from focus.config import probability
 from focus.synth.occluders import (
-    Layer, OccluderContext, _shade, coverage, grid, hair_texture, local, sd_capsule, sd_polygon, sd_superellipse,
+    Layer,
+    OccluderContext,
+    _shade,
+    coverage,
+    grid,
+    hair_texture,
+    local,
+    sd_capsule,
+    sd_polygon,
+    sd_superellipse,
 )
 from focus.synth.textures import PointNoise, pattern, smoothstep
 
@@ -30,10 +40,10 @@ class ContextSettings:
         ears_prob: share with visible ears (when not covered by long hair).
     """
 
-    prob: float = 0.85
-    long_hair_prob: float = 0.35
-    bald_prob: float = 0.1
-    ears_prob: float = 0.8
+    prob: float = probability(0.85)
+    long_hair_prob: float = probability(0.35)
+    bald_prob: float = probability(0.1)
+    ears_prob: float = probability(0.8)
 
 
 def _over(rgb: np.ndarray, alpha: np.ndarray, col: np.ndarray, a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

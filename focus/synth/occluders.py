@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 
+from focus.config import nonnegative, param, probability
 from focus.synth.appearance import smooth_closed_curve
 from focus.synth.textures import PointNoise, pattern, random_colour, smoothstep
 
@@ -29,16 +30,16 @@ LAYER_ORDER = {"hair": 0, "scarf": 1, "mask": 1, "glasses": 2, "sunglasses": 2, 
 class OccluderWeights:
     """Relative frequency of each occluder kind (0 disables one)."""
 
-    sunglasses: float = 1.0
-    glasses: float = 0.6
-    scarf: float = 1.0
-    mask: float = 0.8
-    hand: float = 1.5
-    hair: float = 1.0
-    microphone: float = 0.5
-    cup: float = 0.5
-    object: float = 0.8
-    shape: float = 0.8
+    sunglasses: float = nonnegative(1.0)
+    glasses: float = nonnegative(0.6)
+    scarf: float = nonnegative(1.0)
+    mask: float = nonnegative(0.8)
+    hand: float = nonnegative(1.5)
+    hair: float = nonnegative(1.0)
+    microphone: float = nonnegative(0.5)
+    cup: float = nonnegative(0.5)
+    object: float = nonnegative(0.8)
+    shape: float = nonnegative(0.8)
 
     def as_dict(self) -> dict[str, float]:
         return {f.name: float(getattr(self, f.name)) for f in fields(self)}
@@ -55,8 +56,8 @@ class OccluderSettings:
         weights: relative frequency of each kind.
     """
 
-    second_prob: float = 0.25
-    alpha_threshold: float = 0.5
+    second_prob: float = probability(0.25)
+    alpha_threshold: float = param(0.5, gt=0, le=1)
     weights: OccluderWeights = field(default_factory=OccluderWeights)
 
 

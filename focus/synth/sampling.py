@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from focus.config import nonnegative, param, probability
 from focus.render.shading import SH_CONSTANTS
-
 
 #: Deep3DFaceRecon's band-2 factor is about 2.8x the Lambertian one; a directional light's band-2
 #: part is damped so the lobe stays close to a clamped cosine.
@@ -46,24 +46,24 @@ class SamplingSettings:
         band2_std: std of extra random band-2 SH coefficients.
     """
 
-    id_scale: float = 1.0
-    albedo_scale: float = 1.0
-    exp_prob: float = 0.7
-    exp_scale: float = 0.5
-    exp_active: float = 0.15
+    id_scale: float = nonnegative(1.0)
+    albedo_scale: float = nonnegative(1.0)
+    exp_prob: float = probability(0.7)
+    exp_scale: float = nonnegative(0.5)
+    exp_active: float = probability(0.15)
     exp_nonnegative: bool = True
-    yaw_max_deg: float = 45.0
-    pitch_max_deg: float = 15.0
-    roll_max_deg: float = 10.0
-    trans_xy_mm: float = 12.0
-    trans_z_mm: float = 60.0
-    light_min: float = 0.1
-    light_max: float = 0.7
-    light_max_angle_deg: float = 70.0
-    ambient_min: float = 0.65
-    ambient_max: float = 1.1
-    light_colour_jitter: float = 0.06
-    band2_std: float = 0.02
+    yaw_max_deg: float = param(45.0, ge=0, le=90)
+    pitch_max_deg: float = param(15.0, ge=0, le=90)
+    roll_max_deg: float = param(10.0, ge=0, le=180)
+    trans_xy_mm: float = nonnegative(12.0)
+    trans_z_mm: float = nonnegative(60.0)
+    light_min: float = nonnegative(0.1)
+    light_max: float = nonnegative(0.7)
+    light_max_angle_deg: float = param(70.0, ge=0, le=180)
+    ambient_min: float = nonnegative(0.65)
+    ambient_max: float = nonnegative(1.1)
+    light_colour_jitter: float = nonnegative(0.06)
+    band2_std: float = nonnegative(0.02)
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from focus.config import nonnegative, param, positive
+
 
 @dataclass(frozen=True)
 class ScanSettings:
@@ -40,17 +42,17 @@ class ScanSettings:
             translation up to ``max_translation_mm``).
     """
 
-    subdivisions: int = 1
-    extend_mm: float = 20.0
-    extend_rings: int = 4
-    extend_turn_deg: float = 50.0
-    detail_mm: float = 0.25
-    detail_min_period_mm: float = 2.0
-    detail_max_period_mm: float = 12.0
-    detail_waves: int = 48
+    subdivisions: int = param(1, ge=0, le=4)
+    extend_mm: float = nonnegative(20.0)
+    extend_rings: int = param(4, ge=0)
+    extend_turn_deg: float = nonnegative(50.0)
+    detail_mm: float = nonnegative(0.25)
+    detail_min_period_mm: float = positive(2.0)
+    detail_max_period_mm: float = positive(12.0)
+    detail_waves: int = param(48, ge=0)
     random_pose: bool = True
-    max_rotation_deg: float = 10.0
-    max_translation_mm: float = 50.0
+    max_rotation_deg: float = nonnegative(10.0)
+    max_translation_mm: float = nonnegative(50.0)
 
 
 def vertex_normals(v: np.ndarray, f: np.ndarray) -> np.ndarray:

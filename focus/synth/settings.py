@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from focus.config import nonnegative, param, positive, probability
 from focus.synth.appearance import AppearanceSettings
 from focus.synth.backgrounds import BackgroundSettings
 from focus.synth.compose import CameraEffects, LandmarkNoise
@@ -27,8 +28,8 @@ class TrainSetSettings:
         occluder_prob: share of images with occluders.
     """
 
-    count: int = 3000
-    occluder_prob: float = 0.5
+    count: int = param(3000, ge=1)
+    occluder_prob: float = probability(0.5)
 
 
 @dataclass(frozen=True)
@@ -48,12 +49,12 @@ class NowSetSettings:
         scan: how the scans are made.
     """
 
-    subjects: int = 10
-    images_per_challenge: int = 3
-    image_size: int | None = None
-    zoom_out: float = 2.0
-    selfie_distance_mm: float = 400.0
-    jpeg_quality: int = 95
+    subjects: int = param(10, ge=1)
+    images_per_challenge: int = param(3, ge=1)
+    image_size: int | None = param(None, ge=16, le=4096)
+    zoom_out: float = param(2.0, ge=1)
+    selfie_distance_mm: float = positive(400.0)
+    jpeg_quality: int = param(95, ge=1, le=100)
     scan: ScanSettings = field(default_factory=ScanSettings)
 
 
@@ -66,8 +67,8 @@ class ArSetSettings:
         max_angle_deg: largest pitch/yaw (roll is half of it).
     """
 
-    per_subset: int = 40
-    max_angle_deg: float = 5.0
+    per_subset: int = param(40, ge=1)
+    max_angle_deg: float = nonnegative(5.0)
 
 
 @dataclass(frozen=True)
@@ -83,11 +84,11 @@ class SynthSettings:
         workers: worker processes (0: in this process); does not change the output.
     """
 
-    seed: int = 0
-    image_size: int | None = None
-    supersample: int = 2
-    batch_size: int = 32
-    workers: int = 2
+    seed: int = param(0, ge=0)
+    image_size: int | None = param(None, ge=16, le=4096)
+    supersample: int = param(2, ge=1)
+    batch_size: int = param(32, ge=1)
+    workers: int = param(2, ge=0)
     train: TrainSetSettings = field(default_factory=TrainSetSettings)
     now: NowSetSettings = field(default_factory=NowSetSettings)
     ar: ArSetSettings = field(default_factory=ArSetSettings)

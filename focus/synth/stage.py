@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from focus.config import from_dict, load_params
+from focus.config import from_dict, merged_params
 from focus.io_utils import write_json_atomic
 from focus.synth.contact_sheet import contact_sheet
 from focus.synth.generator import SynthPool
@@ -27,7 +27,7 @@ def run_synth(params_path: str | Path = "params.yaml", model_path: str | Path = 
     from focus.facemodel.model import load_face_model
     from focus.render.renderer import RenderSettings
 
-    params = load_params(params_path)
+    params = merged_params([params_path])  # every group checked
     s = from_dict(SynthSettings, params.get("synth"), f"{params_path}:synth")
     rs = from_dict(RenderSettings, params.get("render"), f"{params_path}:render")
     model = load_face_model(model_path)
@@ -81,6 +81,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=None, help="worker processes (default: synth.workers)")
     p.add_argument("--sets", default="train,now,ar", help="comma-separated subset of train,now,ar")
     a = p.parse_args(argv)
+    from focus.stage_cli import report_errors
+
+    return report_errors("synth", lambda: _main(a))
+
+
+def _main(a: argparse.Namespace) -> int:
     summary = run_synth(a.params, a.model, a.out, a.reports, a.workers, tuple(x for x in a.sets.split(",") if x))
     done = ", ".join(f"{k}: {v['images']} images" for k, v in summary["sets"].items())
     print(f"synth: {done} in {summary['seconds']} s")

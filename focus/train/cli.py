@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from focus.stage_cli import add_params_argument, setup_logging, stage_entry
 
@@ -15,14 +16,28 @@ STAGES = ("init", "pretrain_seg", "em")
 
 
 def run_stage(stage: str, params_files: list[str]) -> int:
+    """Run ``stage`` with the merged ``params_files`` (every value checked first).
+
+    Ctrl-C prints one line saying where the checkpoint is and exits with status 130; re-running
+    the same command resumes from that checkpoint.
+    """
+    from focus.config import merged_params
     from focus.train import distributed as D
     from focus.train import pipeline
+    from focus.train.trainer import TrainingInterrupted
 
     setup_logging()
-    params = pipeline.merged_params(params_files)
+    params = merged_params(params_files)
     fn = {"init": pipeline.run_init, "pretrain_seg": pipeline.run_pretrain_seg, "em": pipeline.run_em}[stage]
     try:
         fn(params)
+    except TrainingInterrupted as exc:
+        print(f"train {stage}: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:  # outside the training loop (loading, pseudo masks, reports)
+        print(f"train {stage}: interrupted outside the training loop; the checkpoints written so far are kept: run "
+              "the same command again to resume", file=sys.stderr)
+        return TrainingInterrupted.exit_code
     finally:
         D.cleanup()
     return 0

@@ -26,11 +26,11 @@ from typing import Any
 
 import torch
 
-from focus.config import from_dict, load_params
+from focus.config import check_params, from_dict
 from focus.data import DataSettings, FaceImageFolder, template_from_model
 from focus.errors import FocusError, InputFileError
 from focus.facemodel.model import FaceModel, load_face_model
-from focus.io_utils import atomic_path, write_json_atomic
+from focus.io_utils import atomic_path, remove_stale_temporaries, write_json_atomic
 from focus.nets.encoder import ReconstructionEncoder
 from focus.nets.trained import CHECKPOINT_FORMAT, load_trained
 from focus.nets.perceptual import PerceptualNet
@@ -79,24 +79,6 @@ class Paths:
 
 
 # ---------------------------------------------------------------------------- settings and setup
-def merged_params(paths: list[str | Path] | None = None) -> dict[str, Any]:
-    """``params.yaml`` (or the given files, later ones overriding earlier ones group by group, deep-merged)."""
-    files = [Path(p) for p in (paths or ["params.yaml"])]
-    out: dict[str, Any] = {}
-    for f in files:
-        deep_merge(out, load_params(f))
-    return out
-
-
-def deep_merge(dst: dict, src: dict) -> None:
-    """Merge ``src`` into ``dst`` in place, group by group (nested dicts merge, other values replace)."""
-    for k, v in src.items():
-        if isinstance(v, dict) and isinstance(dst.get(k), dict):
-            deep_merge(dst[k], v)
-        else:
-            dst[k] = v
-
-
 @dataclass
 class Context:
     """Everything a training stage needs, built once by :func:`setup`."""
@@ -140,14 +122,42 @@ def load_perceptual(ts: TrainSettings) -> PerceptualNet | None:
     return load_identity_net(ts.identity_path)
 
 
-def setup(params: dict, paths: Paths = Paths(), need_perceptual: bool = True) -> Context:
-    """Read the settings, the face model and the data; set threads, device and DDP."""
-    ts = from_dict(TrainSettings, params.get("train"), "params.yaml:train")
-    rs = from_dict(RenderSettings, params.get("render"), "params.yaml:render")
+def shared_settings(params: dict) -> tuple[TrainSettings, RenderSettings, DataSettings]:
+    """The ``train``, ``render`` and ``data`` groups, with one image size: ``train.image_size``
+    when set, else ``render.image_size`` (every value checked: :func:`focus.config.from_dict`)."""
+    ts = from_dict(TrainSettings, params.get("train"), "params.yaml", key="train")
+    rs = from_dict(RenderSettings, params.get("render"), "params.yaml", key="render")
     if ts.image_size is not None and ts.image_size != rs.image_size:
         rs = replace(rs, image_size=int(ts.image_size))
-    ds = from_dict(DataSettings, params.get("data"), "params.yaml:data")
-    ds = replace(ds, crop_size=rs.image_size)
+    ds = from_dict(DataSettings, params.get("data"), "params.yaml", key="data")
+    return ts, rs, replace(ds, crop_size=rs.image_size)
+
+
+def _image_sets(ts: TrainSettings, ds: DataSettings, template) -> tuple:
+    """``(train_set, plain_set, train_indices, val_set, val_indices)``: the augmented training
+    images, the same un-augmented, and the held-out part (``train.val_count`` or ``train.val_data``)."""
+    train_set = FaceImageFolder(ts.data, template, ds, augment=ts.augment, seed=ts.seed)
+    plain_set = FaceImageFolder(ts.data, template, ds, augment=False, seed=ts.seed)
+    if ts.val_data:
+        val_set = FaceImageFolder(ts.val_data, template, ds, augment=False, seed=ts.seed)
+        return train_set, plain_set, list(range(len(train_set))), val_set, list(range(len(val_set)))
+    train_idx, val_idx = split_indices(len(train_set), ts.val_count)
+    return train_set, plain_set, train_idx, plain_set, val_idx
+
+
+def _input_digests(ts: TrainSettings) -> dict[str, str]:
+    """SHA-256 of every input file that determines a run (part of its fingerprint)."""
+    return {
+        "facemodel": file_digest(ts.facemodel),
+        "landmarks": file_digest(Path(ts.data) / "landmarks.csv"),
+        "truth": file_digest(Path(ts.data) / "truth.npz"),
+        "identity": file_digest(ts.identity_path) if ts.identity != "none" else "none",
+    }
+
+
+def setup(params: dict, paths: Paths = Paths(), need_perceptual: bool = True) -> Context:
+    """Read the settings, the face model and the data; set threads, device and DDP."""
+    ts, rs, ds = shared_settings(params)
     info = D.setup(ts.device)
     threads = resolve_threads(ts.num_threads, info.world_size)
     if threads > 0:
@@ -161,22 +171,9 @@ def setup(params: dict, paths: Paths = Paths(), need_perceptual: bool = True) ->
     if perceptual is not None:
         perceptual = perceptual.to(info.device)
     template = template_from_model(model, rs.image_size, rs.distance, rs.focal_at_224)
-    train_set = FaceImageFolder(ts.data, template, ds, augment=ts.augment, seed=ts.seed)
-    plain_set = FaceImageFolder(ts.data, template, ds, augment=False, seed=ts.seed)
-    if ts.val_data:
-        val_set = FaceImageFolder(ts.val_data, template, ds, augment=False, seed=ts.seed)
-        train_idx, val_idx = list(range(len(train_set))), list(range(len(val_set)))
-    else:
-        val_set = plain_set
-        train_idx, val_idx = split_indices(len(train_set), ts.val_count)
-    digests = {
-        "facemodel": file_digest(ts.facemodel),
-        "landmarks": file_digest(Path(ts.data) / "landmarks.csv"),
-        "truth": file_digest(Path(ts.data) / "truth.npz"),
-        "identity": file_digest(ts.identity_path) if ts.identity != "none" else "none",
-    }
+    train_set, plain_set, train_idx, val_set, val_idx = _image_sets(ts, ds, template)
     return Context(params, ts, rs, ds, model, renderer, perceptual, train_set, plain_set, train_idx, val_set, val_idx,
-                   info, digests, paths)
+                   info, _input_digests(ts), paths)
 
 
 def _loadavg() -> str:
@@ -301,8 +298,9 @@ def _prepare_trainer(ctx: Context, trainer: Trainer, n_phases: int) -> None:
 def run_init(params: dict, paths: Paths = Paths()) -> list[dict]:
     """Unsupervised initialisation of the encoder (method.md 3.1)."""
     t0 = time.perf_counter()
+    check_params(params)  # every group, before anything is read or written
+    st = from_dict(InitSettings, params.get("init"), "params.yaml", key="init")
     ctx = setup(params, paths)
-    st = from_dict(InitSettings, params.get("init"), "params.yaml:init")
     encoder = build_encoder(ctx)
     run_dir = paths.run_dir("init")
     fp = _fingerprint(ctx, "init", st, {})
@@ -329,8 +327,9 @@ def run_init(params: dict, paths: Paths = Paths()) -> list[dict]:
 def run_pretrain_seg(params: dict, paths: Paths = Paths()) -> list[dict]:
     """Pseudo masks from the initialised encoder and U-Net pre-training with BCE (method.md 3.2)."""
     t0 = time.perf_counter()
+    check_params(params)  # every group, before anything is read or written
+    st = from_dict(PretrainSegSettings, params.get("pretrain_seg"), "params.yaml", key="pretrain_seg")
     ctx = setup(params, paths, need_perceptual=False)
-    st = from_dict(PretrainSegSettings, params.get("pretrain_seg"), "params.yaml:pretrain_seg")
     init_path = paths.final("init")
     encoder, _, _ = load_trained(init_path, ctx.device)
     unet = build_unet(ctx)
@@ -377,8 +376,11 @@ def em_phases(ctx: Context, st: EMSettings, trainer: Trainer, encoder, unet) -> 
 def run_em(params: dict, paths: Paths = Paths()) -> list[dict]:
     """``em.rounds`` EM rounds from the pre-trained networks (method.md 3.3, 3.4)."""
     t0 = time.perf_counter()
+    # every group checked before anything is read or written: e.g. ``em.rounds: 0`` would otherwise
+    # replace the trained model with the pre-trained one and delete the round snapshots
+    check_params(params)
+    st = from_dict(EMSettings, params.get("em"), "params.yaml", key="em")
     ctx = setup(params, paths)
-    st = from_dict(EMSettings, params.get("em"), "params.yaml:em")
     start_path = paths.final("pretrain_seg")
     run_dir = paths.run_dir("em")
     # ``rounds`` is left out of the fingerprint: rounds 1..k are the same whatever the total, so
@@ -391,21 +393,30 @@ def run_em(params: dict, paths: Paths = Paths()) -> list[dict]:
                       ctx.train, run_dir, paths.reports / "em", fp, ctx.info, extra_state=_meta(ctx))
     _prepare_trainer(ctx, trainer, 2 * st.rounds)
     phases = em_phases(ctx, st, trainer, encoder, unet)
-    if ctx.info.is_main:  # snapshots of rounds beyond the asked number are stale
-        for p in run_dir.glob("round_*.pt"):
-            if int(p.stem.split("_")[1]) > st.rounds:
-                p.unlink()
+    if ctx.info.is_main:
+        _remove_rounds_beyond(run_dir, st.rounds)
     val = _validation(ctx)
     trainer.run(phases, (lambda ph: val(encoder, unet)) if val else None)
     if ctx.info.is_main:
-        src = run_dir / f"round_{st.rounds:02d}.pt" if st.rounds > 0 else start_path
-        final = paths.final("em")
-        final.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(final, suffix=".pt") as tmp:
-            shutil.copyfile(src, tmp)
+        _publish(run_dir / f"round_{st.rounds:02d}.pt", paths.final("em"))
         _write_em_report(ctx, trainer, st, time.perf_counter() - t0)
     D.barrier(ctx.info)
     return trainer.records
+
+
+def _remove_rounds_beyond(run_dir: Path, rounds: int) -> None:
+    """Delete the snapshots of rounds after ``rounds`` (stale: a finished longer run now shortened)."""
+    for p in run_dir.glob("round_*.pt"):
+        if int(p.stem.split("_")[1]) > rounds:
+            p.unlink()
+
+
+def _publish(src: Path, final: Path) -> None:
+    """Copy the last round's snapshot to the stage's final file, atomically."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(final.parent, final.name)
+    with atomic_path(final, suffix=".pt") as tmp:
+        shutil.copyfile(src, tmp)
 
 
 def _write_em_report(ctx: Context, trainer: Trainer, st: EMSettings, seconds: float) -> None:
@@ -428,5 +439,5 @@ def _write_em_report(ctx: Context, trainer: Trainer, st: EMSettings, seconds: fl
     plot_em_rounds(records, reports / "em_rounds.png")
 
 
-__all__ = ["Context", "Paths", "deep_merge", "load_perceptual", "merged_params", "run_em", "run_init",
-           "run_pretrain_seg", "setup"]
+__all__ = ["Context", "Paths", "load_perceptual", "run_em", "run_init", "run_pretrain_seg", "setup",
+           "shared_settings"]

@@ -21,9 +21,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from focus.config import ParamValueError, check_fields, param, positive
 from focus.losses import InitLossWeights, ReconstructionLossWeights, SegmentationLossWeights
 from focus.nets.encoder import EncoderSettings
 from focus.nets.unet import UNetSettings
+from focus.render.renderer import MAX_IMAGE_SIZE, MIN_IMAGE_SIZE
 
 OPTIMIZERS = ("adam", "adadelta", "sgd")
 IDENTITY_KINDS = ("none", "focus", "arcface")
@@ -58,21 +60,18 @@ class OptimSettings:
         grad_clip: clip the gradient's global norm to this (0 = off).
     """
 
-    name: str = "adam"
-    lr: float = 1e-3
-    decay: float = 1.0
-    decay_every: int = 1000
-    betas: tuple[float, float] = (0.9, 0.999)
-    rho: float = 0.9
-    momentum: float = 0.9
-    weight_decay: float = 0.0
-    grad_clip: float = 0.0
+    name: str = param("adam", choices=OPTIMIZERS)
+    lr: float = positive(1e-3)
+    decay: float = positive(1.0)
+    decay_every: int = param(1000, ge=1)
+    betas: tuple[float, float] = param((0.9, 0.999), ge=0, lt=1)
+    rho: float = param(0.9, ge=0, le=1)
+    momentum: float = param(0.9, ge=0)
+    weight_decay: float = param(0.0, ge=0)
+    grad_clip: float = param(0.0, ge=0)
 
     def __post_init__(self) -> None:
-        if self.name not in OPTIMIZERS:
-            raise ValueError(f"optimizer name must be one of {OPTIMIZERS}, got {self.name!r}")
-        if self.lr <= 0 or self.decay <= 0 or self.decay_every < 1:
-            raise ValueError(f"need lr > 0, decay > 0, decay_every >= 1; got {self.lr}, {self.decay}, {self.decay_every}")
+        check_fields(self)
 
     def lr_at(self, step: int) -> float:
         """Learning rate after ``step`` optimiser steps of this network."""
@@ -121,34 +120,29 @@ class TrainSettings:
     """
 
     data: str = "data/synth/train"
-    val_count: int = 48
+    val_count: int = param(48, ge=0)
     val_data: str = ""
-    image_size: int | None = None
+    image_size: int | None = param(None, ge=MIN_IMAGE_SIZE, le=MAX_IMAGE_SIZE)
     facemodel: str = "models/facemodel.npz"
-    batch_size: int = 16
+    batch_size: int = param(16, ge=1)
     device: str = "cpu"
-    workers: int = 0
-    num_threads: int = -1
+    workers: int = param(0, ge=0)
+    num_threads: int = param(-1, ge=-1)
     augment: bool = True
     encoder: EncoderSettings = field(default_factory=EncoderSettings)
     unet: UNetSettings = field(default_factory=lambda: UNetSettings(base_width=8, depth=4, dropout=0.0))
-    identity: str = "focus"
+    identity: str = param("focus", choices=IDENTITY_KINDS)
     identity_path: str = "models/idnet.pt"
     identity_arch: str = "iresnet50"
-    checkpoint_every: int = 200
-    max_nonfinite: int = 20
-    log_every: int = 1
-    seed: int = 0
-    val_batch_size: int = 32
+    checkpoint_every: int = param(200, ge=0)
+    max_nonfinite: int = param(20, ge=1)
+    log_every: int = param(1, ge=0)
+    seed: int = param(0, ge=0)
+    val_batch_size: int = param(32, ge=1)
     progress: bool = True
 
     def __post_init__(self) -> None:
-        if self.identity not in IDENTITY_KINDS:
-            raise ValueError(f"train.identity must be one of {IDENTITY_KINDS}, got {self.identity!r}")
-        if self.batch_size < 1 or (self.image_size is not None and self.image_size < 16):
-            raise ValueError(f"need train.batch_size >= 1 and train.image_size >= 16, got {self.batch_size}, {self.image_size}")
-        if self.max_nonfinite < 1:
-            raise ValueError("train.max_nonfinite must be >= 1")
+        check_fields(self)
 
 
 @dataclass(frozen=True)
@@ -182,12 +176,15 @@ class InitSettings:
         threshold_anneal_steps: steps over which it reaches ``weights.threshold`` (0: no annealing).
     """
 
-    steps: int = 1500
+    steps: int = param(1500, ge=1)
     optim: OptimSettings = field(default_factory=lambda: OptimSettings(name="adam", lr=1e-3, decay=0.5, decay_every=750))
     weights: InitLossWeights = field(default_factory=lambda: InitLossWeights(
         lm=scaled_lm_weight(5e-4, 64), reg=scaled_reg_weight(0.1, 64)))
-    threshold_start: float = 8.0
-    threshold_anneal_steps: int = 400
+    threshold_start: float = positive(8.0)
+    threshold_anneal_steps: int = param(400, ge=0)
+
+    def __post_init__(self) -> None:
+        check_fields(self)
 
     def threshold_at(self, step: int) -> float:
         """Inlier threshold (sigmas) at encoder step ``step``: geometric from ``threshold_start``
@@ -212,8 +209,11 @@ class PretrainSegSettings:
         optim: the U-Net's optimiser (paper: Adadelta lr 0.03).
     """
 
-    steps: int = 400
+    steps: int = param(400, ge=1)
     optim: OptimSettings = field(default_factory=lambda: OptimSettings(name="adam", lr=1e-3))
+
+    def __post_init__(self) -> None:
+        check_fields(self)
 
 
 @dataclass(frozen=True)
@@ -255,9 +255,9 @@ class EMSettings:
         init_from: where the EM starts: the ``pretrain_seg`` stage's checkpoint.
     """
 
-    rounds: int = 4
-    seg_steps: int = 120
-    rec_steps: int = 250
+    rounds: int = param(4, ge=1)
+    seg_steps: int = param(120, ge=0)
+    rec_steps: int = param(250, ge=0)
     encoder_optim: OptimSettings = field(default_factory=lambda: OptimSettings(name="adam", lr=2e-4))
     unet_optim: OptimSettings = field(default_factory=lambda: OptimSettings(name="adam", lr=3e-4))
     rec_weights: ReconstructionLossWeights = field(default_factory=lambda: ReconstructionLossWeights(
@@ -265,6 +265,27 @@ class EMSettings:
     seg_weights: SegmentationLossWeights = field(default_factory=lambda: SegmentationLossWeights(bin=1.0, area=1.5))
     freeze_batchnorm: bool = True
     grad_through_unet: bool = True
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+
+
+def check_groups(groups: dict[str, Any]) -> None:
+    """Checks across ``params.yaml`` groups (run by :func:`focus.config.check_params`).
+
+    The training image size (``train.image_size``, else ``render.image_size``) must survive the
+    U-Net's ``train.unet.depth`` halvings: at least ``2 ** depth`` pixels.
+    """
+    train, render = groups.get("train"), groups.get("render")
+    if train is None:
+        return
+    key, size = ("train.image_size", train.image_size)
+    if size is None and render is not None:
+        key, size = ("render.image_size", render.image_size)
+    least = 2 ** train.unet.depth
+    if size is not None and size < least:
+        raise ParamValueError(key, size, f"an integer >= {least} (2 ** train.unet.depth: the U-Net halves the image "
+                                         f"{train.unet.depth} times)", related=("train.unet.depth",))
 
 
 def settings_dict(obj: Any) -> dict[str, Any]:
@@ -281,6 +302,6 @@ def settings_dict(obj: Any) -> dict[str, Any]:
 
 
 __all__ = [
-    "EMSettings", "IDENTITY_KINDS", "InitSettings", "LM_SCALE_64", "OPTIMIZERS", "OptimSettings", "PretrainSegSettings",
+    "EMSettings", "IDENTITY_KINDS", "check_groups", "InitSettings", "LM_SCALE_64", "OPTIMIZERS", "OptimSettings", "PretrainSegSettings",
     "REG_SCALE_64", "TrainSettings", "scaled_lm_weight", "scaled_reg_weight", "settings_dict",
 ]

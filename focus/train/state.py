@@ -7,8 +7,10 @@ A stage's run folder (e.g. ``checkpoints/em``) holds
 * per-phase / per-round snapshots (``round_01.pt``, ...) and ``final.pt`` (networks only).
 
 Every file is written with :func:`focus.io_utils.atomic_path` + ``torch.save``, so an interrupted
-run never leaves a half-written checkpoint. Every file holds tensors and plain data only (the RNG
-states too, :func:`rng_state`) and is read with ``torch.load(weights_only=True)``
+run never leaves a half-written checkpoint (a process killed mid-write can leave the temporary file,
+which the next run of the stage removes:
+:meth:`focus.train.trainer.Trainer.remove_stale_temporaries`). Every file holds tensors and plain
+data only (the RNG states too, :func:`rng_state`) and is read with ``torch.load(weights_only=True)``
 (:func:`focus.nets.checkpoint.load_torch_file`): a crafted file cannot run code.
 
 A state carries a **fingerprint** of everything that determines the training trajectory

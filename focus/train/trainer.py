@@ -20,6 +20,11 @@ the trained network's own step count, the objective, and
 After a phase the ``validate`` callback (rank 0) measures the networks on held-out images; its
 result is appended to :attr:`Trainer.records` and the phase's snapshot (weights only) is written.
 Re-running a stage with the same fingerprint resumes from ``last.pt`` at the exact step.
+
+Ctrl-C during :meth:`Trainer.run` raises :class:`TrainingInterrupted`, whose one-line message
+names the last checkpoint (``focus train`` prints it and exits with status 130). A checkpoint
+write killed outright (``SIGKILL``) can leave a temporary ``.<name>.XXXXXXXX.pt`` in the run
+folder; the next run removes it (:func:`focus.io_utils.remove_stale_temporaries`).
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from focus.errors import FocusError
+from focus.io_utils import remove_stale_temporaries
 from focus.train import distributed as D
 from focus.train.data import train_loader
 from focus.train.settings import OptimSettings, TrainSettings
@@ -47,6 +53,21 @@ log = logging.getLogger("focus.train")
 
 class TrainingDiverged(FocusError):
     """Too many non-finite losses in a row: the run stopped (see the message for where to look)."""
+
+
+class TrainingInterrupted(FocusError):
+    """The run was interrupted (Ctrl-C); the message says where the last checkpoint is.
+
+    Attributes:
+        checkpoint: the resumable state a re-run starts from (``None``: none written yet).
+        exit_code: the shell's status for an interrupt (128 + SIGINT).
+    """
+
+    exit_code = 130
+
+    def __init__(self, message: str, checkpoint: Path | None) -> None:
+        super().__init__(message)
+        self.checkpoint = checkpoint
 
 
 @dataclass
@@ -207,7 +228,9 @@ class Trainer:
     def save_snapshot(self, name: str, phase: Phase) -> None:
         """Weights-only snapshot (rank 0): networks, the phase, its validation record."""
         if self.info.is_main:
-            save_checkpoint(self.run_dir / name, {
+            path = self.run_dir / name
+            remove_stale_temporaries(path.parent, path.name)
+            save_checkpoint(path, {
                 "stage": self.stage, "phase": phase.name, "round": phase.round, "fingerprint": self.fingerprint,
                 "nets": {k: v.state_dict() for k, v in self.nets.items()},
                 "record": self.records[-1] if self.records else None,
@@ -218,6 +241,7 @@ class Trainer:
     def try_resume(self, max_phase_index: int | None = None) -> bool:
         """Load ``run_dir/last.pt`` if it has this trainer's fingerprint (every rank reads it) and
         is not past phase ``max_phase_index`` (e.g. fewer EM rounds asked for than it ran)."""
+        self.remove_stale_temporaries()
         state = find_resumable(self.run_dir, self.fingerprint)
         if state is None:
             return False
@@ -229,6 +253,22 @@ class Trainer:
         self.resumed_from = str(self.run_dir / LAST)
         log.info("%s: resuming from %s at phase %d, step %d", self.stage, self.resumed_from, self.phase_index, self.phase_step)
         return True
+
+    def remove_stale_temporaries(self) -> None:
+        """Delete what a killed checkpoint write left in the run folder (rank 0)."""
+        if self.info.is_main:
+            remove_stale_temporaries(self.run_dir)
+
+    def interrupted(self, phases: list[Phase]) -> TrainingInterrupted:
+        """The error for a Ctrl-C now: where the run was and which checkpoint a re-run resumes from."""
+        where = (f"in phase {phases[self.phase_index].name}, step {self.phase_step}"
+                 if self.phase_index < len(phases) else "after the last phase")
+        last = self.run_dir / LAST
+        if last.is_file():
+            return TrainingInterrupted(
+                f"interrupted {where}; the last checkpoint is {last}: run the same command again to resume from it", last)
+        return TrainingInterrupted(f"interrupted {where}, before the first checkpoint ({last}): run the same command "
+                                   "again to start the stage", None)
 
     # ------------------------------------------------------------------ logging
     def _open_live(self):
@@ -266,6 +306,7 @@ class Trainer:
         if self.phase_index > len(phases):
             raise FocusError(f"{self.run_dir / LAST} is at phase {self.phase_index} but the stage has only "
                              f"{len(phases)} phases")
+        self.remove_stale_temporaries()
         try:
             while self.phase_index < len(phases):
                 phase = phases[self.phase_index]
@@ -281,6 +322,8 @@ class Trainer:
                 self.phase_index += 1
                 self.phase_step = 0
                 self.save()
+        except KeyboardInterrupt:
+            raise self.interrupted(phases) from None
         finally:
             self.close()
         return self.records
@@ -346,4 +389,4 @@ class Trainer:
             del batches
 
 
-__all__ = ["Phase", "Trainer", "TrainingDiverged", "build_optimizer", "to_device", "unwrap"]
+__all__ = ["Phase", "Trainer", "TrainingDiverged", "TrainingInterrupted", "build_optimizer", "to_device", "unwrap"]
