@@ -107,7 +107,7 @@ def test_weights_select_points_and_equal_duplication():
     counts = np.array([1, 2, 3, 1, 1, 2, 1, 1, 4])
     by_weight = umeyama(src, dst, counts.astype(float))
     by_repeat = umeyama(np.repeat(src, counts, 0), np.repeat(dst, counts, 0))
-    for a, b in zip(by_weight, by_repeat):
+    for a, b in zip(by_weight, by_repeat, strict=True):
         np.testing.assert_allclose(a, b, atol=1e-10)
 
 
