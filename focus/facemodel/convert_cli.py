@@ -9,9 +9,14 @@ The ``focus model`` command group (:mod:`focus.facemodel.cli`) adds this subcomm
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from focus.facemodel.loaders._common import DEFAULT_N_ALBEDO, DEFAULT_N_EXP, DEFAULT_N_ID
+
+if TYPE_CHECKING:
+    from focus.facemodel.model import FaceModel
 
 _FORMATS = ("focus", "bfm2009", "bfm_front", "bfm2017", "ict")  # = focus.facemodel.loaders.FORMATS
 
@@ -78,6 +83,20 @@ def _options(args: argparse.Namespace) -> dict:
     return opts
 
 
+def clamp_warnings(model: FaceModel, **requested: int | None) -> list[str]:
+    """One sentence per ``--n-*`` option that asked for more components than ``model`` kept.
+
+    ``requested`` maps ``n_id``/``n_exp``/``n_albedo`` to the asked counts (``None``: all).
+    """
+    kept = {"n_id": (model.n_id, "identity"), "n_exp": (model.n_exp, "expression"), "n_albedo": (model.n_albedo, "albedo")}
+    out = []
+    for key, n in requested.items():
+        have, what = kept[key]
+        if n is not None and n > have:
+            out.append(f"--{key.replace('_', '-')} {n} is more than the model has; kept all {have} {what} components")
+    return out
+
+
 def run_convert(args: argparse.Namespace) -> int:
     """Load ``args.src``, write ``args.out``; print a one-paragraph summary. Returns 0."""
     from focus.facemodel.loaders import load_any
@@ -85,6 +104,8 @@ def run_convert(args: argparse.Namespace) -> int:
 
     model = load_any(args.src, format=args.format, n_id=args.n_id, n_exp=args.n_exp, n_albedo=args.n_albedo,
                      **_options(args))
+    for warning in clamp_warnings(model, n_id=args.n_id, n_exp=args.n_exp, n_albedo=args.n_albedo):
+        print(f"focus model convert: warning: {warning}", file=sys.stderr)
     save_face_model(model, args.out)
     regions = ", ".join(f"{k}: {int(v.sum())}" for k, v in model.regions.items())
     print(f"wrote {args.out}: {model.name}\n"
