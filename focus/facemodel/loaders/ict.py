@@ -116,6 +116,8 @@ def read_obj_triangles(path: str | Path, num_vertices: int, lines: list[bytes] |
                 polys.setdefault(len(ids), []).append(ids)
     except ValueError as exc:
         raise InputFileError(path, f"malformed face line ({exc})", "the file is corrupt; download it again") from exc
+    if any(not -num_vertices <= i <= num_vertices for rows in polys.values() for row in rows for i in row):
+        raise InputFileError(path, f"face vertex ids outside [1, {num_vertices}]", "the file is corrupt; download it again")
     if not polys or min(polys) < 3:
         raise InputFileError(path, "no faces, or a face with fewer than 3 corners", _FIX)
     tris = []
@@ -128,6 +130,33 @@ def read_obj_triangles(path: str | Path, num_vertices: int, lines: list[bytes] |
     if out.min() < 0 or out.max() >= num_vertices:
         raise InputFileError(path, f"face vertex ids outside [1, {num_vertices}]", "the file is corrupt; download it again")
     return out
+
+
+def read_ict_indices(path: Path, num_vertices: int) -> tuple[np.ndarray, list[str]]:
+    """``vertex_indices.json``: the 68 landmark vertex ids ``(68,)`` int64 in ``[0, num_vertices)``
+    and the expression OBJ names (``[]`` when the file lists none; names that are not plain file
+    stems are refused)."""
+    try:
+        indices = json.loads(path.read_bytes().decode("utf-8"))
+    except (ValueError, OSError, UnicodeDecodeError, RecursionError) as exc:
+        raise InputFileError(path, f"not readable JSON ({exc.__class__.__name__}: {str(exc)[:200]})", _FIX) from exc
+    if not isinstance(indices, dict) or "idx_to_landmark_verts" not in indices:
+        raise InputFileError(path, "missing 'idx_to_landmark_verts'", _FIX)
+    lm = indices["idx_to_landmark_verts"]
+    if not (isinstance(lm, list) and len(lm) == 68 and all(type(i) is int for i in lm)):
+        raise InputFileError(path, "'idx_to_landmark_verts' must be a list of 68 integer vertex ids", _FIX)
+    if min(lm) < 0 or max(lm) >= num_vertices:
+        raise InputFileError(path, f"landmark ids outside [0, {num_vertices})", _FIX)
+    names = indices.get("expressions")
+    if names is None:
+        names = []
+    if not isinstance(names, list) or not all(_is_stem(n) for n in names):
+        raise InputFileError(path, "'expressions' must be a list of OBJ file names without '.obj' or folders", _FIX)
+    return np.asarray(lm, dtype=np.int64), names
+
+
+def _is_stem(name: object) -> bool:
+    return isinstance(name, str) and name not in ("", ".", "..") and not any(c in name for c in ("/", "\\", "\0", ":"))
 
 
 # ---------------------------------------------------------------------- modes
@@ -219,21 +248,11 @@ def load_ict(
                              f"expected the {ICT_NUM_VERTICES}-vertex ICT-FaceKit mesh")
 
     idx_path = require_file(folder / _INDICES, "ICT vertex_indices.json", _FIX)
-    try:
-        indices = json.loads(idx_path.read_text(encoding="utf-8"))
-        lm_raw = np.asarray(indices["idx_to_landmark_verts"])
-    except (json.JSONDecodeError, OSError, UnicodeDecodeError) as exc:
-        raise InputFileError(idx_path, f"not readable JSON ({exc.__class__.__name__}: {exc})", _FIX) from exc
-    except (KeyError, TypeError) as exc:
-        raise InputFileError(idx_path, "missing 'idx_to_landmark_verts'", _FIX) from exc
-    if lm_raw.shape != (68,) or not np.issubdtype(lm_raw.dtype, np.integer):
-        raise InputFileError(idx_path, f"'idx_to_landmark_verts' must be 68 integer vertex ids, got shape {lm_raw.shape}", _FIX)
-    if lm_raw.min() < 0 or lm_raw.max() >= nv:
-        raise InputFileError(idx_path, f"landmark ids outside [0, {nv})", _FIX)
+    lm_raw, names = read_ict_indices(idx_path, nv)
 
     keep = np.arange(nk)
     triangles, old_to_new = crop_mesh(keep, all_tris, nv)
-    lm68 = remap_ids(idx_path, "landmark", lm_raw.astype(np.int64), old_to_new)
+    lm68 = remap_ids(idx_path, "landmark", lm_raw, old_to_new)
 
     # identity: std-scaled modes in mm, re-orthogonalised on the kept region
     id_files = _identity_files(folder)
@@ -244,8 +263,7 @@ def load_ict(
     id_basis, id_std = id_modes[:k_id], id_std[:k_id]
 
     # expressions: blendshapes in the JSON's order (or the sorted remaining OBJs)
-    names = indices.get("expressions") if isinstance(indices, dict) else None
-    if not isinstance(names, list) or not names:
+    if not names:
         names = sorted(p.stem for p in folder.glob("*.obj") if p.name != _NEUTRAL and not _IDENTITY.match(p.name))
     exp_files = [folder / f"{n}.obj" for n in names if (folder / f"{n}.obj").is_file()]
     if orthogonalize_expressions:
