@@ -192,16 +192,26 @@ def test_mat_bytes_and_truncations(data: bytes, cut: int) -> None:
 
 
 # ---------------------------------------------------------------------- BFM 2017 (.h5)
-_H5_KEYS = ("shape/model/mean", "shape/model/pcaBasis", "shape/model/pcaVariance", "expression/model/mean",
-            "color/model/pcaBasis", "shape/representer/cells", "metadata/landmarks/json")
+_H5_KEYS = (
+    "shape/model/mean",
+    "shape/model/pcaBasis",
+    "shape/model/pcaVariance",
+    "expression/model/mean",
+    "color/model/pcaBasis",
+    "shape/representer/cells",
+    "metadata/landmarks/json",
+)
 
 
 def _write_h5(path: Path, key: str, value: object) -> None:
     rng = np.random.default_rng(2)
     with h5py.File(path, "w") as f:
         for group in ("shape", "expression", "color"):
-            for name, arr in (("mean", rng.normal(size=3 * NV)), ("pcaBasis", rng.normal(size=(3 * NV, 2))),
-                              ("pcaVariance", np.ones(2))):
+            for name, arr in (
+                ("mean", rng.normal(size=3 * NV)),
+                ("pcaBasis", rng.normal(size=(3 * NV, 2))),
+                ("pcaVariance", np.ones(2)),
+            ):
                 full = f"{group}/model/{name}"
                 if full != key:
                     f.create_dataset(full, data=arr)
@@ -267,11 +277,15 @@ _JSON = st.recursive(
 
 
 @FUZZ
-@given(value=_JSON, landmarks=st.one_of(_JSON, st.lists(st.integers(-5, 2**70), min_size=68, max_size=68)),
-       names=_JSON, raw=st.binary(max_size=200))
+@given(
+    value=_JSON,
+    landmarks=st.one_of(_JSON, st.lists(st.integers(-5, 2**70), min_size=68, max_size=68)),
+    names=_JSON,
+    raw=st.binary(max_size=200),
+)
 def test_ict_indices_file(value: object, landmarks: object, names: object, raw: bytes) -> None:
-    for blob in (json.dumps(value).encode(), json.dumps({"idx_to_landmark_verts": landmarks, "expressions": names}).encode(),
-                 raw):
+    structured = {"idx_to_landmark_verts": landmarks, "expressions": names}
+    for blob in (json.dumps(value).encode(), json.dumps(structured).encode(), raw):
         path = _tmp(".json", blob)
         try:
             lm, expr = read_ict_indices(path, 100)
