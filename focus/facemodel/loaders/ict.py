@@ -198,6 +198,24 @@ def _read_displacements(files: Sequence[Path], neutral: np.ndarray, keep: int) -
     return out
 
 
+def _read_expressions(folder: Path, names: Sequence[str], neutral: np.ndarray, keep: int, n_exp: int | None,
+                      orthogonalize: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Expression basis ``(K, keep, 3)`` mm and stds ``(K,)``: blendshapes in ``names``' order (or the
+    sorted OBJs that are neither neutral nor identity), or their PCA with ``orthogonalize``."""
+    if not names:
+        names = sorted(p.stem for p in folder.glob("*.obj") if p.name != _NEUTRAL and not _IDENTITY.match(p.name))
+    exp_files = [folder / f"{n}.obj" for n in names if (folder / f"{n}.obj").is_file()]
+    if orthogonalize:
+        if exp_files:
+            exp_basis, exp_std = orthogonalize_modes(_read_displacements(exp_files, neutral, keep) * CM_TO_MM)
+        else:
+            exp_basis, exp_std = np.zeros((0, keep, 3)), np.zeros(0)
+        k_exp = check_count(folder, "expression", len(exp_std), n_exp)
+        return exp_basis[:k_exp], exp_std[:k_exp]
+    k_exp = check_count(folder, "expression", len(exp_files), n_exp)
+    return _read_displacements(exp_files[:k_exp], neutral, keep) * CM_TO_MM, np.ones(k_exp)
+
+
 # ---------------------------------------------------------------------- loader
 def _resolve_folder(path: Path) -> Path:
     if path.is_file() and path.name == _NEUTRAL:
@@ -262,19 +280,8 @@ def load_ict(
     k_id = check_count(folder, "identity", len(id_std), n_id)
     id_basis, id_std = id_modes[:k_id], id_std[:k_id]
 
-    # expressions: blendshapes in the JSON's order (or the sorted remaining OBJs)
-    if not names:
-        names = sorted(p.stem for p in folder.glob("*.obj") if p.name != _NEUTRAL and not _IDENTITY.match(p.name))
-    exp_files = [folder / f"{n}.obj" for n in names if (folder / f"{n}.obj").is_file()]
-    if orthogonalize_expressions:
-        exp_basis, exp_std = orthogonalize_modes(_read_displacements(exp_files, neutral, nk) * CM_TO_MM) if exp_files else (np.zeros((0, nk, 3)), np.zeros(0))
-        k_exp = check_count(folder, "expression", len(exp_std), n_exp)
-        exp_basis, exp_std = exp_basis[:k_exp], exp_std[:k_exp]
-    else:
-        k_exp = check_count(folder, "expression", len(exp_files), n_exp)
-        exp_files = exp_files[:k_exp]
-        exp_basis = _read_displacements(exp_files, neutral, nk) * CM_TO_MM
-        exp_std = np.ones(k_exp)
+    exp_basis, exp_std = _read_expressions(folder, names, neutral, nk, n_exp, orthogonalize_expressions)
+    k_exp = len(exp_std)
 
     mean_shape = neutral[:nk] * CM_TO_MM
     if albedo_source is None:
