@@ -191,6 +191,21 @@ def test_mat_bytes_and_truncations(data: bytes, cut: int) -> None:
         _expect_model_or_file_error(path, lambda p: load_bfm_front(p))
 
 
+def test_mat_decompression_bomb_is_refused_before_inflating(monkeypatch: pytest.MonkeyPatch) -> None:
+    import focus.facemodel.model as M
+
+    monkeypatch.setattr(M, "MAX_MODEL_BYTES", 1 << 20)  # the same check as for 4 GiB, on a small file
+    arrays = _front_arrays()
+    arrays["idBase"] = np.zeros((3 * NV, 20_000))  # ~5.8 MB of zeros, a few kB compressed
+    path = _tmp(".mat", b"")
+    scipy.io.savemat(path, arrays, do_compression=True)
+    assert path.stat().st_size < (1 << 20)
+    with pytest.raises(InputFileError, match="more than any face model"):
+        load_bfm_front(path)
+    monkeypatch.setattr(M, "MAX_MODEL_BYTES", 1 << 30)
+    assert load_bfm_front(path, n_id=2).n_id == 2
+
+
 # ---------------------------------------------------------------------- BFM 2017 (.h5)
 _H5_KEYS = (
     "shape/model/mean",
