@@ -2,9 +2,9 @@
 
 Model frame (all loaders convert to it): right-handed, **millimetres**, origin at the centroid of
 the mean shape's vertices (loaders recentre, as Deep3DFaceRecon does for its front model, so the
-default 1 m camera distance means the same for every model), ``+x`` towards the subject's left (image right in a frontal view), ``+y`` up,
-``+z`` out of the face towards the viewer. A frontal face therefore looks along ``+z`` at a
-camera placed on the ``+z`` axis (see :mod:`focus.render.camera`).
+default 1 m camera distance means the same for every model), ``+x`` towards the subject's left
+(image right in a frontal view), ``+y`` up, ``+z`` out of the face towards the viewer. A frontal
+face therefore looks along ``+z`` at a camera placed on the ``+z`` axis (see :mod:`focus.render.camera`).
 
 Bases are stored pre-multiplied by each component's standard deviation, so coefficients are
 ~N(0, 1) (expression weights are blendshape-like, also of order 1).
@@ -106,7 +106,7 @@ class FaceModel:
         return self.mean_albedo + torch.einsum("bk,kvc->bvc", albedo_coeffs, self.albedo_basis)
 
     # ------------------------------------------------------------------ transforms
-    def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> "FaceModel":
+    def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> FaceModel:
         """A copy on ``device`` with floating tensors cast to ``dtype`` (ids stay int64)."""
 
         def conv(t: Tensor | None) -> Tensor | None:
@@ -125,7 +125,7 @@ class FaceModel:
                 kw[f.name] = {k: conv(v) for k, v in val.items()}
         return replace(self, **kw)
 
-    def truncate(self, n_id: int | None = None, n_exp: int | None = None, n_albedo: int | None = None) -> "FaceModel":
+    def truncate(self, n_id: int | None = None, n_exp: int | None = None, n_albedo: int | None = None) -> FaceModel:
         """Keep only the first ``n`` components of each basis (``None`` keeps all)."""
 
         def cut(t: Tensor | None, n: int | None) -> Tensor | None:
@@ -141,7 +141,7 @@ class FaceModel:
             albedo_std=cut(self.albedo_std, n_albedo),
         )
 
-    def validate(self, source: str | Path = "<model>") -> "FaceModel":
+    def validate(self, source: str | Path = "<model>") -> FaceModel:
         """Check shapes, index ranges and finiteness; raise :class:`InputFileError` naming ``source``."""
         V = self.mean_shape.shape[0] if self.mean_shape.ndim == 2 else -1
 
@@ -149,20 +149,40 @@ class FaceModel:
             if not cond:
                 raise InputFileError(source, problem)
 
-        need(self.mean_shape.ndim == 2 and self.mean_shape.shape[1] == 3, f"mean shape must be (V, 3), got {tuple(self.mean_shape.shape)}")
+        need(
+            self.mean_shape.ndim == 2 and self.mean_shape.shape[1] == 3,
+            f"mean shape must be (V, 3), got {tuple(self.mean_shape.shape)}",
+        )
         for nm in ("id_basis", "exp_basis", "albedo_basis"):
             b = getattr(self, nm)
             need(b.ndim == 3 and b.shape[1:] == (V, 3), f"{nm} must be (K, {V}, 3), got {tuple(b.shape)}")
-        need(tuple(self.mean_albedo.shape) == (V, 3), f"mean albedo must be ({V}, 3), got {tuple(self.mean_albedo.shape)}")
-        need(self.triangles.ndim == 2 and self.triangles.shape[1] == 3, f"triangles must be (F, 3), got {tuple(self.triangles.shape)}")
+        need(
+            tuple(self.mean_albedo.shape) == (V, 3),
+            f"mean albedo must be ({V}, 3), got {tuple(self.mean_albedo.shape)}",
+        )
+        need(
+            self.triangles.ndim == 2 and self.triangles.shape[1] == 3,
+            f"triangles must be (F, 3), got {tuple(self.triangles.shape)}",
+        )
         need(self.triangles.numel() > 0, "the model has no triangles")
-        need(int(self.triangles.min()) >= 0 and int(self.triangles.max()) < V, f"triangle vertex ids out of range [0, {V})")
-        need(tuple(self.landmarks68.shape) == (68,), f"need 68 landmark vertex ids, got {tuple(self.landmarks68.shape)}")
-        need(tuple(self.now_landmarks7.shape) == (7,), f"need 7 NoW landmark vertex ids, got {tuple(self.now_landmarks7.shape)}")
+        need(
+            int(self.triangles.min()) >= 0 and int(self.triangles.max()) < V,
+            f"triangle vertex ids out of range [0, {V})",
+        )
+        need(
+            tuple(self.landmarks68.shape) == (68,), f"need 68 landmark vertex ids, got {tuple(self.landmarks68.shape)}"
+        )
+        need(
+            tuple(self.now_landmarks7.shape) == (7,),
+            f"need 7 NoW landmark vertex ids, got {tuple(self.now_landmarks7.shape)}",
+        )
         for nm, ids in (("landmark", self.landmarks68), ("NoW landmark", self.now_landmarks7)):
             need(int(ids.min()) >= 0 and int(ids.max()) < V, f"{nm} vertex ids out of range [0, {V})")
         for key, mask in self.regions.items():
-            need(tuple(mask.shape) == (V,) and mask.dtype == torch.bool, f"region {key!r} must be a bool mask of shape ({V},)")
+            need(
+                tuple(mask.shape) == (V,) and mask.dtype == torch.bool,
+                f"region {key!r} must be a bool mask of shape ({V},)",
+            )
         for nm in ("triangles", "landmarks68", "now_landmarks7"):
             ids = getattr(self, nm)
             need(not ids.is_floating_point() and not ids.is_complex(), f"{nm} must hold integer ids, got {ids.dtype}")
@@ -177,8 +197,19 @@ class FaceModel:
 
 
 # ---------------------------------------------------------------------- own format
-_ARRAY_FIELDS = ("mean_shape", "id_basis", "exp_basis", "mean_albedo", "albedo_basis",
-                 "triangles", "landmarks68", "now_landmarks7", "id_std", "exp_std", "albedo_std")
+_ARRAY_FIELDS = (
+    "mean_shape",
+    "id_basis",
+    "exp_basis",
+    "mean_albedo",
+    "albedo_basis",
+    "triangles",
+    "landmarks68",
+    "now_landmarks7",
+    "id_std",
+    "exp_std",
+    "albedo_std",
+)
 
 
 def save_face_model(model: FaceModel, path: str | Path) -> None:
@@ -205,7 +236,16 @@ def save_face_model(model: FaceModel, path: str | Path) -> None:
 #: component in float32, is well under 1 GiB); larger files are refused before anything is read.
 MAX_MODEL_BYTES = 4 << 30
 
-_FLOAT_FIELDS = ("mean_shape", "id_basis", "exp_basis", "mean_albedo", "albedo_basis", "id_std", "exp_std", "albedo_std")
+_FLOAT_FIELDS = (
+    "mean_shape",
+    "id_basis",
+    "exp_basis",
+    "mean_albedo",
+    "albedo_basis",
+    "id_std",
+    "exp_std",
+    "albedo_std",
+)
 _INT_FIELDS = ("triangles", "landmarks68", "now_landmarks7")
 
 
@@ -236,8 +276,11 @@ def _npz_headers(path: Path) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
                     raise ValueError(f"unsupported .npy version {version}")
             name = info.filename[: -len(".npy")]
             if dtype.hasobject:
-                raise InputFileError(path, f"array {name!r} holds Python objects, which are never loaded",
-                                     "write plain numeric arrays (focus model convert does)")
+                raise InputFileError(
+                    path,
+                    f"array {name!r} holds Python objects, which are never loaded",
+                    "write plain numeric arrays (focus model convert does)",
+                )
             if int(np.prod(shape, dtype=np.float64)) * dtype.itemsize > info.file_size:
                 raise InputFileError(path, f"array {name!r} is truncated (its header promises more data than stored)")
             out[name] = (tuple(shape), dtype)
@@ -250,7 +293,11 @@ def _read_arrays(path: Path) -> dict[str, np.ndarray]:
 
     kind = sniff(path)
     if kind != "npz":
-        fix = convert_hint(path) if kind in CONVERTIBLE else "name a face model file (.npz, from `focus model generate` or `focus model convert`)"
+        fix = (
+            convert_hint(path)
+            if kind in CONVERTIBLE
+            else "name a face model file (.npz, from `focus model generate` or `focus model convert`)"
+        )
         raise InputFileError(path, f"not a face model in the project's format: this is {KINDS[kind]}", fix)
     try:
         headers = _npz_headers(path)
@@ -259,8 +306,11 @@ def _read_arrays(path: Path) -> dict[str, np.ndarray]:
     except InputFileError:
         raise
     except Exception as exc:  # noqa: BLE001 - any reader failure means a corrupt file
-        raise InputFileError(path, f"not a readable .npz face model ({exc.__class__.__name__}: {str(exc)[:200]})",
-                             "write it again with `focus model generate` or `focus model convert`") from exc
+        raise InputFileError(
+            path,
+            f"not a readable .npz face model ({exc.__class__.__name__}: {str(exc)[:200]})",
+            "write it again with `focus model generate` or `focus model convert`",
+        ) from exc
 
 
 def _text_entry(path: Path, data: dict[str, np.ndarray], key: str) -> str | None:
@@ -300,7 +350,9 @@ def load_face_model(path: str | Path) -> FaceModel:
     """
     path = Path(path)
     if not path.exists():
-        raise InputFileError(path, "face model file not found", "run `dvc repro facemodel` or name an existing model file")
+        raise InputFileError(
+            path, "face model file not found", "run `dvc repro facemodel` or name an existing model file"
+        )
     data = _read_arrays(path)
     if _text_entry(path, data, "format") != FORMAT_NAME:
         raise InputFileError(path, f"not a {FORMAT_NAME} file (missing or wrong 'format' entry)")
@@ -308,7 +360,10 @@ def load_face_model(path: str | Path) -> FaceModel:
     if missing:
         raise InputFileError(path, f"missing arrays {missing}; the file is truncated or from another tool")
     kw: dict = {nm: _tensor_entry(path, nm, data[nm]) for nm in _ARRAY_FIELDS if nm in data}
-    kw["regions"] = {k[len("region__"):]: _tensor_entry(path, k[len("region__"):], data[k])
-                     for k in data if k.startswith("region__")}
+    kw["regions"] = {
+        k[len("region__") :]: _tensor_entry(path, k[len("region__") :], data[k])
+        for k in data
+        if k.startswith("region__")
+    }
     kw["name"] = _text_entry(path, data, "name") or path.stem
     return FaceModel(**kw).validate(path)

@@ -58,9 +58,24 @@ import numpy as np
 
 from focus.errors import InputFileError
 from focus.facemodel.loaders._common import (
-    DEFAULT_N_ALBEDO, DEFAULT_N_EXP, DEFAULT_N_ID, as_float, as_vector, check_count, check_shape,
-    columns_to_basis, crop_mesh, finish_model, mask_from_ids, now_from_ibug68, one_based_ids, read_mat,
-    read_vertex_ids, remap_ids, require_file, zero_based_ids,
+    DEFAULT_N_ALBEDO,
+    DEFAULT_N_EXP,
+    DEFAULT_N_ID,
+    as_float,
+    as_vector,
+    check_count,
+    check_shape,
+    columns_to_basis,
+    crop_mesh,
+    finish_model,
+    mask_from_ids,
+    now_from_ibug68,
+    one_based_ids,
+    read_mat,
+    read_vertex_ids,
+    remap_ids,
+    require_file,
+    zero_based_ids,
 )
 from focus.facemodel.loaders.bfm_front import FRONT_NOW_LANDMARKS7, FRONT_NUM_VERTICES
 from focus.facemodel.model import FaceModel
@@ -70,8 +85,10 @@ EXP_NUM_VERTICES = 53215
 UM_TO_MM = 1e-3
 CROPS = ("expression", "front", "none")
 
-_DEEP3D_FIX = ("get it from Deep3DFaceRecon's BFM folder (see its README: Exp_Pca.bin from Guo et al.'s "
-               "3DFace repository, the rest ships with Deep3DFaceRecon) or pass its path explicitly")
+_DEEP3D_FIX = (
+    "get it from Deep3DFaceRecon's BFM folder (see its README: Exp_Pca.bin from Guo et al.'s "
+    "3DFace repository, the rest ships with Deep3DFaceRecon) or pass its path explicitly"
+)
 
 
 def read_exp_pca(path: str | Path, num_vertices: int, n_keep: int | None = None) -> tuple[int, np.ndarray]:
@@ -93,16 +110,26 @@ def read_exp_pca(path: str | Path, num_vertices: int, n_keep: int | None = None)
         raise InputFileError(path, f"truncated: {size} bytes, not even the int32 component count", "download it again")
     n = int(np.fromfile(path, dtype="<i4", count=1)[0])
     if not 1 <= n <= 100_000:
-        raise InputFileError(path, f"header says {n} components, which is implausible",
-                             "not Guo et al.'s Exp_Pca.bin (a little-endian int32 count comes first)")
+        raise InputFileError(
+            path,
+            f"header says {n} components, which is implausible",
+            "not Guo et al.'s Exp_Pca.bin (a little-endian int32 count comes first)",
+        )
     block = 3 * num_vertices
     expected = 4 + 4 * block * (1 + n)
     if size < expected:
-        raise InputFileError(path, f"truncated: {size} bytes, expected {expected} for {n} components of "
-                             f"{num_vertices} vertices (int32 + float32 mean + components)", "download it again")
+        raise InputFileError(
+            path,
+            f"truncated: {size} bytes, expected {expected} for {n} components of "
+            f"{num_vertices} vertices (int32 + float32 mean + components)",
+            "download it again",
+        )
     if size > expected:
-        raise InputFileError(path, f"{size} bytes, more than the {expected} expected for {n} components of "
-                             f"{num_vertices} vertices", "the vertex map (BFM_exp_idx.mat) does not belong to this file")
+        raise InputFileError(
+            path,
+            f"{size} bytes, more than the {expected} expected for {n} components of {num_vertices} vertices",
+            "the vertex map (BFM_exp_idx.mat) does not belong to this file",
+        )
     k = n if n_keep is None else max(0, min(n, int(n_keep)))
     data = np.fromfile(path, dtype="<f4", count=block * k, offset=4 + 4 * block)
     comps = as_float(path, "expression components", data).reshape(k, num_vertices, 3)
@@ -145,11 +172,20 @@ class Bfm2009Files:
     def beside(cls, mat: Path, **explicit: str | Path | None) -> Bfm2009Files:
         """Defaults ``Exp_Pca.bin``, ``std_exp.txt``, ``BFM_exp_idx.mat``, ``BFM_front_idx.mat``,
         ``facemodel_info.mat`` in ``mat``'s folder unless given in ``explicit`` (keyword = field)."""
-        defaults = {"exp_pca": "Exp_Pca.bin", "std_exp": "std_exp.txt", "exp_idx": "BFM_exp_idx.mat",
-                    "front_idx": "BFM_front_idx.mat", "facemodel_info": "facemodel_info.mat"}
+        defaults = {
+            "exp_pca": "Exp_Pca.bin",
+            "std_exp": "std_exp.txt",
+            "exp_idx": "BFM_exp_idx.mat",
+            "front_idx": "BFM_front_idx.mat",
+            "facemodel_info": "facemodel_info.mat",
+        }
         paths = {k: Path(explicit[k]) if explicit.get(k) is not None else mat.parent / v for k, v in defaults.items()}
-        return cls(mat=mat, **paths, front_idx_given=explicit.get("front_idx") is not None,
-                   facemodel_info_given=explicit.get("facemodel_info") is not None)
+        return cls(
+            mat=mat,
+            **paths,
+            front_idx_given=explicit.get("front_idx") is not None,
+            facemodel_info_given=explicit.get("facemodel_info") is not None,
+        )
 
 
 @dataclass(frozen=True)
@@ -227,23 +263,34 @@ def _read_front_chain(files: Bfm2009Files, trim: np.ndarray, crop: str) -> tuple
     nf = front_to_full.size
     info = {"keypoints": one_based_ids(path, "keypoints", as_vector(path, "keypoints", raw["keypoints"], 68), nf)}
     if "frontmask2_idx" in raw:
-        info["face"] = one_based_ids(path, "frontmask2_idx", as_vector(path, "frontmask2_idx", raw["frontmask2_idx"]), nf)
+        info["face"] = one_based_ids(
+            path, "frontmask2_idx", as_vector(path, "frontmask2_idx", raw["frontmask2_idx"]), nf
+        )
     if "skinmask" in raw:
         info["skin"] = np.nonzero(as_float(path, "skinmask", as_vector(path, "skinmask", raw["skinmask"], nf)) > 0.5)[0]
     return front_to_full, info
 
 
-def _given_ids(spec: Sequence[int] | str | Path, what: str, count: int, path: Path, nv: int,
-               old_to_new: np.ndarray) -> np.ndarray:
+def _given_ids(
+    spec: Sequence[int] | str | Path, what: str, count: int, path: Path, nv: int, old_to_new: np.ndarray
+) -> np.ndarray:
     """``count`` 0-based BFM 2009 vertex ids from a list or file, mapped to the kept vertices."""
     ids, src = read_vertex_ids(spec, f"{what} ids")
-    ids = zero_based_ids(src or path, f"{what} ids", check_shape(src or path, f"{what} ids", ids.reshape(-1), (count,)), nv)
+    ids = zero_based_ids(
+        src or path, f"{what} ids", check_shape(src or path, f"{what} ids", ids.reshape(-1), (count,)), nv
+    )
     return remap_ids(src or path, what, ids, old_to_new)
 
 
-def _landmarks(files: Bfm2009Files, landmarks68: Sequence[int] | str | Path | None,
-               now_landmarks7: Sequence[int] | str | Path | None, front_to_full: np.ndarray | None,
-               info: dict | None, nv: int, old_to_new: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _landmarks(
+    files: Bfm2009Files,
+    landmarks68: Sequence[int] | str | Path | None,
+    now_landmarks7: Sequence[int] | str | Path | None,
+    front_to_full: np.ndarray | None,
+    info: dict | None,
+    nv: int,
+    old_to_new: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
     """The 68 and 7 landmark ids among the kept vertices (sources in the module docstring)."""
     if landmarks68 is not None:
         lm68 = _given_ids(landmarks68, "landmark", 68, files.mat, nv, old_to_new)
@@ -256,9 +303,11 @@ def _landmarks(files: Bfm2009Files, landmarks68: Sequence[int] | str | Path | No
             now = now_from_ibug68(lm68)
     else:
         raise InputFileError(
-            files.mat, "BFM 2009 has no 68-landmark vertex ids and none were supplied",
+            files.mat,
+            "BFM 2009 has no 68-landmark vertex ids and none were supplied",
             "put Deep3DFaceRecon's BFM_front_idx.mat and facemodel_info.mat beside it, or pass "
-            "landmarks68 / --landmarks with 68 0-based BFM 2009 vertex ids (iBUG order)")
+            "landmarks68 / --landmarks with 68 0-based BFM 2009 vertex ids (iBUG order)",
+        )
     if now_landmarks7 is not None:
         now = _given_ids(now_landmarks7, "NoW landmark", 7, files.mat, nv, old_to_new)
     return lm68, now
@@ -298,12 +347,16 @@ def load_bfm2009(
     path = Path(path)
     if path.is_dir():
         path = path / "01_MorphableModel.mat"
-    path = require_file(path, "Basel Face Model 2009 file 01_MorphableModel.mat",
-                        "download it from https://faces.dmi.unibas.ch/bfm/ (registration needed)")
+    path = require_file(
+        path,
+        "Basel Face Model 2009 file 01_MorphableModel.mat",
+        "download it from https://faces.dmi.unibas.ch/bfm/ (registration needed)",
+    )
     if crop not in CROPS:
         raise InputFileError(path, f"unknown crop {crop!r}", f"use one of {CROPS}")
-    files = Bfm2009Files.beside(path, exp_pca=exp_pca, std_exp=std_exp, exp_idx=exp_idx, front_idx=front_idx,
-                                facemodel_info=facemodel_info)
+    files = Bfm2009Files.beside(
+        path, exp_pca=exp_pca, std_exp=std_exp, exp_idx=exp_idx, front_idx=front_idx, facemodel_info=facemodel_info
+    )
     core = _read_core(path, n_id, n_albedo)
     nv = core.num_vertices
     trim, exp_full, exp_std = _read_expressions(files, nv, n_exp)
@@ -312,7 +365,9 @@ def load_bfm2009(
     keep = {"expression": trim, "front": front_to_full, "none": np.arange(nv)}[crop]
     triangles, old_to_new = crop_mesh(keep, core.triangles, nv)
     if triangles.size == 0:
-        raise InputFileError(path, f"no triangle lies inside the {crop!r} crop", "check BFM_exp_idx.mat / BFM_front_idx.mat")
+        raise InputFileError(
+            path, f"no triangle lies inside the {crop!r} crop", "check BFM_exp_idx.mat / BFM_front_idx.mat"
+        )
     nk = keep.size
     lm68, now = _landmarks(files, landmarks68, now_landmarks7, front_to_full, info, nv, old_to_new)
 
@@ -326,11 +381,19 @@ def load_bfm2009(
     lm_src = "given ids" if landmarks68 is not None else ("Deep3DFaceRecon keypoints" if info is not None else "?")
     return finish_model(
         path,
-        mean_shape=core.mean[keep], id_basis=core.id_basis[:, keep], exp_basis=exp_full[:, keep],
-        mean_albedo=core.albedo_mean[keep], albedo_basis=core.albedo_basis[:, keep],
-        triangles=triangles, landmarks68=lm68, now_landmarks7=now, regions=regions,
-        id_std=core.id_std, exp_std=exp_std, albedo_std=core.albedo_std,
+        mean_shape=core.mean[keep],
+        id_basis=core.id_basis[:, keep],
+        exp_basis=exp_full[:, keep],
+        mean_albedo=core.albedo_mean[keep],
+        albedo_basis=core.albedo_basis[:, keep],
+        triangles=triangles,
+        landmarks68=lm68,
+        now_landmarks7=now,
+        regions=regions,
+        id_std=core.id_std,
+        exp_std=exp_std,
+        albedo_std=core.albedo_std,
         name=f"Basel Face Model 2009 ({path.name}) + Guo et al. expressions ({files.exp_pca.name}), crop {crop!r}: "
-             f"{nk} vertices, {k_id} identity / {k_exp} expression / {k_alb} albedo components, landmarks from {lm_src}",
+        f"{nk} vertices, {k_id} identity / {k_exp} expression / {k_alb} albedo components, landmarks from {lm_src}",
         recenter=recenter,
     )

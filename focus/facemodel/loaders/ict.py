@@ -53,8 +53,15 @@ import torch
 
 from focus.errors import FocusError, InputFileError
 from focus.facemodel.loaders._common import (
-    DEFAULT_N_ALBEDO, DEFAULT_N_EXP, DEFAULT_N_ID, check_count, crop_mesh, finish_model, now_from_ibug68,
-    remap_ids, require_file,
+    DEFAULT_N_ALBEDO,
+    DEFAULT_N_EXP,
+    DEFAULT_N_ID,
+    check_count,
+    crop_mesh,
+    finish_model,
+    now_from_ibug68,
+    remap_ids,
+    require_file,
 )
 from focus.facemodel.model import FaceModel
 
@@ -117,7 +124,9 @@ def read_obj_triangles(path: str | Path, num_vertices: int, lines: list[bytes] |
     except ValueError as exc:
         raise InputFileError(path, f"malformed face line ({exc})", "the file is corrupt; download it again") from exc
     if any(not -num_vertices <= i <= num_vertices for rows in polys.values() for row in rows for i in row):
-        raise InputFileError(path, f"face vertex ids outside [1, {num_vertices}]", "the file is corrupt; download it again")
+        raise InputFileError(
+            path, f"face vertex ids outside [1, {num_vertices}]", "the file is corrupt; download it again"
+        )
     if not polys or min(polys) < 3:
         raise InputFileError(path, "no faces, or a face with fewer than 3 corners", _FIX)
     tris = []
@@ -128,7 +137,9 @@ def read_obj_triangles(path: str | Path, num_vertices: int, lines: list[bytes] |
             tris.append(arr[:, [0, j, j + 1]])
     out = np.concatenate(tris, axis=0)
     if out.min() < 0 or out.max() >= num_vertices:
-        raise InputFileError(path, f"face vertex ids outside [1, {num_vertices}]", "the file is corrupt; download it again")
+        raise InputFileError(
+            path, f"face vertex ids outside [1, {num_vertices}]", "the file is corrupt; download it again"
+        )
     return out
 
 
@@ -189,17 +200,21 @@ def _read_displacements(files: Sequence[Path], neutral: np.ndarray, keep: int) -
     for i, p in enumerate(files):
         v = read_obj_vertices(p)
         if v.shape != neutral.shape:
-            raise InputFileError(p, f"has {len(v)} vertices, the neutral mesh {len(neutral)}",
-                                 "all FaceXModel OBJs must come from the same ICT-FaceKit version")
+            raise InputFileError(
+                p,
+                f"has {len(v)} vertices, the neutral mesh {len(neutral)}",
+                "all FaceXModel OBJs must come from the same ICT-FaceKit version",
+            )
         out[i] = v[:keep] - neutral[:keep]
     if not np.isfinite(out).all():
-        bad = next(p for p, o in zip(files, out) if not np.isfinite(o).all())
+        bad = next(p for p, o in zip(files, out, strict=True) if not np.isfinite(o).all())
         raise InputFileError(bad, "contains NaN or infinite coordinates", "the file is corrupt; download it again")
     return out
 
 
-def _read_expressions(folder: Path, names: Sequence[str], neutral: np.ndarray, keep: int, n_exp: int | None,
-                      orthogonalize: bool) -> tuple[np.ndarray, np.ndarray]:
+def _read_expressions(
+    folder: Path, names: Sequence[str], neutral: np.ndarray, keep: int, n_exp: int | None, orthogonalize: bool
+) -> tuple[np.ndarray, np.ndarray]:
     """Expression basis ``(K, keep, 3)`` mm and stds ``(K,)``: blendshapes in ``names``' order (or the
     sorted OBJs that are neither neutral nor identity), or their PCA with ``orthogonalize``."""
     if not names:
@@ -257,13 +272,18 @@ def load_ict(
     neutral = read_obj_vertices(neutral_path, lines)
     nv = len(neutral)
     if not np.isfinite(neutral).all():
-        raise InputFileError(neutral_path, "contains NaN or infinite coordinates", "the file is corrupt; download it again")
+        raise InputFileError(
+            neutral_path, "contains NaN or infinite coordinates", "the file is corrupt; download it again"
+        )
     all_tris = read_obj_triangles(neutral_path, nv, lines)
     del lines
     nk = ICT_REGIONS[region]
     if nv < nk:
-        raise InputFileError(neutral_path, f"has {nv} vertices, fewer than the {nk} of the {region!r} region",
-                             f"expected the {ICT_NUM_VERTICES}-vertex ICT-FaceKit mesh")
+        raise InputFileError(
+            neutral_path,
+            f"has {nv} vertices, fewer than the {nk} of the {region!r} region",
+            f"expected the {ICT_NUM_VERTICES}-vertex ICT-FaceKit mesh",
+        )
 
     idx_path = require_file(folder / _INDICES, "ICT vertex_indices.json", _FIX)
     lm_raw, names = read_ict_indices(idx_path, nv)
@@ -288,8 +308,10 @@ def load_ict(
         try:
             from focus.facemodel.embedded import EmbeddedModelSettings, generate_face_model
         except ImportError as exc:
-            raise FocusError("ICT-FaceKit has no albedo and the embedded default model is not available "
-                             f"({exc}); pass albedo_source (e.g. a converted BFM model)") from exc
+            raise FocusError(
+                "ICT-FaceKit has no albedo and the embedded default model is not available "
+                f"({exc}); pass albedo_source (e.g. a converted BFM model)"
+            ) from exc
         albedo_source = generate_face_model(EmbeddedModelSettings())
     from focus.facemodel.loaders.albedo_transfer import transfer_albedo
 
@@ -301,15 +323,21 @@ def load_ict(
     face = np.arange(nk) < ICT_REGIONS["narrow_face"]
     return finish_model(
         folder,
-        mean_shape=mean_shape, id_basis=id_basis, exp_basis=exp_basis,
-        mean_albedo=mean_albedo, albedo_basis=albedo_basis,
-        triangles=triangles, landmarks68=lm68, now_landmarks7=now_from_ibug68(lm68),
+        mean_shape=mean_shape,
+        id_basis=id_basis,
+        exp_basis=exp_basis,
+        mean_albedo=mean_albedo,
+        albedo_basis=albedo_basis,
+        triangles=triangles,
+        landmarks68=lm68,
+        now_landmarks7=now_from_ibug68(lm68),
         regions={"face": face, "skin": face.copy()},
-        id_std=id_std, exp_std=exp_std,
+        id_std=id_std,
+        exp_std=exp_std,
         albedo_std=albedo_std.detach().cpu().numpy() if isinstance(albedo_std, torch.Tensor) else albedo_std,
         name=f"ICT-FaceKit Light ({folder.name}, region {region!r}): {nk} vertices, {k_id} identity "
-             f"(re-orthogonalised from {len(id_files)}) / {k_exp} expression "
-             f"({'PCA' if orthogonalize_expressions else 'blendshapes'}) / {k_alb} albedo components "
-             f"(transferred from {albedo_source.name})",
+        f"(re-orthogonalised from {len(id_files)}) / {k_exp} expression "
+        f"({'PCA' if orthogonalize_expressions else 'blendshapes'}) / {k_alb} albedo components "
+        f"(transferred from {albedo_source.name})",
         recenter=recenter,
     )
