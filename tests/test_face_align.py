@@ -32,8 +32,8 @@ def _landmarks_from_five(p5: torch.Tensor) -> torch.Tensor:
     lm = torch.rand(b, 68, 2, dtype=p5.dtype) * 50
     eye_l = torch.randn(b, 6, 2, dtype=p5.dtype)
     eye_r = torch.randn(b, 6, 2, dtype=p5.dtype)
-    lm[:, 36:42] = p5[:, None, 0] + eye_l - eye_l.mean(dim=1, keepdim=True)
-    lm[:, 42:48] = p5[:, None, 1] + eye_r - eye_r.mean(dim=1, keepdim=True)
+    lm[:, 36:42] = p5[:, None, 0] + eye_l - (eye_l[:, 0:1] + eye_l[:, 3:4]) / 2  # corners 36, 39 average to p5
+    lm[:, 42:48] = p5[:, None, 1] + eye_r - (eye_r[:, 0:1] + eye_r[:, 3:4]) / 2
     lm[:, 30], lm[:, 48], lm[:, 54] = p5[:, 2], p5[:, 3], p5[:, 4]
     return lm
 
@@ -49,8 +49,9 @@ def _random_similarity(b: int, gen: torch.Generator) -> torch.Tensor:
 def test_five_points_selection():
     lm = torch.arange(68 * 2, dtype=torch.float64).reshape(1, 68, 2)
     p5 = five_points(lm)
-    assert torch.allclose(p5[0, 0], lm[0, 36:42].mean(0))
-    assert torch.allclose(p5[0, 1], lm[0, 42:48].mean(0))
+    # eye centres: the mean of the two corners (one definition with focus.data.alignment, Deep3DFaceRecon's)
+    assert torch.allclose(p5[0, 0], lm[0, [36, 39]].mean(0))
+    assert torch.allclose(p5[0, 1], lm[0, [42, 45]].mean(0))
     assert torch.equal(p5[0, 2:], lm[0, [30, 48, 54]])
 
 

@@ -530,3 +530,47 @@ def test_front_matlab_v73_file(tmp_path: Path) -> None:
     assert torch.allclose(m.mean_shape, ref.mean_shape) and torch.equal(m.triangles, ref.triangles)
     assert torch.equal(m.landmarks68, ref.landmarks68) and torch.allclose(m.id_basis, ref.id_basis)
     assert detect_format(p) == "bfm_front"
+
+
+# ---------------------------------------------------------------------- CLI: what the file is, clamped counts
+def run_cli(argv: list[str], capsys: pytest.CaptureFixture) -> tuple[int, str]:
+    from focus.cli import main
+
+    code = main([str(a) for a in argv])
+    return code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("kind", ["mat", "h5"])
+def test_preview_of_a_foreign_model_points_to_convert(tmp_path: Path, kind: str, capsys) -> None:
+    src = tmp_path / ("BFM_model_front.mat" if kind == "mat" else "model2017.h5")
+    (write_front if kind == "mat" else write_bfm2017)(src, np.random.default_rng(30))
+    code, err = run_cli(["model", "preview", src, "--out", tmp_path / "sheets"], capsys)
+    assert code != 0
+    assert len(err.strip().splitlines()) == 1
+    assert str(src) in err and f"focus model convert {src} --out" in err
+    assert not (tmp_path / "sheets").exists()
+
+
+def test_convert_says_when_it_clamps_the_component_count(tmp_path: Path, capsys) -> None:
+    src = tmp_path / "BFM_model_front.mat"
+    write_front(src, np.random.default_rng(31))  # 6 identity, 5 expression, 4 albedo components
+    out = tmp_path / "m.npz"
+    code, err = run_cli(["model", "convert", src, "--out", out, "--n-id", "500", "--n-exp", "3"], capsys)
+    assert code == 0 and load_face_model(out).n_id == 6
+    assert "--n-id 500" in err and "kept all 6 identity components" in err
+    assert "--n-exp" not in err  # 3 <= 5: nothing clamped
+    assert "--n-albedo 80" in err and "kept all 4 albedo" in err  # the default asks for 80
+
+
+def test_a_network_checkpoint_is_named_as_such(tmp_path: Path, capsys) -> None:
+    ckpt = tmp_path / "idnet.pt"
+    torch.save({"weight": torch.zeros(2)}, ckpt)
+    code, err = run_cli(["model", "preview", ckpt, "--out", tmp_path / "sheets"], capsys)
+    assert code == 1 and "PyTorch checkpoint" in err and str(ckpt) in err
+    code, err = run_cli(["model", "convert", ckpt, "--out", tmp_path / "m.npz"], capsys)
+    assert code == 1 and "PyTorch checkpoint" in err
+    renamed = tmp_path / "idnet.npz"  # a checkpoint under a model's name is still named for what it is
+    ckpt.rename(renamed)
+    code, err = run_cli(["model", "preview", renamed, "--out", tmp_path / "sheets"], capsys)
+    assert code == 1 and "PyTorch checkpoint" in err
+    assert not (tmp_path / "m.npz").exists() and not (tmp_path / "sheets").exists()

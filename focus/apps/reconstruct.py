@@ -45,7 +45,7 @@ from focus.apps.adapt import AdaptSettings, adapt_networks
 from focus.apps.detect import CsvLandmarks, Face, FaceDetector
 from focus.apps.photos import DEFAULT_MAX_MEGAPIXELS, InputImage, find_images, read_photo, unique_stems
 from focus.config import check_fields, param, positive
-from focus.data.alignment import AlignmentTemplate, estimate_alignment, five_points, warp_to_crop
+from focus.data.alignment import AlignmentTemplate, alignment_from_five_points, five_points, warp_to_crop
 from focus.data.dataset import DataSettings
 from focus.devices import resolve_device as _resolve_device
 from focus.errors import FocusError, InputFileError
@@ -147,16 +147,9 @@ def _misfit_prior(choice: str | Path | None, checkpoint: Path, num_vertices: int
 def alignment_matrix(points5: np.ndarray, template: AlignmentTemplate, method: str = "similarity") -> np.ndarray:
     """``(3, 3)`` image -> crop transform from the five points ``(5, 2)``.
 
-    Exactly :func:`focus.data.alignment.estimate_alignment` (which reads only the five points
-    out of 68 landmarks): the points are put in the slots it reads them from.
+    Exactly :func:`focus.data.alignment.estimate_alignment` on landmarks with these five points.
     """
-    p = np.asarray(points5, dtype=np.float64)
-    lm = np.full((68, 2), np.nan)
-    lm[36] = lm[39] = p[0]
-    lm[42] = lm[45] = p[1]
-    lm[30], lm[48], lm[54] = p[2], p[3], p[4]
-    assert np.allclose(five_points(lm), p)
-    return estimate_alignment(lm, template, method)
+    return alignment_from_five_points(points5, template, method)
 
 
 @dataclass

@@ -1,8 +1,9 @@
 """5-point alignment of a face image to the training crop (Deep3DFaceRecon-style).
 
-The five points (Deep3DFaceRecon's choice, from the iBUG-68 landmarks, 0-based): right eye centre
-(mean of corners 36 and 39), left eye centre (mean of 42 and 45), nose tip (30), right mouth
-corner (48), left mouth corner (54). "Right" is the subject's right (image left when frontal).
+The five points: :func:`focus.geometry.similarity.five_points` (Deep3DFaceRecon's choice, from the
+iBUG-68 landmarks, 0-based): right eye centre (mean of corners 36 and 39), left eye centre (mean of
+42 and 45), nose tip (30), right mouth corner (48), left mouth corner (54). "Right" is the subject's
+right (image left when frontal).
 
 The crop template
 -----------------
@@ -19,7 +20,7 @@ renderer frames the model (the face fills the crop as at paper scale).
 Two estimators (``method``):
 
 * ``"similarity"`` (default): least-squares 2D similarity (rotation, uniform scale, translation;
-  :class:`skimage.transform.SimilarityTransform`) from the image's five points to the template's
+  :func:`focus.geometry.similarity.umeyama`) from the image's five points to the template's
   2D points. Removes in-plane rotation.
 * ``"pos"``: Deep3DFaceRecon's own estimator: an affine camera fitted to the template's **3D**
   points gives scale (mean norm of its two rows) and the image position of the model origin;
@@ -36,20 +37,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from skimage.transform import SimilarityTransform, downscale_local_mean, warp
+from skimage.transform import downscale_local_mean, warp
 from scipy.ndimage import gaussian_filter
 
+from focus.geometry.similarity import FIVE_POINT_NAMES, five_points, homogeneous_matrix, umeyama
+
 ALIGN_METHODS = ("similarity", "pos")
-FIVE_POINT_NAMES: tuple[str, ...] = ("right eye centre", "left eye centre", "nose tip", "right mouth corner", "left mouth corner")
-
-
-def five_points(lm68: np.ndarray) -> np.ndarray:
-    """``(..., 68, D)`` iBUG-68 landmarks -> ``(..., 5, D)`` Deep3DFaceRecon's five points."""
-    lm = np.asarray(lm68, dtype=np.float64)
-    return np.stack(
-        [(lm[..., 36, :] + lm[..., 39, :]) / 2, (lm[..., 42, :] + lm[..., 45, :]) / 2, lm[..., 30, :], lm[..., 48, :], lm[..., 54, :]],
-        axis=-2,
-    )
 
 
 @dataclass(frozen=True)
@@ -102,12 +95,20 @@ def estimate_alignment(lm68: np.ndarray, template: AlignmentTemplate, method: st
 
     Raises ``ValueError`` for degenerate points (e.g. all landmarks equal).
     """
-    src = five_points(lm68)
+    return alignment_from_five_points(five_points(lm68), template, method)
+
+
+def alignment_from_five_points(src: np.ndarray, template: AlignmentTemplate, method: str = "similarity") -> np.ndarray:
+    """``(3, 3)`` image -> crop transform from the five points ``(5, 2)`` (pixels of the source image).
+
+    Raises ``ValueError`` for degenerate points (e.g. all points equal).
+    """
+    src = np.asarray(src, dtype=np.float64)
     if method == "similarity":
-        tf = SimilarityTransform.from_estimate(src, template.points2d)
-        if not tf or not np.isfinite(tf.params).all() or abs(np.linalg.det(tf.params[:2, :2])) < 1e-12:
+        matrix = homogeneous_matrix(*umeyama(src, template.points2d))
+        if not np.isfinite(matrix).all() or abs(np.linalg.det(matrix[:2, :2])) < 1e-12:
             raise ValueError("degenerate five points: cannot estimate a similarity transform")
-        return np.asarray(tf.params, dtype=np.float64)
+        return matrix
     if method == "pos":
         return _pos_alignment(src, template)
     raise ValueError(f"unknown alignment method {method!r}; known: {ALIGN_METHODS}")

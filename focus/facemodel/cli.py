@@ -67,7 +67,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "poses and lights, identity and albedo modes at +-3 std, every expression mode, the numbered "
         "68 landmarks, the vertex regions and random faces.",
     )
-    v.add_argument("model", type=Path, help="model file in the project's format (.npz)")
+    v.add_argument("model", type=Path,
+                   help="model file in the project's format (.npz); convert others (.mat, .h5, ICT) with `focus model convert`")
     v.add_argument("--out", type=Path, required=True, help="output folder")
     v.add_argument("--size", type=int, default=128, help="pixels per rendered face (default: %(default)s)")
     v.add_argument("--modes", type=int, default=6, help="identity / albedo modes to show (default: %(default)s)")

@@ -11,7 +11,7 @@ is given for 112 x 112 crops in OpenCV's convention (pixel centres at integers, 
 crops insightface's own alignment makes, exactly, at 112 px.
 
 The transform is estimated without gradient (least squares over rotations, uniform scales and
-translations; Umeyama's solution, written in closed form for 2-D); the warp is differentiable
+translations: :func:`focus.geometry.similarity.umeyama`); the warp is differentiable
 with respect to the image (bilinear ``grid_sample``, zero padding, ``align_corners=False`` whose
 normalised coordinates ``-1 / +1`` are the outer edges of the border pixels, i.e. image-frame
 ``0`` and ``W``).
@@ -22,6 +22,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from focus.geometry.similarity import affine_matrix, five_points, umeyama
 
 #: ArcFace 5-point template for 112 x 112 crops (OpenCV pixel convention): left eye, right eye
 #: (as seen in the image), nose tip, left mouth corner, right mouth corner.
@@ -41,23 +43,6 @@ def arcface_template(size: int = ARCFACE_SIZE, dtype: torch.dtype = torch.float3
     return ((t + 0.5) * (size / ARCFACE_SIZE)).to(dtype=dtype, device=device)
 
 
-def five_points(landmarks68: Tensor) -> Tensor:
-    """iBUG-68 landmarks ``(B, 68, 2)`` -> ArcFace's 5 points ``(B, 5, 2)``.
-
-    Image-left eye centre (mean of 36-41), image-right eye centre (mean of 42-47), nose tip (30),
-    mouth corners (48, 54); 0-based indices.
-    """
-    if landmarks68.ndim != 3 or landmarks68.shape[1:] != (68, 2):
-        raise ValueError(f"landmarks must be (B, 68, 2), got {tuple(landmarks68.shape)}")
-    return torch.stack([
-        landmarks68[:, 36:42].mean(dim=1),
-        landmarks68[:, 42:48].mean(dim=1),
-        landmarks68[:, 30],
-        landmarks68[:, 48],
-        landmarks68[:, 54],
-    ], dim=1)
-
-
 @torch.no_grad()
 def estimate_similarity(src: Tensor, dst: Tensor) -> Tensor:
     """Least-squares similarity ``x -> s R x + t`` (no reflection) mapping ``src`` onto ``dst``.
@@ -67,23 +52,14 @@ def estimate_similarity(src: Tensor, dst: Tensor) -> Tensor:
         dst: ``(B, N, 2)`` or ``(N, 2)`` target points.
 
     Returns ``(B, 2, 3)`` matrices ``[s R | t]`` (dtype of ``src``), computed in float64 and
-    without gradient. This is Umeyama's (1991) solution; in 2-D it has the closed form
-    ``s R = [[a, -b], [b, a]]`` with ``a = sum(x'.x) / sum|x|^2``, ``b = sum(x cross x') /
-    sum|x|^2`` on the centred points (``x`` from src, ``x'`` from dst).
+    without gradient: :func:`focus.geometry.similarity.umeyama`.
     """
     if dst.ndim == 2:
         dst = dst.expand(src.shape[0], -1, -1)
     if src.ndim != 3 or src.shape[-1] != 2 or dst.shape != src.shape:
         raise ValueError(f"need src (B, N, 2) and dst of the same shape, got {tuple(src.shape)}, {tuple(dst.shape)}")
-    s64, d64 = src.double(), dst.double()
-    mu_s, mu_d = s64.mean(dim=1, keepdim=True), d64.mean(dim=1, keepdim=True)
-    x, y = s64 - mu_s, d64 - mu_d
-    var = (x * x).sum(dim=(1, 2)).clamp_min(1e-12)
-    a = (x * y).sum(dim=(1, 2)) / var
-    b = (x[..., 0] * y[..., 1] - x[..., 1] * y[..., 0]).sum(dim=1) / var
-    lin = torch.stack([torch.stack([a, -b], -1), torch.stack([b, a], -1)], dim=-2)  # (B, 2, 2)
-    t = mu_d[:, 0] - (lin @ mu_s[:, 0, :, None])[..., 0]
-    return torch.cat([lin, t[..., None]], dim=-1).to(src.dtype)
+    s, rot, t = umeyama(src, dst)
+    return affine_matrix(s, rot, t).to(src.dtype)
 
 
 def _invert_affine(m: Tensor) -> Tensor:

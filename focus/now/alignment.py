@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.spatial.transform import Rotation
 
+from focus.geometry.similarity import apply_similarity, umeyama
 from focus.now.point_triangle import ClosestPoints, TrackedClosestPoints, TriangleMeshIndex
 
 #: The NoW landmark order (scan ``.pp`` files and predictions alike).
@@ -132,31 +133,12 @@ def procrustes(
     y = np.asarray(source, dtype=np.float64)
     if x.shape != y.shape or x.ndim != 2 or x.shape[1] != 3:
         raise ValueError(f"need two (n, 3) point sets of the same shape, got {x.shape} and {y.shape}")
-    mu_x, mu_y = x.mean(axis=0), y.mean(axis=0)
-    x0, y0 = x - mu_x, y - mu_y
-    norm_x = float(np.sqrt((x0**2).sum()))
-    norm_y = float(np.sqrt((y0**2).sum()))
-    if not (norm_x > 0 and norm_y > 0):
+    norm_x2 = float(((x - x.mean(axis=0)) ** 2).sum())
+    if not (norm_x2 > 0 and ((y - y.mean(axis=0)) ** 2).sum() > 0):
         raise ValueError("landmarks have no spread (all points coincide)")
-    x0 /= norm_x
-    y0 /= norm_y
-    u, s, vt = np.linalg.svd(x0.T @ y0)
-    # Row-vector form: y0 @ T ~ x0 with T = V U^T; as column vectors R = T^T = U V^T.
-    if not allow_reflection and np.linalg.det(u @ vt) < 0:
-        vt = vt.copy()
-        vt[-1] *= -1
-        s = s.copy()
-        s[-1] *= -1
-    rotation = u @ vt
-    trace = float(s.sum())
-    if scaling:
-        scale = trace * norm_x / norm_y
-        d = 1.0 - trace**2
-    else:
-        scale = 1.0
-        d = 1.0 + norm_y**2 / norm_x**2 - 2.0 * trace * norm_y / norm_x
-    translation = mu_x - scale * (rotation @ mu_y)
-    return Similarity(scale, rotation, translation), d
+    scale, rotation, translation = umeyama(y, x, scale=scaling, reflection=allow_reflection)
+    d = float(((apply_similarity(scale, rotation, translation, y) - x) ** 2).sum()) / norm_x2
+    return Similarity(float(scale), rotation, translation), d
 
 
 # --------------------------------------------------------------------------------- refinement

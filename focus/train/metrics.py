@@ -16,6 +16,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from focus.geometry.similarity import apply_similarity, umeyama
+
 
 def segmentation_counts(pred: Tensor, truth: Tensor, region: Tensor) -> dict[str, Tensor]:
     """Soft confusion counts per image: ``pred``, ``truth``, ``region`` ``(B, 1, H, W)`` in [0, 1] -> ``(B,)`` each."""
@@ -58,27 +60,11 @@ def landmark_error(pred: Tensor, truth: Tensor) -> Tensor:
 def similarity_align(src: Tensor, dst: Tensor, weights: Tensor | None = None) -> Tensor:
     """``src`` ``(B, V, 3)`` moved by the least-squares similarity onto ``dst`` ``(B, V, 3)`` (no reflection).
 
-    Umeyama's solution: with centred points ``x`` (src) and ``y`` (dst), ``Sigma = y^T x / n``,
-    ``U D V^T = svd(Sigma)``, ``R = U S V^T`` (``S = diag(1, 1, det(U V^T))``), scale
-    ``s = tr(D S) / var(x)``. ``weights`` ``(V,)`` optionally restricts/weights the vertices that
-    define the fit (the whole mesh is moved). Computed in float64.
+    Umeyama's solution (:func:`focus.geometry.similarity.umeyama`). ``weights`` ``(V,)`` optionally
+    restricts/weights the vertices that define the fit (the whole mesh is moved). Computed in float64.
     """
-    x64, y64 = src.double(), dst.double()
-    w = torch.ones(src.shape[1], dtype=torch.float64, device=src.device) if weights is None else weights.double()
-    w = (w / w.sum())[None, :, None]
-    mx, my = (w * x64).sum(1, keepdim=True), (w * y64).sum(1, keepdim=True)
-    x, y = x64 - mx, y64 - my
-    cov = (w * y).transpose(1, 2) @ x  # (B, 3, 3)
-    u, d, vt = torch.linalg.svd(cov)
-    sign = torch.sign(torch.linalg.det(u @ vt))
-    sign = torch.where(sign == 0, torch.ones_like(sign), sign)
-    s_diag = torch.ones_like(d)
-    s_diag[:, 2] = sign
-    rot = u @ torch.diag_embed(s_diag) @ vt
-    var_x = (w * x * x).sum((1, 2))
-    scale = (d * s_diag).sum(-1) / var_x.clamp_min(1e-30)
-    out = scale[:, None, None] * (x @ rot.transpose(1, 2)) + my
-    return out.to(src.dtype)
+    scale, rot, t = umeyama(src, dst, weights)
+    return apply_similarity(scale, rot, t, src).to(src.dtype)
 
 
 def shape_error(pred: Tensor, truth: Tensor, weights: Tensor | None = None) -> Tensor:

@@ -63,7 +63,10 @@ def detect_format(path: str | Path) -> str:
         if {"shapeMU", "shapePC"} <= names:
             return "bfm2009"
         raise InputFileError(path, f"a .mat file with neither BFM 2009 nor Deep3DFaceRecon variables (found {sorted(names)[:10]})", _HELP)
-    raise InputFileError(path, f"cannot tell the face model format from the name {path.name!r}", _HELP)
+    from focus.facemodel.file_kind import describe
+
+    raise InputFileError(path, f"cannot tell the face model format from the name {path.name!r}: this is {describe(path)}",
+                         _HELP)
 
 
 def _mat_variables(path: Path) -> set[str]:

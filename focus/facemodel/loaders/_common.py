@@ -42,6 +42,7 @@ def read_mat(path: Path, required: Sequence[str], optional: Sequence[str] = ()) 
     """
     import scipy.io
 
+    _check_mat_size(path)
     names = list(required) + list(optional)
     try:
         data = scipy.io.loadmat(str(path), variable_names=names)
@@ -56,6 +57,48 @@ def read_mat(path: Path, required: Sequence[str], optional: Sequence[str] = ()) 
         raise InputFileError(path, f"missing variable(s) {missing} (found {sorted(out) or 'none of the needed ones'})",
                              "is this the right file? it may come from another release or tool")
     return out
+
+
+def _check_mat_size(path: Path) -> None:
+    """Refuse a MATLAB v5 file whose data (compressed elements counted decompressed, in a stream)
+    exceed :data:`focus.facemodel.model.MAX_MODEL_BYTES`, before scipy inflates it in memory.
+
+    Anything that is not a well-formed v5 file is left to the reader's own error.
+    """
+    import struct
+    import zlib
+
+    from focus.facemodel import model
+
+    limit = model.MAX_MODEL_BYTES
+    total = 0
+    with open(path, "rb") as fh:
+        header = fh.read(128)
+        if len(header) < 128 or header[126:128] not in (b"IM", b"MI"):
+            return
+        order = "<" if header[126:128] == b"IM" else ">"
+        while (tag := fh.read(8)) and len(tag) == 8:
+            mdtype, nbytes = struct.unpack(order + "II", tag)
+            if mdtype != 15:  # miCOMPRESSED = 15; other elements are stored as they are
+                total += nbytes
+                fh.seek(nbytes + (-nbytes % 8), 1)
+            else:
+                inflate = zlib.decompressobj()
+                remaining = nbytes
+                try:
+                    while remaining > 0 and total <= limit:
+                        chunk = fh.read(min(remaining, 1 << 20))
+                        if not chunk:
+                            break
+                        remaining -= len(chunk)
+                        while chunk and total <= limit:
+                            total += len(inflate.decompress(chunk, 1 << 24))
+                            chunk = inflate.unconsumed_tail
+                except zlib.error:
+                    return
+            if total > limit:
+                raise InputFileError(path, f"holds more than {limit} bytes of data, more than any face model",
+                                     "is this the right file?")
 
 
 def _read_mat_v73(path: Path, names: Sequence[str]) -> dict[str, np.ndarray]:

@@ -3,7 +3,7 @@
 Method (:func:`transfer_albedo`):
 
 1. Align the source model's mean shape to the target vertices with the least-squares similarity
-   (rotation, uniform scale, translation; Umeyama, via ``skimage.transform.SimilarityTransform``)
+   (rotation, uniform scale, translation; Umeyama: :func:`focus.geometry.similarity.umeyama`)
    that maps the source's landmark vertices onto the target's. By default only the 51 inner
    iBUG points (17..67: brows, eyes, nose, mouth) are used: the 17 jaw-contour points are not
    anatomically fixed and differ between models.
@@ -26,6 +26,7 @@ import torch
 from torch import Tensor
 
 from focus.facemodel.model import FaceModel
+from focus.geometry.similarity import homogeneous_matrix, umeyama
 
 #: iBUG-68 points used for the alignment by default (brows, nose, eyes, mouth; no jaw contour).
 INNER_IBUG68: tuple[int, ...] = tuple(range(17, 68))
@@ -43,15 +44,12 @@ def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     Raises:
         ValueError: fewer than 3 non-collinear point pairs.
     """
-    from skimage.transform import SimilarityTransform
-
     src, dst = _np(src), _np(dst)
     if src.shape != dst.shape or src.ndim != 2 or src.shape[1] != 3 or len(src) < 3:
         raise ValueError(f"need matching (N>=3, 3) point sets, got {src.shape} and {dst.shape}")
-    tf = SimilarityTransform.from_estimate(src, dst)
-    if not tf:
-        raise ValueError(f"similarity estimation failed: {tf}")
-    return np.asarray(tf.params, dtype=np.float64)
+    if np.linalg.matrix_rank(src - src.mean(axis=0)) < 2 or np.linalg.matrix_rank(dst - dst.mean(axis=0)) < 2:
+        raise ValueError("similarity estimation failed: the points are collinear or coincide")
+    return homogeneous_matrix(*umeyama(src, dst))
 
 
 def apply_transform(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:

@@ -50,7 +50,7 @@ from focus.facemodel.loaders._common import (
     DEFAULT_N_ALBEDO, DEFAULT_N_EXP, DEFAULT_N_ID, as_float, check_count, check_shape, columns_to_basis,
     finish_model, now_from_ibug68, read_vertex_ids, require_file, zero_based_ids,
 )
-from focus.facemodel.model import FaceModel
+from focus.facemodel.model import MAX_MODEL_BYTES, FaceModel
 
 BFM2017_NUM_VERTICES = 53149
 
@@ -86,7 +86,11 @@ def _dataset(path: Path, f, name: str) -> np.ndarray:  # noqa: ANN001 - h5py.Fil
 
     if name not in f or not isinstance(f[name], h5py.Dataset):
         raise InputFileError(path, f"missing dataset {name!r}", _FIX)
-    return f[name]
+    ds = f[name]
+    nbytes = float(np.prod(ds.shape, dtype=np.float64)) * ds.dtype.itemsize
+    if nbytes > MAX_MODEL_BYTES:
+        raise InputFileError(path, f"dataset {name!r} of shape {ds.shape} is larger than any face model", _FIX)
+    return ds
 
 
 def _pca_group(path: Path, f, group: str, n3: int | None, n_keep: int | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # noqa: ANN001

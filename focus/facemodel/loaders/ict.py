@@ -53,8 +53,15 @@ import torch
 
 from focus.errors import FocusError, InputFileError
 from focus.facemodel.loaders._common import (
-    DEFAULT_N_ALBEDO, DEFAULT_N_EXP, DEFAULT_N_ID, check_count, crop_mesh, finish_model, now_from_ibug68,
-    remap_ids, require_file,
+    DEFAULT_N_ALBEDO,
+    DEFAULT_N_EXP,
+    DEFAULT_N_ID,
+    check_count,
+    crop_mesh,
+    finish_model,
+    now_from_ibug68,
+    remap_ids,
+    require_file,
 )
 from focus.facemodel.model import FaceModel
 
@@ -116,6 +123,10 @@ def read_obj_triangles(path: str | Path, num_vertices: int, lines: list[bytes] |
                 polys.setdefault(len(ids), []).append(ids)
     except ValueError as exc:
         raise InputFileError(path, f"malformed face line ({exc})", "the file is corrupt; download it again") from exc
+    if any(not -num_vertices <= i <= num_vertices for rows in polys.values() for row in rows for i in row):
+        raise InputFileError(
+            path, f"face vertex ids outside [1, {num_vertices}]", "the file is corrupt; download it again"
+        )
     if not polys or min(polys) < 3:
         raise InputFileError(path, "no faces, or a face with fewer than 3 corners", _FIX)
     tris = []
@@ -126,8 +137,37 @@ def read_obj_triangles(path: str | Path, num_vertices: int, lines: list[bytes] |
             tris.append(arr[:, [0, j, j + 1]])
     out = np.concatenate(tris, axis=0)
     if out.min() < 0 or out.max() >= num_vertices:
-        raise InputFileError(path, f"face vertex ids outside [1, {num_vertices}]", "the file is corrupt; download it again")
+        raise InputFileError(
+            path, f"face vertex ids outside [1, {num_vertices}]", "the file is corrupt; download it again"
+        )
     return out
+
+
+def read_ict_indices(path: Path, num_vertices: int) -> tuple[np.ndarray, list[str]]:
+    """``vertex_indices.json``: the 68 landmark vertex ids ``(68,)`` int64 in ``[0, num_vertices)``
+    and the expression OBJ names (``[]`` when the file lists none; names that are not plain file
+    stems are refused)."""
+    try:
+        indices = json.loads(path.read_bytes().decode("utf-8"))
+    except (ValueError, OSError, UnicodeDecodeError, RecursionError) as exc:
+        raise InputFileError(path, f"not readable JSON ({exc.__class__.__name__}: {str(exc)[:200]})", _FIX) from exc
+    if not isinstance(indices, dict) or "idx_to_landmark_verts" not in indices:
+        raise InputFileError(path, "missing 'idx_to_landmark_verts'", _FIX)
+    lm = indices["idx_to_landmark_verts"]
+    if not (isinstance(lm, list) and len(lm) == 68 and all(type(i) is int for i in lm)):
+        raise InputFileError(path, "'idx_to_landmark_verts' must be a list of 68 integer vertex ids", _FIX)
+    if min(lm) < 0 or max(lm) >= num_vertices:
+        raise InputFileError(path, f"landmark ids outside [0, {num_vertices})", _FIX)
+    names = indices.get("expressions")
+    if names is None:
+        names = []
+    if not isinstance(names, list) or not all(_is_stem(n) for n in names):
+        raise InputFileError(path, "'expressions' must be a list of OBJ file names without '.obj' or folders", _FIX)
+    return np.asarray(lm, dtype=np.int64), names
+
+
+def _is_stem(name: object) -> bool:
+    return isinstance(name, str) and name not in ("", ".", "..") and not any(c in name for c in ("/", "\\", "\0", ":"))
 
 
 # ---------------------------------------------------------------------- modes
@@ -160,13 +200,35 @@ def _read_displacements(files: Sequence[Path], neutral: np.ndarray, keep: int) -
     for i, p in enumerate(files):
         v = read_obj_vertices(p)
         if v.shape != neutral.shape:
-            raise InputFileError(p, f"has {len(v)} vertices, the neutral mesh {len(neutral)}",
-                                 "all FaceXModel OBJs must come from the same ICT-FaceKit version")
+            raise InputFileError(
+                p,
+                f"has {len(v)} vertices, the neutral mesh {len(neutral)}",
+                "all FaceXModel OBJs must come from the same ICT-FaceKit version",
+            )
         out[i] = v[:keep] - neutral[:keep]
     if not np.isfinite(out).all():
-        bad = next(p for p, o in zip(files, out) if not np.isfinite(o).all())
+        bad = next(p for p, o in zip(files, out, strict=True) if not np.isfinite(o).all())
         raise InputFileError(bad, "contains NaN or infinite coordinates", "the file is corrupt; download it again")
     return out
+
+
+def _read_expressions(
+    folder: Path, names: Sequence[str], neutral: np.ndarray, keep: int, n_exp: int | None, orthogonalize: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """Expression basis ``(K, keep, 3)`` mm and stds ``(K,)``: blendshapes in ``names``' order (or the
+    sorted OBJs that are neither neutral nor identity), or their PCA with ``orthogonalize``."""
+    if not names:
+        names = sorted(p.stem for p in folder.glob("*.obj") if p.name != _NEUTRAL and not _IDENTITY.match(p.name))
+    exp_files = [folder / f"{n}.obj" for n in names if (folder / f"{n}.obj").is_file()]
+    if orthogonalize:
+        if exp_files:
+            exp_basis, exp_std = orthogonalize_modes(_read_displacements(exp_files, neutral, keep) * CM_TO_MM)
+        else:
+            exp_basis, exp_std = np.zeros((0, keep, 3)), np.zeros(0)
+        k_exp = check_count(folder, "expression", len(exp_std), n_exp)
+        return exp_basis[:k_exp], exp_std[:k_exp]
+    k_exp = check_count(folder, "expression", len(exp_files), n_exp)
+    return _read_displacements(exp_files[:k_exp], neutral, keep) * CM_TO_MM, np.ones(k_exp)
 
 
 # ---------------------------------------------------------------------- loader
@@ -210,30 +272,25 @@ def load_ict(
     neutral = read_obj_vertices(neutral_path, lines)
     nv = len(neutral)
     if not np.isfinite(neutral).all():
-        raise InputFileError(neutral_path, "contains NaN or infinite coordinates", "the file is corrupt; download it again")
+        raise InputFileError(
+            neutral_path, "contains NaN or infinite coordinates", "the file is corrupt; download it again"
+        )
     all_tris = read_obj_triangles(neutral_path, nv, lines)
     del lines
     nk = ICT_REGIONS[region]
     if nv < nk:
-        raise InputFileError(neutral_path, f"has {nv} vertices, fewer than the {nk} of the {region!r} region",
-                             f"expected the {ICT_NUM_VERTICES}-vertex ICT-FaceKit mesh")
+        raise InputFileError(
+            neutral_path,
+            f"has {nv} vertices, fewer than the {nk} of the {region!r} region",
+            f"expected the {ICT_NUM_VERTICES}-vertex ICT-FaceKit mesh",
+        )
 
     idx_path = require_file(folder / _INDICES, "ICT vertex_indices.json", _FIX)
-    try:
-        indices = json.loads(idx_path.read_text(encoding="utf-8"))
-        lm_raw = np.asarray(indices["idx_to_landmark_verts"])
-    except (json.JSONDecodeError, OSError, UnicodeDecodeError) as exc:
-        raise InputFileError(idx_path, f"not readable JSON ({exc.__class__.__name__}: {exc})", _FIX) from exc
-    except (KeyError, TypeError) as exc:
-        raise InputFileError(idx_path, "missing 'idx_to_landmark_verts'", _FIX) from exc
-    if lm_raw.shape != (68,) or not np.issubdtype(lm_raw.dtype, np.integer):
-        raise InputFileError(idx_path, f"'idx_to_landmark_verts' must be 68 integer vertex ids, got shape {lm_raw.shape}", _FIX)
-    if lm_raw.min() < 0 or lm_raw.max() >= nv:
-        raise InputFileError(idx_path, f"landmark ids outside [0, {nv})", _FIX)
+    lm_raw, names = read_ict_indices(idx_path, nv)
 
     keep = np.arange(nk)
     triangles, old_to_new = crop_mesh(keep, all_tris, nv)
-    lm68 = remap_ids(idx_path, "landmark", lm_raw.astype(np.int64), old_to_new)
+    lm68 = remap_ids(idx_path, "landmark", lm_raw, old_to_new)
 
     # identity: std-scaled modes in mm, re-orthogonalised on the kept region
     id_files = _identity_files(folder)
@@ -243,28 +300,18 @@ def load_ict(
     k_id = check_count(folder, "identity", len(id_std), n_id)
     id_basis, id_std = id_modes[:k_id], id_std[:k_id]
 
-    # expressions: blendshapes in the JSON's order (or the sorted remaining OBJs)
-    names = indices.get("expressions") if isinstance(indices, dict) else None
-    if not isinstance(names, list) or not names:
-        names = sorted(p.stem for p in folder.glob("*.obj") if p.name != _NEUTRAL and not _IDENTITY.match(p.name))
-    exp_files = [folder / f"{n}.obj" for n in names if (folder / f"{n}.obj").is_file()]
-    if orthogonalize_expressions:
-        exp_basis, exp_std = orthogonalize_modes(_read_displacements(exp_files, neutral, nk) * CM_TO_MM) if exp_files else (np.zeros((0, nk, 3)), np.zeros(0))
-        k_exp = check_count(folder, "expression", len(exp_std), n_exp)
-        exp_basis, exp_std = exp_basis[:k_exp], exp_std[:k_exp]
-    else:
-        k_exp = check_count(folder, "expression", len(exp_files), n_exp)
-        exp_files = exp_files[:k_exp]
-        exp_basis = _read_displacements(exp_files, neutral, nk) * CM_TO_MM
-        exp_std = np.ones(k_exp)
+    exp_basis, exp_std = _read_expressions(folder, names, neutral, nk, n_exp, orthogonalize_expressions)
+    k_exp = len(exp_std)
 
     mean_shape = neutral[:nk] * CM_TO_MM
     if albedo_source is None:
         try:
             from focus.facemodel.embedded import EmbeddedModelSettings, generate_face_model
         except ImportError as exc:
-            raise FocusError("ICT-FaceKit has no albedo and the embedded default model is not available "
-                             f"({exc}); pass albedo_source (e.g. a converted BFM model)") from exc
+            raise FocusError(
+                "ICT-FaceKit has no albedo and the embedded default model is not available "
+                f"({exc}); pass albedo_source (e.g. a converted BFM model)"
+            ) from exc
         albedo_source = generate_face_model(EmbeddedModelSettings())
     from focus.facemodel.loaders.albedo_transfer import transfer_albedo
 
@@ -276,15 +323,21 @@ def load_ict(
     face = np.arange(nk) < ICT_REGIONS["narrow_face"]
     return finish_model(
         folder,
-        mean_shape=mean_shape, id_basis=id_basis, exp_basis=exp_basis,
-        mean_albedo=mean_albedo, albedo_basis=albedo_basis,
-        triangles=triangles, landmarks68=lm68, now_landmarks7=now_from_ibug68(lm68),
+        mean_shape=mean_shape,
+        id_basis=id_basis,
+        exp_basis=exp_basis,
+        mean_albedo=mean_albedo,
+        albedo_basis=albedo_basis,
+        triangles=triangles,
+        landmarks68=lm68,
+        now_landmarks7=now_from_ibug68(lm68),
         regions={"face": face, "skin": face.copy()},
-        id_std=id_std, exp_std=exp_std,
+        id_std=id_std,
+        exp_std=exp_std,
         albedo_std=albedo_std.detach().cpu().numpy() if isinstance(albedo_std, torch.Tensor) else albedo_std,
         name=f"ICT-FaceKit Light ({folder.name}, region {region!r}): {nk} vertices, {k_id} identity "
-             f"(re-orthogonalised from {len(id_files)}) / {k_exp} expression "
-             f"({'PCA' if orthogonalize_expressions else 'blendshapes'}) / {k_alb} albedo components "
-             f"(transferred from {albedo_source.name})",
+        f"(re-orthogonalised from {len(id_files)}) / {k_exp} expression "
+        f"({'PCA' if orthogonalize_expressions else 'blendshapes'}) / {k_alb} albedo components "
+        f"(transferred from {albedo_source.name})",
         recenter=recenter,
     )

@@ -1,0 +1,1 @@
+"""Geometry shared by the package: similarity fits, landmark subsets, mesh geometry."""
