@@ -65,3 +65,27 @@ def make_project(root: Path, rounds: int = 1) -> dict:
         "misfit_prior": {"count": 6, "batch_size": 4, "workers": 0},
         "eval": {"batch_size": 8, "examples": 1, "progress": False, "num_threads": 1},
     }
+
+
+def md_tables(text: str) -> list[list[dict[str, str]]]:
+    """The Markdown tables of ``text``: per table, one dict per body row (header cell -> cell text)."""
+    tables: list[list[dict[str, str]]] = []
+    head: list[str] | None = None
+    for line in text.splitlines():
+        if not line.startswith("|"):
+            head = None
+            continue
+        cells = [c.strip() for c in line.strip()[1:-1].split("|")]
+        if head is None:
+            head = cells
+            tables.append([])
+        elif not all(set(c) <= set("-:") and c for c in cells):
+            tables[-1].append(dict(zip(head, cells, strict=True)))
+    return tables
+
+
+def md_row(text: str, first_cell: str) -> dict[str, str]:
+    """The one table row of ``text`` whose first cell is ``first_cell``."""
+    rows = [r for t in md_tables(text) for r in t if next(iter(r.values())) == first_cell]
+    assert len(rows) == 1, f"{len(rows)} rows start with {first_cell!r}"
+    return rows[0]
