@@ -202,3 +202,16 @@ def test_identity_line_of_the_readme_block() -> None:
     line = identity_line({"summary": EM_SUMMARY}, identity_oracle(ORACLE_DOC, DEFAULT_PARAMS))
     for number in ("2.200", "0.03", "2.000", "1.700", "0.27"):
         assert number in line
+
+
+def test_now_table_columns_beside_the_mean_face() -> None:
+    from focus.eval.report import now_table
+
+    now = with_mean_face(now_metrics(1.0, 1.05, 1.3, 1.4, 1.2), 1.0)
+    now["focus"]["all"]["id_corr"] = 0.5
+    rows = md_tables(now_table(now))[0]
+    assert [r["model"] for r in rows][:2] == ["Mean face (identity 0, every image) (`mean_face`)",
+                                             "Autoencoder (no segmentation) (`autoencoder`)"]
+    focus = md_row(now_table(now), "FOCUS (`focus`)")
+    assert (focus["all median"], focus["all median vs. mean face"], focus["identity corr."]) == ("1.02", "+2.5 %", "0.50")
+    assert md_row(now_table(now), "FOCUS, EM round 1 (`focus_round_01`)")["all median"] == "–"

@@ -513,9 +513,9 @@ def _now_curves(scores_dir: Path, order: list[str], out_dir: Path, available: di
         for k in order:
             if ch in curves[k]:
                 x, y = curves[k][ch]
-                style = "-" if not k.startswith("focus_round") else ":"
-                ax.plot(x, y, style, label=k, color=f"C{order.index(k) % 10}",
-                        linewidth=2.0 if k in ("focus", "focus_prior") else 1.2)
+                style = ":" if k.startswith("focus_round") else "--" if k == MEAN_FACE else "-"
+                color = "0.45" if k == MEAN_FACE else f"C{order.index(k) % 10}"  # the baseline in grey
+                ax.plot(x, y, style, label=k, color=color, linewidth=2.0 if k in ("focus", "focus_prior") else 1.2)
         ax.set_xlim(0, 8)
         ax.set_ylim(0, 100)
         ax.grid(alpha=0.3)

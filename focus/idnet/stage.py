@@ -118,13 +118,16 @@ def run_idnet(
     report_dir: str | Path,
     settings: IdNetSettings,
     render: RenderSettings,
-    synth: SynthSettings = SynthSettings(),
+    synth: SynthSettings | None = None,
     seed: int = 0,
     resume_dir: str | Path | None = None,
     progress: bool = True,
 ) -> dict:
-    """Run the stage (see the module docstring); returns the metrics written to ``metrics.json``."""
+    """Run the stage (see the module docstring); returns the metrics written to ``metrics.json``.
+
+    ``synth``: the appearance settings of the composed faces (``None``: the defaults)."""
     t_all = time.perf_counter()
+    synth = synth if synth is not None else SynthSettings()
     load_start = _load_avg()
     if settings.train.threads > 0:
         torch.set_num_threads(int(settings.train.threads))
