@@ -545,8 +545,8 @@ def _now_examples(preds: dict, per_image: dict, n: int, path: Path) -> None:
     from focus.now.layout import NowImage
 
     focus, ae = preds["focus"], preds["autoencoder"]
-    err_f = dict(zip((str(k) for k in per_image["focus"]["image"]), per_image["focus"]["mean"]))
-    err_a = dict(zip((str(k) for k in per_image["autoencoder"]["image"]), per_image["autoencoder"]["mean"]))
+    err_f, err_a = ({str(k): v for k, v in zip(per_image[key]["image"], per_image[key]["mean"], strict=True)}
+                    for key in ("focus", "autoencoder"))
     occ = [i for i, name in enumerate(focus.names) if NowImage.parse(name).challenge == "multiview_occlusions"
            and NowImage.parse(name).key in err_f]
     if not occ:
@@ -574,7 +574,7 @@ def _now_examples(preds: dict, per_image: dict, n: int, path: Path) -> None:
 def run_eval_ar(params: dict, paths: EvalPaths = EvalPaths()) -> dict:
     """Segmentation metrics of every model on the AR-layout set (module docstring)."""
     from focus.eval import ar_metrics as A
-    from focus.eval.predict import load_crops, open_folder, predict_crops
+    from focus.eval.predict import predict_crops
 
     t0 = time.perf_counter()
     ctx = make_context(params, paths)
@@ -582,17 +582,10 @@ def run_eval_ar(params: dict, paths: EvalPaths = EvalPaths()) -> dict:
     ms = methods(ctx.rounds, paths, with_prior=False)
     groups = _by_checkpoint(ctx, ms)
     first = _load(ctx, paths.final)
-    root = es.ar_root
-    crops = {}
-    for sub in AR_SUBSETS:
-        folder = open_folder(root / sub, first)
-        if "mask" not in folder.mask_dirs:
-            raise InputFileError(root / sub / "masks", "true visible-face masks not found",
-                                 "the AR evaluation needs masks/<stem>.png beside images/ (white = visible face)")
-        crops[sub] = load_crops(folder, progress=es.progress)
+    crops = _ar_crops(es, first)
     per_image: dict[str, dict[str, dict]] = {}
     keep_preds: dict[tuple[str, str], Any] = {}
-    for digest, group in groups.items():
+    for group in groups.values():
         model = first if any(m.checkpoint == first.checkpoint for m in group) else _load(ctx, group[0].checkpoint)
         segs = tuple(dict.fromkeys(m.segmentation for m in group))
         for sub in AR_SUBSETS:
@@ -602,7 +595,44 @@ def run_eval_ar(params: dict, paths: EvalPaths = EvalPaths()) -> dict:
                                                                        crops[sub].masks, crops[sub].face_masks)
                 if m.key in ("focus", "pseudo_mask") and sub in OCCLUDED_SUBSETS:
                     keep_preds[(m.key, sub)] = pred
-    order = [m.key for m in ms]
+    metrics, face_region = _ar_summaries(per_image, [m.key for m in ms])
+    write_json_atomic(paths.reports / "ar" / "metrics.json", metrics)
+    details = {
+        "dataset": str(es.ar_root), "synthetic": es.synthetic_ar,
+        "definition": "per image inside the rendered face region m_r of the prediction (evaluation.md 2); soft: "
+                      "the face probability M as predicted; hard: M > 0.5; mean and population std over images",
+        "methods": {m.key: {"label": m.label, "checkpoint": str(m.checkpoint), "segmentation": m.segmentation}
+                    for m in ms},
+        "images": {sub: len(crops[sub]) for sub in AR_SUBSETS},
+        "whole_true_face_region": face_region,
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
+    write_json_atomic(paths.reports / "ar" / "details.json", details)
+    _save_ar_per_image(paths.work / "ar" / "per_image.npz", per_image, crops)
+    if keep_preds:
+        _ar_examples(keep_preds, per_image, es.examples, paths.reports / "ar")
+    return metrics
+
+
+def _ar_crops(es: EvalSettings, model: Any) -> dict[str, Any]:
+    """The aligned crops of every AR subset, with their true visible-face masks (required)."""
+    from focus.eval.predict import load_crops, open_folder
+
+    crops = {}
+    for sub in AR_SUBSETS:
+        folder = open_folder(es.ar_root / sub, model)
+        if "mask" not in folder.mask_dirs:
+            raise InputFileError(es.ar_root / sub / "masks", "true visible-face masks not found",
+                                 "the AR evaluation needs masks/<stem>.png beside images/ (white = visible face)")
+        crops[sub] = load_crops(folder, progress=es.progress)
+    return crops
+
+
+def _ar_summaries(per_image: dict[str, dict[str, dict]], order: list[str]) -> tuple[dict, dict]:
+    """Per model and subset: the soft means / stds with the thresholded ones under ``hard`` (the metrics
+    file), and the same over the whole true face region where the set has it (the details)."""
+    from focus.eval import ar_metrics as A
+
     metrics: dict[str, dict] = {}
     face_region: dict[str, dict] = {}
     for k in order:
@@ -615,21 +645,7 @@ def run_eval_ar(params: dict, paths: EvalPaths = EvalPaths()) -> dict:
             metrics[k][sub] = row
             face_region[k][sub] = {var: {name: _round(v) for name, v in summ[var].items()}
                                    for var in ("face_region_soft", "face_region_hard") if var in summ}
-    write_json_atomic(paths.reports / "ar" / "metrics.json", metrics)
-    details = {
-        "dataset": str(root), "synthetic": es.synthetic_ar,
-        "definition": "per image inside the rendered face region m_r of the prediction (evaluation.md 2); soft: "
-                      "the face probability M as predicted; hard: M > 0.5; mean and population std over images",
-        "methods": {m.key: {"label": m.label, "checkpoint": str(m.checkpoint), "segmentation": m.segmentation} for m in ms},
-        "images": {sub: len(crops[sub]) for sub in AR_SUBSETS},
-        "whole_true_face_region": face_region,
-        "seconds": round(time.perf_counter() - t0, 1),
-    }
-    write_json_atomic(paths.reports / "ar" / "details.json", details)
-    _save_ar_per_image(paths.work / "ar" / "per_image.npz", per_image, crops)
-    if keep_preds:
-        _ar_examples(keep_preds, per_image, es.examples, paths.reports / "ar")
-    return metrics
+    return metrics, face_region
 
 
 def _save_ar_per_image(path: Path, per_image: dict, crops: dict) -> None:
