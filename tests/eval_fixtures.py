@@ -12,9 +12,9 @@ from dataclasses import asdict
 from pathlib import Path
 
 import torch
+from synth_helpers import tiny_model, tiny_settings
 
 from focus.eval.pipeline import EvalPaths
-from synth_helpers import tiny_model, tiny_settings
 
 SIZE = 32
 
@@ -51,8 +51,9 @@ def make_project(root: Path, rounds: int = 1) -> dict:
     _encoder_only(full, root / paths.init)
     (root / paths.em_run_dir).mkdir(parents=True, exist_ok=True)
     for r in range(1, rounds + 1):
-        save_untrained_checkpoint(root / paths.round_checkpoint(r), fm, image_size=SIZE, unet_width=4, unet_depth=2,
-                                  seed=r)
+        save_untrained_checkpoint(
+            root / paths.round_checkpoint(r), fm, image_size=SIZE, unet_width=4, unet_depth=2, seed=r
+        )
     shutil.copyfile(root / paths.round_checkpoint(rounds), root / paths.final)
     full.unlink()
     torch.manual_seed(0)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from eval_fixtures import make_project, md_row
+
 from focus.errors import FocusError
 from focus.eval import pipeline as P
 from focus.eval.now_predictions import score_now, write_now_predictions
@@ -45,7 +45,9 @@ def test_now_metrics_keys(project: Path) -> None:
     assert list(now) == NOW_KEYS
     for k in NOW_KEYS:
         # earlier rounds are scored on the challenges of eval.round_challenges only (no 'all' then)
-        expected = {"multiview_neutral", "multiview_occlusions"} if k == "focus_round_01" else set(P.NOW_CHALLENGES) | {"all"}
+        expected = (
+            {"multiview_neutral", "multiview_occlusions"} if k == "focus_round_01" else set(P.NOW_CHALLENGES) | {"all"}
+        )
         assert set(now[k]) == expected, k
         for name, ch in now[k].items():
             errors = {s: ch[s] for s in ("median", "mean", "std")}
@@ -117,16 +119,28 @@ def test_reports_and_readme_block(project: Path) -> None:
     now = load(project, "reports/eval/now/metrics.json")
     ar = load(project, "reports/eval/ar/metrics.json")
     summary = load(project, "reports/eval/summary.json")
-    assert {"occlusion_within_10pct_of_neutral", "occlusion_15pct_below_autoencoder", "misfit_prior_lowers_mean",
-            "f1_sunglasses_gain_over_pseudo_mask", "f1_scarf_at_least_085", "all_met"} <= set(summary["targets"])
+    assert {
+        "occlusion_within_10pct_of_neutral",
+        "occlusion_15pct_below_autoencoder",
+        "misfit_prior_lowers_mean",
+        "f1_sunglasses_gain_over_pseudo_mask",
+        "f1_scarf_at_least_085",
+        "all_met",
+    } <= set(summary["targets"])
     assert summary["ar"]["scarf"]["f1_gain_vs_pseudo_mask"] == pytest.approx(
-        ar["focus"]["scarf"]["f1"] - ar["pseudo_mask"]["scarf"]["f1"], abs=1e-4)
+        ar["focus"]["scarf"]["f1"] - ar["pseudo_mask"]["scarf"]["f1"], abs=1e-4
+    )
     readme = (project / "README.md").read_text()
-    assert readme.startswith("# Project\n\nintro\n\n" + START_MARKER) and readme.endswith(END_MARKER + "\n\nmore text\n")
+    assert readme.startswith("# Project\n\nintro\n\n" + START_MARKER) and readme.endswith(
+        END_MARKER + "\n\nmore text\n"
+    )
     assert "stale" not in readme
-    block = readme[readme.index(START_MARKER):]
+    block = readme[readme.index(START_MARKER) :]
     row = md_row(block, "FOCUS")
-    assert (row["NoW median"], row["NoW mean"]) == (f"{now['focus']['all']['median']:.2f}", f"{now['focus']['all']['mean']:.2f}")
+    assert (row["NoW median"], row["NoW mean"]) == (
+        f"{now['focus']['all']['median']:.2f}",
+        f"{now['focus']['all']['mean']:.2f}",
+    )
     assert row["F1 scarf"] == f"{ar['focus']['scarf']['f1']:.3f}"
     change = now["focus"]["all"]["median"] / now["mean_face"]["all"]["median"] - 1
     assert row["median vs. mean face"] == f"{100 * change:+.1f} %"
@@ -135,7 +149,12 @@ def test_reports_and_readme_block(project: Path) -> None:
     assert md_row(block, "FOCUS (Li et al. 2023)")["data"] == "published, **real NoW test set**"
     assert summary["now"]["vs_mean_face"]["focus"]["all_median_change"] == pytest.approx(change, abs=1e-4)
     md = (project / "reports/README.md").read_text()
-    for img in ("eval/now/cumulative_error.png", "eval/ar/examples_best.png", "misfit_prior/offset.png", "eval/rounds.png"):
+    for img in (
+        "eval/now/cumulative_error.png",
+        "eval/ar/examples_best.png",
+        "misfit_prior/offset.png",
+        "eval/rounds.png",
+    ):
         assert img in md and (project / "reports" / img).is_file()
     assert (project / "reports/eval/rounds.csv").read_text().count("\n") == 1 + 1 + ROUNDS
     header = (project / "reports/eval/now/cumulative_error_all.csv").read_text().splitlines()[0]
@@ -178,9 +197,10 @@ def test_written_predictions_score_like_the_truth(project: Path, tmp_path: Path)
 def test_scoring_calls_the_scorer_functions_not_the_cli(project: Path, tmp_path: Path, monkeypatch) -> None:
     """The evaluation scores with focus.now's functions: no command line, and the scorer's own errors
     (with the missing images as data) reach the caller."""
+    from synth_helpers import tiny_model
+
     import focus.cli
     from focus.now.scorer import MissingPredictionsError
-    from synth_helpers import tiny_model
 
     def no_cli(*args, **kwargs):
         raise AssertionError("the evaluation must not go through the command line")
@@ -204,12 +224,19 @@ def test_identity_scores_against_a_direct_correlation(tmp_path: Path) -> None:
     """Per challenge and over all: the mean over the first 10 coefficients of numpy's Pearson correlation;
     1 for the truth, -1 for its negative, 0 for a constant; none without true coefficients."""
     rng = np.random.default_rng(0)
-    names = [f"FaMoS_{s}/{ch}/IMG_{i}.jpg" for s in range(4) for ch in ("selfie", "multiview_neutral") for i in range(3)]
+    names = [
+        f"FaMoS_{s}/{ch}/IMG_{i}.jpg" for s in range(4) for ch in ("selfie", "multiview_neutral") for i in range(3)
+    ]
     true_id = rng.normal(size=(len(names), 12))
     np.savez(tmp_path / "truth.npz", names=np.array(names), id=true_id)
     noisy = true_id + rng.normal(size=true_id.shape)
-    ident = {"exact": (names, true_id), "negated": (names, -true_id), "noisy": (names, noisy),
-             "mean_face": (names, np.zeros_like(true_id)), "half": (names[::2], noisy[::2])}
+    ident = {
+        "exact": (names, true_id),
+        "negated": (names, -true_id),
+        "noisy": (names, noisy),
+        "mean_face": (names, np.zeros_like(true_id)),
+        "half": (names[::2], noisy[::2]),
+    }
     scored = {k: {"all", "selfie"} for k in ident}
     res = P._identity_scores(tmp_path, ident, scored)
     assert res["exact"]["all"] == pytest.approx(1.0) and res["negated"]["selfie"] == pytest.approx(-1.0)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
 from eval_fixtures import md_row, md_tables
+
 from focus.eval.report import (
     PUBLISHED_NOW,
     check_targets,
@@ -24,21 +24,28 @@ from focus.eval.report import (
 
 def now_metrics(focus_neu: float, focus_occ: float, ae_neu: float, ae_occ: float, prior_mean: float) -> dict:
     def row(neu, occ, mean):
-        return {"multiview_neutral": {"median": neu, "mean": neu * 1.3, "std": 1.0},
-                "multiview_occlusions": {"median": occ, "mean": occ * 1.3, "std": 1.0},
-                "all": {"median": (neu + occ) / 2, "mean": mean, "std": 1.0}}
+        return {
+            "multiview_neutral": {"median": neu, "mean": neu * 1.3, "std": 1.0},
+            "multiview_occlusions": {"median": occ, "mean": occ * 1.3, "std": 1.0},
+            "all": {"median": (neu + occ) / 2, "mean": mean, "std": 1.0},
+        }
 
-    return {"autoencoder": row(ae_neu, ae_occ, 1.5),
-            "focus_round_01": {"multiview_neutral": {"median": 1.2, "mean": 1.5, "std": 1}},
-            "focus": row(focus_neu, focus_occ, 1.3), "focus_prior": row(focus_neu, focus_occ, prior_mean)}
+    return {
+        "autoencoder": row(ae_neu, ae_occ, 1.5),
+        "focus_round_01": {"multiview_neutral": {"median": 1.2, "mean": 1.5, "std": 1}},
+        "focus": row(focus_neu, focus_occ, 1.3),
+        "focus_prior": row(focus_neu, focus_occ, prior_mean),
+    }
 
 
 def with_mean_face(now: dict, median: float, occ: float | None = None) -> dict:
     """``now`` with a ``mean_face`` row (all-image median ``median``, occlusion median ``occ``)."""
     occ = median if occ is None else occ
-    row = {"multiview_neutral": {"median": median, "mean": 1.2, "std": 1.0, "id_corr": 0.0},
-           "multiview_occlusions": {"median": occ, "mean": 1.2, "std": 1.0, "id_corr": 0.0},
-           "all": {"median": median, "mean": 1.2, "std": 1.0, "id_corr": 0.0}}
+    row = {
+        "multiview_neutral": {"median": median, "mean": 1.2, "std": 1.0, "id_corr": 0.0},
+        "multiview_occlusions": {"median": occ, "mean": 1.2, "std": 1.0, "id_corr": 0.0},
+        "all": {"median": median, "mean": 1.2, "std": 1.0, "id_corr": 0.0},
+    }
     return {"mean_face": row, **now}
 
 
@@ -47,14 +54,24 @@ def ar_metrics(focus_f1: float, pseudo_f1: float, ae_f1: float = 0.8, focus_reca
         return {"accuracy": 0.9, "precision": 0.9, "recall": rec, "f1": f1, "iou": f1 - 0.1}
 
     subs = ("unoccluded", "sunglasses", "scarf")
-    return {"autoencoder": {s: row(ae_f1, 1.0) for s in subs}, "pseudo_mask": {s: row(pseudo_f1) for s in subs},
-            "focus_round_01": {s: row(0.5) for s in subs}, "focus": {s: row(focus_f1, focus_recall) for s in subs}}
+    return {
+        "autoencoder": {s: row(ae_f1, 1.0) for s in subs},
+        "pseudo_mask": {s: row(pseudo_f1) for s in subs},
+        "focus_round_01": {s: row(0.5) for s in subs},
+        "focus": {s: row(focus_f1, focus_recall) for s in subs},
+    }
 
 
-ORACLE_DOC = {"steps": 3000, "batch_size": 16, "encoder": "resnet18", "image_size": 64,
-              "records": [{"step": 0, "shape_mm": 2.0, "shape_mm_occluded": 2.03, "shape_mm_mean_face": 2.0, "id_corr": 0.0},
-                          {"step": 3000, "shape_mm": 1.7, "shape_mm_occluded": 1.85, "shape_mm_mean_face": 2.0,
-                           "id_corr": 0.27}]}
+ORACLE_DOC = {
+    "steps": 3000,
+    "batch_size": 16,
+    "encoder": "resnet18",
+    "image_size": 64,
+    "records": [
+        {"step": 0, "shape_mm": 2.0, "shape_mm_occluded": 2.03, "shape_mm_mean_face": 2.0, "id_corr": 0.0},
+        {"step": 3000, "shape_mm": 1.7, "shape_mm_occluded": 1.85, "shape_mm_mean_face": 2.0, "id_corr": 0.27},
+    ],
+}
 DEFAULT_PARAMS = {"render": {"image_size": 64}, "train": {"batch_size": 16, "encoder": {"arch": "resnet18"}}}
 
 
@@ -84,8 +101,12 @@ def test_targets_missed_with_margins_and_notes() -> None:
 
 
 def test_misfit_prior_reasons_follow_its_summary() -> None:
-    small = {"offset_mm": {"mean": 0.1}, "spread_mm": {"mean": 2.0}, "mean_vertex_error_cross_validated_mm": 2.0,
-             "mean_vertex_error_cross_validated_with_prior_mm": 2.0}
+    small = {
+        "offset_mm": {"mean": 0.1},
+        "spread_mm": {"mean": 2.0},
+        "mean_vertex_error_cross_validated_mm": 2.0,
+        "mean_vertex_error_cross_validated_with_prior_mm": 2.0,
+    }
     assert misfit_prior_reasons(small) == ["small_offset", "no_heldout_gain", "protocol_refits"]
     large = {**small, "offset_mm": {"mean": 1.5}, "mean_vertex_error_cross_validated_with_prior_mm": 1.5}
     assert misfit_prior_reasons(large) == ["protocol_refits"]
@@ -119,7 +140,10 @@ def test_headline_puts_every_shape_beside_the_mean_face() -> None:
     assert focus["median vs. mean face"] == f"{100 * (1.025 / 0.95 - 1):+.1f} %" and focus["identity corr."] == "0.42"
     assert md_row(text, "Autoencoder (no segmentation)")["median vs. mean face"] == f"{100 * (1.35 / 0.95 - 1):+.1f} %"
     # without a mean-face row there is nothing to compare with
-    assert md_row(headline(now_metrics(1.0, 1.05, 1.3, 1.4, 1.2), None, True, True), "FOCUS")["median vs. mean face"] == "–"
+    assert (
+        md_row(headline(now_metrics(1.0, 1.05, 1.3, 1.4, 1.2), None, True, True), "FOCUS")["median vs. mean face"]
+        == "–"
+    )
 
 
 def test_mean_face_comparison_and_issue12_targets() -> None:
@@ -149,13 +173,34 @@ def test_rounds_table_starts_with_the_initialisation() -> None:
     assert rows[1]["now_median_all"] is None and rows[1]["f1_scarf"] == 0.5
 
 
-EM_RECORD = {"phase": "init", "f1_occluded": 0.5, "f1_allface_occluded": 0.65, "f1_unoccluded": 0.6, "photo": 0.16,
-             "landmark_px": 2.9, "shape_mm_occluded": 2.4, "shape_mm_mean_face": 2.0, "id_corr": 0.02}
-EM_SUMMARY = {"start_phase": "init", "end_phase": "r2/rec", "f1_occluded_start": 0.5, "f1_occluded_end": 0.7,
-              "f1_occluded_gain": 0.2, "target_f1_gain": 0.05, "shape_mm_occluded_start": 2.4,
-              "shape_mm_occluded_end": 2.3, "shape_occluded_reduction": 1 - 2.3 / 2.4, "target_shape_reduction": 0.1,
-              "id_corr_start": 0.02, "id_corr_end": 0.03, "shape_mm_mean_face_end": 2.0, "shape_mm_start": 2.39,
-              "shape_mm_end": 2.2}
+EM_RECORD = {
+    "phase": "init",
+    "f1_occluded": 0.5,
+    "f1_allface_occluded": 0.65,
+    "f1_unoccluded": 0.6,
+    "photo": 0.16,
+    "landmark_px": 2.9,
+    "shape_mm_occluded": 2.4,
+    "shape_mm_mean_face": 2.0,
+    "id_corr": 0.02,
+}
+EM_SUMMARY = {
+    "start_phase": "init",
+    "end_phase": "r2/rec",
+    "f1_occluded_start": 0.5,
+    "f1_occluded_end": 0.7,
+    "f1_occluded_gain": 0.2,
+    "target_f1_gain": 0.05,
+    "shape_mm_occluded_start": 2.4,
+    "shape_mm_occluded_end": 2.3,
+    "shape_occluded_reduction": 1 - 2.3 / 2.4,
+    "target_shape_reduction": 0.1,
+    "id_corr_start": 0.02,
+    "id_corr_end": 0.03,
+    "shape_mm_mean_face_end": 2.0,
+    "shape_mm_start": 2.39,
+    "shape_mm_end": 2.2,
+}
 
 
 def test_training_section_tables_and_identity_verdict() -> None:
@@ -164,7 +209,11 @@ def test_training_section_tables_and_identity_verdict() -> None:
     text = "\n".join(training_section({"records": [EM_RECORD, end], "summary": EM_SUMMARY}))
     phases = md_tables(text)[0]
     assert [r["phase"] for r in phases] == ["`init`", "`r2/rec`"]
-    assert (phases[0]["F1 occl."], phases[0]["F1 occl., all-face mask"], phases[1]["F1 occl."]) == ("0.500", "0.650", "0.700")
+    assert (phases[0]["F1 occl."], phases[0]["F1 occl., all-face mask"], phases[1]["F1 occl."]) == (
+        "0.500",
+        "0.650",
+        "0.700",
+    )
     targets = md_tables(text)[1]
     assert [r["met"] for r in targets] == ["yes", "**no**"]
     assert targets[1]["value"] == "2.400 -> 2.300 mm (4.2 %)"
@@ -191,7 +240,11 @@ def test_identity_section_mean_face_focus_and_oracle_rows() -> None:
     assert (end["shape (mm)"], end["vs. mean face"], end["identity corr."]) == ("2.200", "+10.0 %", "0.03")
     assert "supervised" in upper["model"] and "64 px" in upper["model"] and "not at the default" not in upper["model"]
     assert (upper["shape (mm)"], upper["vs. mean face"], upper["shape occl. (mm)"], upper["identity corr."]) == (
-        "1.700", "-15.0 %", "1.850", "0.27")
+        "1.700",
+        "-15.0 %",
+        "1.850",
+        "0.27",
+    )
     other = identity_oracle(ORACLE_DOC, {**DEFAULT_PARAMS, "render": {"image_size": 96}})
     assert "not at the default" in md_tables("\n".join(identity_section(None, other)))[0][-1]["model"]
     assert identity_section(None, None) == []
@@ -210,8 +263,14 @@ def test_now_table_columns_beside_the_mean_face() -> None:
     now = with_mean_face(now_metrics(1.0, 1.05, 1.3, 1.4, 1.2), 1.0)
     now["focus"]["all"]["id_corr"] = 0.5
     rows = md_tables(now_table(now))[0]
-    assert [r["model"] for r in rows][:2] == ["Mean face (identity 0, every image) (`mean_face`)",
-                                             "Autoencoder (no segmentation) (`autoencoder`)"]
+    assert [r["model"] for r in rows][:2] == [
+        "Mean face (identity 0, every image) (`mean_face`)",
+        "Autoencoder (no segmentation) (`autoencoder`)",
+    ]
     focus = md_row(now_table(now), "FOCUS (`focus`)")
-    assert (focus["all median"], focus["all median vs. mean face"], focus["identity corr."]) == ("1.02", "+2.5 %", "0.50")
+    assert (focus["all median"], focus["all median vs. mean face"], focus["identity corr."]) == (
+        "1.02",
+        "+2.5 %",
+        "0.50",
+    )
     assert md_row(now_table(now), "FOCUS, EM round 1 (`focus_round_01`)")["all median"] == "–"

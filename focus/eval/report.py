@@ -558,6 +558,52 @@ def identity_section(em: dict | None, oracle: dict | None) -> list[str]:
     return lines + [""]
 
 
+def now_section(now: dict | None) -> list[str]:
+    """Markdown lines: the NoW tables of every model (the ``mean_face`` row first: the trivial baseline),
+    the cumulative error curves and the example grid."""
+    if not now:
+        return []
+    keys = list(now)
+    partial = [k for k in keys if k.startswith("focus_round_") and "all" not in now[k]]
+    note = (f" The EM rounds before the last ({', '.join(f'`{k}`' for k in partial)}) are scored on the challenges "
+            f"of `eval.round_challenges` only." if partial else "")
+    return ["## Shape: NoW protocol", "",
+            "Median error per challenge and median / mean / std over all images (mm); `mean_face` is the face model's "
+            "mean shape for every image, scored the same way." + note, "",
+            now_table(now, keys), "", "Median / mean / std per challenge (mm):", "", now_challenge_table(now, keys), "",
+            "![cumulative error](eval/now/cumulative_error.png)", "",
+            "Occlusion challenge, best and worst FOCUS reconstructions (input, autoencoder, FOCUS, FOCUS mask, true "
+            "mask):", "", "![NoW examples](eval/now/examples.png)", ""]
+
+
+def ar_section(ar: dict | None, ar_details: dict | None) -> list[str]:
+    """Markdown lines: the AR tables per subset (the autoencoder row is the all-face mask), the whole-face-region
+    F1 where the set has true face regions, and the example grids."""
+    if not ar:
+        return []
+    keys = list(ar)
+    subsets = ("unoccluded", "sunglasses", "scarf")
+    parts = ["## Segmentation: AR protocol", "",
+             "Per image inside the rendered face region of the prediction; soft mask as predicted (mean ± std "
+             "over images) and thresholded at 0.5.", ""]
+    for sub in subsets:
+        n = _get(ar_details, "images", sub)
+        parts += [f"### {sub}" + (f" ({n} images)" if n else ""), "", ar_table(ar, keys, sub), ""]
+    wf = _get(ar_details, "whole_true_face_region")
+    if wf and any(wf.get(k, {}).get(s) for k in wf for s in wf[k]):
+        parts += ["Over the whole true face region (synthetic data; a true face pixel the reconstruction does not "
+                  "cover counts as predicted non-face), F1 soft / thresholded:", "",
+                  "| model | " + " | ".join(subsets) + " |", "|---|---|---|---|"]
+        for k in keys:
+            cells = [f"{_f(_get(wf, k, s, 'face_region_soft', 'f1'), 3)} / "
+                     f"{_f(_get(wf, k, s, 'face_region_hard', 'f1'), 3)}" for s in subsets]
+            parts.append(f"| `{k}` | " + " | ".join(cells) + " |")
+        parts.append("")
+    return parts + ["Best and worst FOCUS segmentations on the occluded subsets (input, reconstruction, FOCUS mask, "
+                    "pseudo mask, true mask; white = face):", "", "![best](eval/ar/examples_best.png)", "",
+                    "![worst](eval/ar/examples_worst.png)", ""]
+
+
 def build_report(now: dict | None, ar: dict | None, summary: dict, misfit: dict | None, now_details: dict | None,
                  ar_details: dict | None, params: dict, train_plot: bool, em: dict | None = None,
                  oracle: dict | None = None) -> str:
@@ -575,43 +621,13 @@ def build_report(now: dict | None, ar: dict | None, summary: dict, misfit: dict 
     notes = missed_target_notes(now, ar, summary)
     if notes:
         parts += ["Notes on the targets (from the numbers below):", ""] + [f"* {n}" for n in notes.values()] + [""]
-    if now:
-        keys = list(now)
-        partial = [k for k in keys if k.startswith("focus_round_") and "all" not in now[k]]
-        note = (f" The EM rounds before the last ({', '.join(f'`{k}`' for k in partial)}) are scored on the challenges of "
-                f"`eval.round_challenges` only." if partial else "")
-        parts += ["## Shape: NoW protocol", "",
-                  "Median error per challenge and median / mean / std over all images (mm)." + note, "",
-                  now_table(now, keys), "", "Median / mean / std per challenge (mm):", "", now_challenge_table(now, keys), "",
-                  "![cumulative error](eval/now/cumulative_error.png)", ""]
-        parts += ["Occlusion challenge, best and worst FOCUS reconstructions (input, autoencoder, FOCUS, "
-                  "FOCUS mask, true mask):", "", "![NoW examples](eval/now/examples.png)", ""]
-    if ar:
-        keys = list(ar)
-        parts += ["## Segmentation: AR protocol", "",
-                  "Per image inside the rendered face region of the prediction; soft mask as predicted (mean ± std "
-                  "over images) and thresholded at 0.5.", ""]
-        for sub in ("unoccluded", "sunglasses", "scarf"):
-            n = _get(ar_details, "images", sub)
-            parts += [f"### {sub}" + (f" ({n} images)" if n else ""), "", ar_table(ar, keys, sub), ""]
-        wf = _get(ar_details, "whole_true_face_region")
-        if wf and any(wf.get(k, {}).get(s) for k in wf for s in wf[k]):
-            parts += ["Over the whole true face region (synthetic data; a true face pixel the reconstruction does not "
-                      "cover counts as predicted non-face), F1 soft / thresholded:", "",
-                      "| model | " + " | ".join(("unoccluded", "sunglasses", "scarf")) + " |", "|---|---|---|---|"]
-            for k in keys:
-                cells = [f"{_f(_get(wf, k, s, 'face_region_soft', 'f1'), 3)} / {_f(_get(wf, k, s, 'face_region_hard', 'f1'), 3)}"
-                         for s in ("unoccluded", "sunglasses", "scarf")]
-                parts.append(f"| `{k}` | " + " | ".join(cells) + " |")
-            parts.append("")
-        parts += ["Best and worst FOCUS segmentations on the occluded subsets (input, reconstruction, FOCUS mask, "
-                  "pseudo mask, true mask; white = face):", "", "![best](eval/ar/examples_best.png)", "",
-                  "![worst](eval/ar/examples_worst.png)", ""]
+    parts += now_section(now) + ar_section(ar, ar_details)
     parts += ["## EM rounds", "", "![rounds](eval/rounds.png)", ""]
     parts += training_section(em)
-    parts += identity_section(em, oracle)
     if train_plot:
-        parts += ["Validation during training (held-out synthetic training images):", "", "![training](train/em_rounds.png)", ""]
+        parts += ["Validation during training (held-out synthetic training images):", "",
+                  "![training](train/em_rounds.png)", ""]
+    parts += identity_section(em, oracle)
     parts += ["## Misfit prior", "", misfit_text(summary, misfit), "", "![misfit prior](misfit_prior/offset.png)", "",
               "## Metric keys", "", METRIC_KEYS_DOC, "",
               "## Reproduce and compare", "",
