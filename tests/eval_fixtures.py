@@ -12,9 +12,9 @@ from dataclasses import asdict
 from pathlib import Path
 
 import torch
+from synth_helpers import tiny_model, tiny_settings
 
 from focus.eval.pipeline import EvalPaths
-from synth_helpers import tiny_model, tiny_settings
 
 SIZE = 32
 
@@ -51,8 +51,9 @@ def make_project(root: Path, rounds: int = 1) -> dict:
     _encoder_only(full, root / paths.init)
     (root / paths.em_run_dir).mkdir(parents=True, exist_ok=True)
     for r in range(1, rounds + 1):
-        save_untrained_checkpoint(root / paths.round_checkpoint(r), fm, image_size=SIZE, unet_width=4, unet_depth=2,
-                                  seed=r)
+        save_untrained_checkpoint(
+            root / paths.round_checkpoint(r), fm, image_size=SIZE, unet_width=4, unet_depth=2, seed=r
+        )
     shutil.copyfile(root / paths.round_checkpoint(rounds), root / paths.final)
     full.unlink()
     torch.manual_seed(0)
@@ -65,3 +66,27 @@ def make_project(root: Path, rounds: int = 1) -> dict:
         "misfit_prior": {"count": 6, "batch_size": 4, "workers": 0},
         "eval": {"batch_size": 8, "examples": 1, "progress": False, "num_threads": 1},
     }
+
+
+def md_tables(text: str) -> list[list[dict[str, str]]]:
+    """The Markdown tables of ``text``: per table, one dict per body row (header cell -> cell text)."""
+    tables: list[list[dict[str, str]]] = []
+    head: list[str] | None = None
+    for line in text.splitlines():
+        if not line.startswith("|"):
+            head = None
+            continue
+        cells = [c.strip() for c in line.strip()[1:-1].split("|")]
+        if head is None:
+            head = cells
+            tables.append([])
+        elif not all(set(c) <= set("-:") and c for c in cells):
+            tables[-1].append(dict(zip(head, cells, strict=True)))
+    return tables
+
+
+def md_row(text: str, first_cell: str) -> dict[str, str]:
+    """The one table row of ``text`` whose first cell is ``first_cell``."""
+    rows = [r for t in md_tables(text) for r in t if next(iter(r.values())) == first_cell]
+    assert len(rows) == 1, f"{len(rows)} rows start with {first_cell!r}"
+    return rows[0]

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from eval_fixtures import make_project, md_row
 
-from eval_fixtures import make_project
 from focus.errors import FocusError
 from focus.eval import pipeline as P
 from focus.eval.now_predictions import score_now, write_now_predictions
@@ -16,7 +16,7 @@ from focus.eval.report import END_MARKER, START_MARKER
 from focus.now.mesh_io import read_landmarks, read_mesh
 
 ROUNDS = 2
-NOW_KEYS = ["autoencoder", "focus_round_01", "focus_round_02", "focus", "focus_prior"]
+NOW_KEYS = ["mean_face", "autoencoder", "focus_round_01", "focus_round_02", "focus", "focus_prior"]
 AR_KEYS = ["autoencoder", "pseudo_mask", "focus_round_01", "focus_round_02", "focus"]
 
 
@@ -45,11 +45,41 @@ def test_now_metrics_keys(project: Path) -> None:
     assert list(now) == NOW_KEYS
     for k in NOW_KEYS:
         # earlier rounds are scored on the challenges of eval.round_challenges only (no 'all' then)
-        expected = {"multiview_neutral", "multiview_occlusions"} if k == "focus_round_01" else set(P.NOW_CHALLENGES) | {"all"}
+        expected = (
+            {"multiview_neutral", "multiview_occlusions"} if k == "focus_round_01" else set(P.NOW_CHALLENGES) | {"all"}
+        )
         assert set(now[k]) == expected, k
-        for ch in now[k].values():
-            assert set(ch) == {"median", "mean", "std"} and all(isinstance(v, float) and v >= 0 for v in ch.values())
+        for name, ch in now[k].items():
+            errors = {s: ch[s] for s in ("median", "mean", "std")}
+            assert all(isinstance(v, float) and v >= 0 for v in errors.values())
+            # identity correlation wherever the set has true coefficients and 3+ images (2 per challenge here);
+            # not for the prior, which moves vertices, not coefficients
+            has_corr = name == "all" and k != "focus_prior"
+            assert set(ch) == {"median", "mean", "std"} | ({"id_corr"} if has_corr else set()), (k, name)
+            if has_corr:
+                assert -1.0 <= ch["id_corr"] <= 1.0
     assert now["focus"] == now[f"focus_round_{ROUNDS:02d}"]  # the final model is the last round's
+    assert now["mean_face"]["all"]["id_corr"] == 0.0  # a constant identity follows no face
+
+
+def test_mean_face_row_is_the_mean_shape_scored_like_the_others(project: Path, tmp_path: Path) -> None:
+    """The mean_face row equals the scorer run on the model's mean shape written for every image."""
+    import torch
+    from synth_helpers import tiny_model
+
+    model = tiny_model()
+    root = project / "data/synth/now"
+    names = [line for line in (root / "imagepathsvalidation.txt").read_text().splitlines() if line]
+    mean = model.shape(torch.zeros(len(names), model.n_id)).numpy()
+    out = write_now_predictions(tmp_path / "pred", names, mean, model.triangles.numpy(), model.now_landmarks7.numpy())
+    doc = score_now(root, out, tmp_path / "mean.json")
+    now = load(project, "reports/eval/now/metrics.json")
+    for ch, res in doc["results"].items():
+        assert now["mean_face"][ch]["median"] == pytest.approx(res["median"], abs=1e-4), ch
+        assert now["mean_face"][ch]["mean"] == pytest.approx(res["mean"], abs=1e-4), ch
+    details = load(project, "reports/eval/now/details.json")
+    assert details["methods"]["mean_face"]["checkpoint"] is None
+    assert details["counts"]["mean_face"]["all"]["images"] == len(names)
 
 
 def test_ar_metrics_keys_and_trivial_baseline(project: Path) -> None:
@@ -89,20 +119,42 @@ def test_reports_and_readme_block(project: Path) -> None:
     now = load(project, "reports/eval/now/metrics.json")
     ar = load(project, "reports/eval/ar/metrics.json")
     summary = load(project, "reports/eval/summary.json")
-    assert {"occlusion_within_10pct_of_neutral", "occlusion_15pct_below_autoencoder", "misfit_prior_lowers_mean",
-            "f1_sunglasses_gain_over_pseudo_mask", "f1_scarf_at_least_085", "all_met"} <= set(summary["targets"])
+    assert {
+        "occlusion_within_10pct_of_neutral",
+        "occlusion_15pct_below_autoencoder",
+        "misfit_prior_lowers_mean",
+        "f1_sunglasses_gain_over_pseudo_mask",
+        "f1_scarf_at_least_085",
+        "all_met",
+    } <= set(summary["targets"])
     assert summary["ar"]["scarf"]["f1_gain_vs_pseudo_mask"] == pytest.approx(
-        ar["focus"]["scarf"]["f1"] - ar["pseudo_mask"]["scarf"]["f1"], abs=1e-4)
+        ar["focus"]["scarf"]["f1"] - ar["pseudo_mask"]["scarf"]["f1"], abs=1e-4
+    )
     readme = (project / "README.md").read_text()
-    assert readme.startswith("# Project\n\nintro\n\n" + START_MARKER) and readme.endswith(END_MARKER + "\n\nmore text\n")
+    assert readme.startswith("# Project\n\nintro\n\n" + START_MARKER) and readme.endswith(
+        END_MARKER + "\n\nmore text\n"
+    )
     assert "stale" not in readme
-    block = readme[readme.index(START_MARKER):]
-    row = next(line for line in block.splitlines() if line.startswith("| FOCUS |"))
-    assert f"| {now['focus']['all']['median']:.2f} | {now['focus']['all']['mean']:.2f} |" in row
-    assert f"{ar['focus']['scarf']['f1']:.3f}" in row
-    assert "real NoW test set" in block and "1.04" in block
+    block = readme[readme.index(START_MARKER) :]
+    row = md_row(block, "FOCUS")
+    assert (row["NoW median"], row["NoW mean"]) == (
+        f"{now['focus']['all']['median']:.2f}",
+        f"{now['focus']['all']['mean']:.2f}",
+    )
+    assert row["F1 scarf"] == f"{ar['focus']['scarf']['f1']:.3f}"
+    change = now["focus"]["all"]["median"] / now["mean_face"]["all"]["median"] - 1
+    assert row["median vs. mean face"] == f"{100 * change:+.1f} %"
+    mean = md_row(block, "Mean face (identity 0, every image)")
+    assert mean["NoW median"] == f"{now['mean_face']['all']['median']:.2f}" and mean["identity corr."] == "0.00"
+    assert md_row(block, "FOCUS (Li et al. 2023)")["data"] == "published, **real NoW test set**"
+    assert summary["now"]["vs_mean_face"]["focus"]["all_median_change"] == pytest.approx(change, abs=1e-4)
     md = (project / "reports/README.md").read_text()
-    for img in ("eval/now/cumulative_error.png", "eval/ar/examples_best.png", "misfit_prior/offset.png", "eval/rounds.png"):
+    for img in (
+        "eval/now/cumulative_error.png",
+        "eval/ar/examples_best.png",
+        "misfit_prior/offset.png",
+        "eval/rounds.png",
+    ):
         assert img in md and (project / "reports" / img).is_file()
     assert (project / "reports/eval/rounds.csv").read_text().count("\n") == 1 + 1 + ROUNDS
     header = (project / "reports/eval/now/cumulative_error_all.csv").read_text().splitlines()[0]
@@ -140,6 +192,64 @@ def test_written_predictions_score_like_the_truth(project: Path, tmp_path: Path)
         score_now(root, out, tmp_path / "scores2.json")
     doc = score_now(root, out, tmp_path / "scores3.json", allow_missing=True)
     assert doc["results"]["all"]["num_missing"] == 1
+
+
+def test_scoring_calls_the_scorer_functions_not_the_cli(project: Path, tmp_path: Path, monkeypatch) -> None:
+    """The evaluation scores with focus.now's functions: no command line, and the scorer's own errors
+    (with the missing images as data) reach the caller."""
+    from synth_helpers import tiny_model
+
+    import focus.cli
+    from focus.now.scorer import MissingPredictionsError
+
+    def no_cli(*args, **kwargs):
+        raise AssertionError("the evaluation must not go through the command line")
+
+    monkeypatch.setattr(focus.cli, "main", no_cli)
+    model = tiny_model()
+    root = project / "data/synth/now"
+    names = [line for line in (root / "imagepathsvalidation.txt").read_text().splitlines() if line]
+    mean = model.mean_shape.numpy()[None].repeat(len(names), 0)
+    out = write_now_predictions(tmp_path / "pred", names, mean, model.triangles.numpy(), model.now_landmarks7.numpy())
+    doc = score_now(root, out, tmp_path / "s.json")
+    assert doc["results"]["all"]["num_images"] == len(names) and (tmp_path / "s_per_image.npz").is_file()
+    (out / names[1]).with_suffix(".npy").unlink()
+    with pytest.raises(MissingPredictionsError) as err:
+        score_now(root, out, tmp_path / "s2.json")
+    assert err.value.missing == [names[1]]
+    assert (tmp_path / "s2_missing.txt").read_text().split() == [names[1]]
+
+
+def test_identity_scores_against_a_direct_correlation(tmp_path: Path) -> None:
+    """Per challenge and over all: the mean over the first 10 coefficients of numpy's Pearson correlation;
+    1 for the truth, -1 for its negative, 0 for a constant; none without true coefficients."""
+    rng = np.random.default_rng(0)
+    names = [
+        f"FaMoS_{s}/{ch}/IMG_{i}.jpg" for s in range(4) for ch in ("selfie", "multiview_neutral") for i in range(3)
+    ]
+    true_id = rng.normal(size=(len(names), 12))
+    np.savez(tmp_path / "truth.npz", names=np.array(names), id=true_id)
+    noisy = true_id + rng.normal(size=true_id.shape)
+    ident = {
+        "exact": (names, true_id),
+        "negated": (names, -true_id),
+        "noisy": (names, noisy),
+        "mean_face": (names, np.zeros_like(true_id)),
+        "half": (names[::2], noisy[::2]),
+    }
+    scored = {k: {"all", "selfie"} for k in ident}
+    res = P._identity_scores(tmp_path, ident, scored)
+    assert res["exact"]["all"] == pytest.approx(1.0) and res["negated"]["selfie"] == pytest.approx(-1.0)
+    assert res["mean_face"] == {"all": 0.0, "selfie": 0.0}
+    for key, sel in (("noisy", slice(None)), ("half", slice(None, None, 2))):
+        idx = np.arange(len(names))[sel]
+        selfie = [i for i in idx if "/selfie/" in names[i]]
+        for ch, rows in (("all", idx), ("selfie", selfie)):
+            direct = np.mean([np.corrcoef(noisy[rows, j], true_id[rows, j])[0, 1] for j in range(10)])
+            assert res[key][ch] == pytest.approx(direct, abs=1e-12), (key, ch)
+    assert P._identity_scores(tmp_path / "nowhere", ident, scored) == {}
+    metrics = P.now_metrics({"exact": {"all": {"median": 1.0, "mean": 1.0, "std": 0.5}}}, res, ["exact"])
+    assert metrics == {"exact": {"all": {"median": 1.0, "mean": 1.0, "std": 0.5, "id_corr": 1.0}}}
 
 
 def test_real_data_options(project: Path, tmp_path: Path, monkeypatch) -> None:

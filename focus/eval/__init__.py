@@ -7,8 +7,9 @@
 * :mod:`focus.eval.misfit_prior` -- the statistical misfit prior of ``method.md`` section 5:
   estimation on fresh occluder-free synthetic faces, storage (``models/misfit_prior.npz``),
   application to predicted neutral shapes, and pictures.
-* :mod:`focus.eval.now_predictions` -- predictions written in the NoW submission layout and scored
-  with ``focus now-eval``.
+* :mod:`focus.eval.now_predictions` -- predictions written in the NoW submission layout, scored
+  with the NoW scorer's functions (:mod:`focus.now`), and the identity correlation against a
+  synthetic set's true coefficients.
 * :mod:`focus.eval.ar_metrics` -- per-image accuracy, precision, recall, F1 and IoU of the face
   class (``evaluation.md`` section 2), soft and thresholded, and their summaries.
 * :mod:`focus.eval.grids` -- image grids (input, reconstruction, estimated mask, true mask).

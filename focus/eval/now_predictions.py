@@ -1,28 +1,34 @@
-"""Predictions in the NoW submission layout, scored with ``focus now-eval``.
+"""Predictions in the NoW submission layout, and their NoW scores.
 
 :func:`write_now_predictions` writes one colourless neutral mesh (model frame, mm) and its 7 NoW
 landmarks per image with the NoW writer (:func:`focus.now.layout.write_prediction`):
-``<pred>/<subject>/<challenge>/<IMG>.obj`` + ``<IMG>.npy``. :func:`score_now` runs the
-``focus now-eval`` command on such a folder (in this process, exactly as on the command line)
-and returns its JSON summary (median / mean / std in mm per challenge and over all, pooled over
-scan vertices).
+``<pred>/<subject>/<challenge>/<IMG>.obj`` + ``<IMG>.npy``. :func:`score_now` scores such a folder
+with the NoW scorer's functions (:func:`focus.now.evaluate_now`, :func:`focus.now.save_evaluation`:
+the same protocol and outputs as ``focus now-eval``) and returns its JSON summary (median / mean /
+std in mm per challenge and over all, pooled over scan vertices). :func:`identity_correlation`
+compares predicted identity coefficients with the true ones of a synthetic set.
 """
 
 from __future__ import annotations
 
-import json
 import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 from tqdm import tqdm
 
-from focus.errors import FocusError
 
-
-def write_now_predictions(out_dir: str | Path, names: Sequence[str], neutral: np.ndarray, triangles: np.ndarray,
-                          now_landmark_ids: np.ndarray, clean: bool = True, progress: bool = False) -> Path:
+def write_now_predictions(
+    out_dir: str | Path,
+    names: Sequence[str],
+    neutral: np.ndarray,
+    triangles: np.ndarray,
+    now_landmark_ids: np.ndarray,
+    clean: bool = True,
+    progress: bool = False,
+) -> Path:
     """Write the predictions of ``names`` (NoW image-list entries ``<subject>/<challenge>/<IMG>.jpg``).
 
     Args:
@@ -43,48 +49,99 @@ def write_now_predictions(out_dir: str | Path, names: Sequence[str], neutral: np
     out_dir.mkdir(parents=True, exist_ok=True)
     ids = np.asarray(now_landmark_ids, np.int64)
     tri = np.asarray(triangles, np.int64)
-    for name, verts in tqdm(list(zip(names, neutral)), desc=f"write {out_dir.name}", unit="mesh", disable=not progress,
-                            leave=False):
+    for name, verts in tqdm(
+        list(zip(names, neutral, strict=True)),
+        desc=f"write {out_dir.name}",
+        unit="mesh",
+        disable=not progress,
+        leave=False,
+    ):
         write_prediction(out_dir, NowImage.parse(name), verts, tri, verts[ids])
     return out_dir
 
 
-def score_now(dataset: str | Path, predictions: str | Path, out_json: str | Path, image_list: str | Path | None = None,
-              allow_missing: bool = False, progress: bool = False) -> dict:
-    """Score a predictions folder with ``focus now-eval``; returns the JSON document it writes.
+def score_now(
+    dataset: str | Path,
+    predictions: str | Path,
+    out_json: str | Path,
+    image_list: str | Path | None = None,
+    allow_missing: bool = False,
+    progress: bool = False,
+) -> dict:
+    """Score a predictions folder with the NoW protocol; returns the JSON document written to ``out_json``.
 
-    Besides ``out_json`` the scorer writes ``<stem>_per_image.npz`` and
-    ``<stem>_cumulative_error.png`` beside it.
+    Besides ``out_json`` the scorer writes ``<stem>_per_image.npz`` and ``<stem>_cumulative_error.png``
+    beside it, and ``<stem>_missing.txt`` listing the images without a prediction (when there are any).
 
     Raises:
-        FocusError: the scorer failed (its message names the problem, e.g. missing predictions).
+        focus.now.scorer.MissingPredictionsError: predictions are missing and ``allow_missing`` is false
+            (its ``missing`` attribute lists them).
+        InputFileError: a dataset file is missing or a prediction is malformed (the message names the file).
     """
-    import contextlib
-    import io
+    from focus.now import NowDataset, evaluate_now, save_evaluation
 
-    from focus.cli import main
-
-    argv = ["now-eval", "--dataset", str(dataset), "--predictions", str(predictions), "--out", str(out_json)]
-    if image_list is not None:
-        argv += ["--image-list", str(image_list)]
-    if allow_missing:
-        argv.append("--allow-missing")
-    if not progress:
-        argv.append("--no-progress")
-    err = io.StringIO()
-    with contextlib.redirect_stderr(err) if not progress else contextlib.nullcontext():
-        rc = main(argv)
-    if rc != 0:
-        raise FocusError(f"focus {' '.join(argv)} failed (exit status {rc}): {err.getvalue().strip()}")
-    return json.loads(Path(out_json).read_text(encoding="utf-8"))
+    out_json = Path(out_json)
+    now = NowDataset.open(dataset, image_list)
+    evaluation = evaluate_now(
+        now,
+        predictions,
+        allow_missing=allow_missing,
+        progress=progress,
+        missing_listing=out_json.with_name(out_json.stem + "_missing.txt"),
+    )
+    return save_evaluation(evaluation, out_json, now, predictions)
 
 
-def score_job(args: tuple) -> str:
-    """:func:`score_now` on ``(key, predictions, image_list, dataset, scores_dir, allow_missing)``,
-    writing ``<scores_dir>/<key>.json`` (a picklable job for worker processes); returns ``key``."""
-    key, predictions, image_list, dataset, scores_dir, allow_missing = args
-    score_now(dataset, predictions, Path(scores_dir) / f"{key}.json", image_list, allow_missing, False)
-    return key
+@dataclass(frozen=True)
+class ScoreJob:
+    """One predictions folder to score into ``<scores_dir>/<key>.json`` (picklable, for worker processes)."""
+
+    key: str
+    predictions: Path
+    image_list: Path | None
+    dataset: Path
+    scores_dir: Path
+    allow_missing: bool = False
+
+    @property
+    def out_json(self) -> Path:
+        return Path(self.scores_dir) / f"{self.key}.json"
+
+
+def score_job(job: ScoreJob) -> str:
+    """:func:`score_now` of one :class:`ScoreJob` (no progress bar); returns its key."""
+    score_now(job.dataset, job.predictions, job.out_json, job.image_list, job.allow_missing, False)
+    return job.key
+
+
+def read_truth_id(root: str | Path, names: Sequence[str]) -> np.ndarray | None:
+    """True identity coefficients ``(N, K_id)`` of ``names`` from a synthetic set's ``truth.npz``.
+
+    ``None`` when the set has no ``truth.npz`` (real data) or it lacks one of the names.
+    """
+    path = Path(root) / "truth.npz"
+    if not path.is_file():
+        return None
+    with np.load(path, allow_pickle=False) as z:
+        if "names" not in z.files or "id" not in z.files:
+            return None
+        row = {str(n): i for i, n in enumerate(z["names"])}
+        if any(n not in row for n in names):
+            return None
+        return np.asarray(z["id"], np.float64)[[row[n] for n in names]]
+
+
+def identity_correlation(pred_id: np.ndarray, true_id: np.ndarray, k: int = 10) -> float | None:
+    """Mean Pearson correlation, across images, of the first ``k`` predicted and true identity
+    coefficients (``(N, K)`` each; :func:`focus.train.metrics.coefficient_correlation`, as in training's
+    validation). 0 for a constant prediction (the mean face); ``None`` with fewer than 3 images."""
+    import torch
+
+    from focus.train.metrics import coefficient_correlation
+
+    return coefficient_correlation(
+        torch.as_tensor(np.asarray(pred_id, np.float64)), torch.as_tensor(np.asarray(true_id, np.float64)), k
+    )
 
 
 def per_image_errors(out_json: str | Path) -> dict[str, np.ndarray]:
@@ -101,7 +158,16 @@ def cumulative_curves(out_json: str | Path) -> dict[str, tuple[np.ndarray, np.nd
     npz = p.with_name(p.stem + "_per_image.npz")
     with np.load(npz, allow_pickle=False) as z:
         x = np.asarray(z["curve_x_mm"])
-        return {k[len("curve_percent_"):]: (x, np.asarray(z[k])) for k in z.files if k.startswith("curve_percent_")}
+        return {k[len("curve_percent_") :]: (x, np.asarray(z[k])) for k in z.files if k.startswith("curve_percent_")}
 
 
-__all__ = ["cumulative_curves", "per_image_errors", "score_job", "score_now", "write_now_predictions"]
+__all__ = [
+    "ScoreJob",
+    "cumulative_curves",
+    "identity_correlation",
+    "per_image_errors",
+    "read_truth_id",
+    "score_job",
+    "score_now",
+    "write_now_predictions",
+]

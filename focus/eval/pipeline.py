@@ -5,6 +5,8 @@ Models compared (:func:`methods`; the keys are the top-level keys of every metri
 =====================  ==================================================================  ==============
 key                    what                                                                 tables
 =====================  ==================================================================  ==============
+``mean_face``          the face model's mean shape (identity 0, neutral expression) for     NoW
+                       every image: the trivial shape baseline, scored like the others
 ``autoencoder``        the initialised encoder (``models/focus_init.pt``) without            NoW, AR
                        segmentation: a plain model-based autoencoder (every rendered
                        pixel counts as face)
@@ -22,9 +24,11 @@ Stages:
 * :func:`run_misfit_prior` -- the prior (``models/misfit_prior.npz``), its pictures and summary
   (``reports/misfit_prior/``).
 * :func:`run_eval_now` -- predictions of every model on the NoW-layout set in the NoW submission
-  layout, scored with ``focus now-eval``: ``reports/eval/now/metrics.json``
-  (``<key>.<challenge>.{median,mean,std}``, mm, challenge in the four NoW challenges and ``all``),
-  cumulative error curves, examples; predictions and scorer outputs under ``data/eval/now/``.
+  layout, scored with the NoW scorer (:func:`focus.eval.now_predictions.score_now`):
+  ``reports/eval/now/metrics.json`` (``<key>.<challenge>.{median,mean,std}``, mm, challenge in the
+  four NoW challenges and ``all``; ``id_corr``, the identity correlation of the first 10
+  coefficients across images, where the set has true coefficients), cumulative error curves,
+  examples; predictions and scorer outputs under ``data/eval/now/``.
 * :func:`run_eval_ar` -- segmentation metrics on the AR-layout set per subset:
   ``reports/eval/ar/metrics.json`` (``<key>.<subset>.{accuracy,precision,recall,f1,iou}`` soft,
   ``..._std``, and the same under ``hard``), examples; per-image values under ``data/eval/ar/``.
@@ -38,6 +42,7 @@ import json
 import logging
 import shutil
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -73,29 +78,39 @@ class EvalPaths:
     report_md: Path = Path("reports/README.md")
     project_readme: Path = Path("README.md")
     headline_fallback: Path = Path("reports/README_headline.md")
+    identity_oracle: Path = Path("bench/results/identity_oracle_cpu.json")
 
     def round_checkpoint(self, r: int) -> Path:
         return self.em_run_dir / f"round_{r:02d}.pt"
 
 
+MEAN_FACE = "mean_face"
+
+
 @dataclass(frozen=True)
 class Method:
-    """One row of the tables: a checkpoint, a segmentation and whether the misfit prior is applied."""
+    """One row of the tables: a checkpoint (``None``: no network, the mean face), a segmentation and
+    whether the misfit prior is applied."""
 
     key: str
     label: str
-    checkpoint: Path
+    checkpoint: Path | None
     segmentation: str
     prior: bool = False
     round: int | None = None
 
 
-def methods(rounds: int, paths: EvalPaths = EvalPaths(), with_prior: bool = True) -> list[Method]:
+def methods(rounds: int, paths: EvalPaths = EvalPaths(), with_prior: bool = True,
+            with_mean_face: bool = False) -> list[Method]:
     """The compared models, in table order (see the module docstring)."""
-    out = [Method("autoencoder", "autoencoder (initialised encoder, no segmentation)", paths.init, "none"),
-           Method("pseudo_mask", "robust pseudo mask z(p) (initialised encoder)", paths.init, "pseudo")]
+    out = []
+    if with_mean_face:
+        out.append(Method(MEAN_FACE, "mean face (identity 0, neutral expression) for every image", None, "none"))
+    out += [Method("autoencoder", "autoencoder (initialised encoder, no segmentation)", paths.init, "none"),
+            Method("pseudo_mask", "robust pseudo mask z(p) (initialised encoder)", paths.init, "pseudo")]
     for r in range(1, int(rounds) + 1):
-        out.append(Method(f"focus_round_{r:02d}", f"FOCUS after EM round {r}", paths.round_checkpoint(r), "unet", round=r))
+        out.append(Method(f"focus_round_{r:02d}", f"FOCUS after EM round {r}", paths.round_checkpoint(r), "unet",
+                          round=r))
     out.append(Method("focus", "FOCUS", paths.final, "unet"))
     if with_prior:
         out.append(Method("focus_prior", "FOCUS + misfit prior", paths.final, "unet", prior=True))
@@ -155,6 +170,8 @@ def _by_checkpoint(ctx: EvalContext, ms: list[Method]) -> dict[str, list[Method]
     that copies it are run once)."""
     groups: dict[str, list[Method]] = {}
     for m in ms:
+        if m.checkpoint is None:  # the mean face: no network
+            continue
         if not m.checkpoint.is_file():
             raise InputFileError(m.checkpoint, f"checkpoint of '{m.key}' not found",
                                  "run the training stages first (dvc repro em)")
@@ -214,128 +231,262 @@ def now_landmarks_csv(settings: EvalSettings) -> Path:
     return lm
 
 
+@dataclass
+class NowInputs:
+    """What every model of the NoW stage is run on (:func:`_now_inputs`).
+
+    Attributes:
+        dataset: the NoW-layout set (:class:`focus.now.NowDataset`).
+        methods: the scored rows (no ``pseudo_mask``: its shape is the autoencoder's).
+        first: the final model, loaded once (its crop template aligns the pictures).
+        crops: the aligned crops of every listed picture.
+        prior: the misfit prior (``None`` when ``misfit_prior.apply`` is false).
+        round_list: the image list of ``eval.round_challenges`` for the earlier EM rounds, or ``None``.
+        work: ``data/eval/now``.
+    """
+
+    dataset: Any
+    methods: list[Method]
+    first: Any
+    crops: Any
+    prior: Any
+    round_list: Path | None
+    work: Path
+
+
+@dataclass
+class NowPlan:
+    """The predictions written so far and how they are scored (:func:`_now_predict`).
+
+    Attributes:
+        jobs: the folders to score.
+        reuse: key -> key whose scores it shares (the same meshes on the same images).
+        partial: keys scored on ``eval.round_challenges`` only.
+        examples: predictions kept for the example grid (``focus``, ``autoencoder``).
+        identity: key -> (image names, ``(N, K_id)`` predicted identity coefficients).
+    """
+
+    jobs: list = field(default_factory=list)
+    reuse: dict[str, str] = field(default_factory=dict)
+    partial: set[str] = field(default_factory=set)
+    examples: dict[str, Any] = field(default_factory=dict)
+    identity: dict[str, tuple[list[str], np.ndarray]] = field(default_factory=dict)
+
+
 def run_eval_now(params: dict, paths: EvalPaths = EvalPaths()) -> dict:
     """Predict, write and score the NoW-layout set with every model (module docstring)."""
-    from focus.eval.misfit_prior import load_misfit_prior
-    from focus.eval.now_predictions import per_image_errors, write_now_predictions
-    from focus.eval.predict import load_crops, open_folder, predict_crops
-    from focus.now.layout import IMAGES_DIR, NowDataset, NowImage
-
     t0 = time.perf_counter()
     ctx = make_context(params, paths)
-    es = ctx.settings
+    inputs = _now_inputs(ctx, params)
+    plan = _now_predict(ctx, inputs)
+    scores_dir = inputs.work / "scores"
+    _score_all(plan.jobs, ctx.settings, scores_dir)
+    for key, src in plan.reuse.items():
+        _copy_scores(scores_dir, src, key)
+    results, per_image = _read_scores(scores_dir, inputs.methods, plan.partial)
+    shutil.rmtree(inputs.work / ".tmp_predictions", ignore_errors=True)
+
+    order = [m.key for m in inputs.methods]
+    identity = _identity_scores(ctx.settings.now_root, plan.identity, {k: set(v) for k, v in results.items()})
+    metrics = now_metrics(results, identity, order)
+    write_json_atomic(paths.reports / "now" / "metrics.json", metrics)
+    write_json_atomic(paths.reports / "now" / "details.json",
+                      _now_details(ctx, inputs, results, identity, round(time.perf_counter() - t0, 1)))
+    _now_curves(scores_dir, order, paths.reports / "now", {k: set(v) for k, v in results.items()})
+    if "focus" in plan.examples and "autoencoder" in plan.examples:
+        _now_examples(plan.examples, per_image, ctx.settings.examples, paths.reports / "now" / "examples.png")
+    return metrics
+
+
+def _now_inputs(ctx: EvalContext, params: dict) -> NowInputs:
+    """Open the NoW-layout set, load the final model and align every listed picture once."""
+    from focus.eval.misfit_prior import load_misfit_prior
+    from focus.eval.predict import load_crops, open_folder
+    from focus.now.layout import IMAGES_DIR, NowDataset, NowImage
+
+    es, paths = ctx.settings, ctx.paths
     mp = from_dict(MisfitPriorSettings, params.get("misfit_prior"), "params.yaml:misfit_prior")
     dataset = NowDataset.open(es.now_root)
     listed = dataset.images()
-    ms = [m for m in methods(ctx.rounds, paths, with_prior=mp.apply) if m.key != "pseudo_mask"]
-    groups = _by_checkpoint(ctx, ms)
+    ms = [m for m in methods(ctx.rounds, paths, with_prior=mp.apply, with_mean_face=True) if m.key != "pseudo_mask"]
+    _by_checkpoint(ctx, ms)  # every checkpoint exists before anything is computed
     first = _load(ctx, ms[-1].checkpoint)
     folder = open_folder(es.now_root, first, images=str(IMAGES_DIR), landmarks=str(now_landmarks_csv(es)))
     wanted = {im.relpath for im in listed}
     indices = [i for i, n in enumerate(folder.names) if NowImage.parse(n).relpath in wanted]
     crops = load_crops(folder, indices, es.progress)
-    faces = ctx.face_model.triangles.numpy()
-    now_ids = ctx.face_model.now_landmarks7.numpy()
     prior = load_misfit_prior(paths.misfit_prior, ctx.face_model.num_vertices) if mp.apply else None
-
     work = paths.work / "now"
-    keep = set(es.keep_predictions)
-    round_list = None
-    if es.round_challenges:
-        bad = sorted(set(es.round_challenges) - set(NOW_CHALLENGES))
-        if bad:
-            raise InputFileError("params.yaml", f"eval.round_challenges has unknown challenges {bad}",
-                                 f"use some of {', '.join(NOW_CHALLENGES)}")
-        round_list = work / "round_image_list.txt"
-        entries = [im.relpath for im in listed if im.challenge in es.round_challenges]
-        round_list.parent.mkdir(parents=True, exist_ok=True)
-        round_list.write_text("".join(e + "\n" for e in entries), encoding="utf-8")
-    # 1. predict with every checkpoint once and write each distinct set of meshes once
-    jobs: list[tuple[str, Path, Path]] = []  # (key, predictions folder, image list) to score
-    reuse: dict[str, str] = {}  # key -> key whose scores it shares (the same meshes on the same images)
-    partial: set[str] = set()
-    examples: dict[str, Any] = {}
-    for digest, group in groups.items():
+    return NowInputs(dataset, ms, first, crops, prior, _round_image_list(es, listed, work), work)
+
+
+def _round_image_list(es: EvalSettings, listed: list, work: Path) -> Path | None:
+    """Write the image list of ``eval.round_challenges`` (``None``: the rounds are scored on every image)."""
+    if not es.round_challenges:
+        return None
+    bad = sorted(set(es.round_challenges) - set(NOW_CHALLENGES))
+    if bad:
+        raise InputFileError("params.yaml", f"eval.round_challenges has unknown challenges {bad}",
+                             f"use some of {', '.join(NOW_CHALLENGES)}")
+    path = work / "round_image_list.txt"
+    entries = [im.relpath for im in listed if im.challenge in es.round_challenges]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(e + "\n" for e in entries), encoding="utf-8")
+    return path
+
+
+def _now_predict(ctx: EvalContext, inputs: NowInputs) -> NowPlan:
+    """Predict with every checkpoint once and write each distinct set of meshes once; the mean face
+    is written as it is (identity 0, expression 0) for every image."""
+    from focus.eval.predict import predict_crops
+
+    es = ctx.settings
+    plan = NowPlan()
+    first, crops = inputs.first, inputs.crops
+    for group in _by_checkpoint(ctx, inputs.methods).values():
         model = first if any(m.checkpoint == first.checkpoint for m in group) else _load(ctx, group[0].checkpoint)
         segs = ("unet",) if model.unet is not None else ()
         shown = any(m.key in ("focus", "autoencoder") for m in group)  # renders kept for the example grid only
         pred = predict_crops(model, crops, segs, es.batch_size, keep_images=shown, progress=es.progress)
-        scored: dict[bool, str] = {}  # prior flag -> key scored with these very meshes on every image
-        for m in sorted(group, key=lambda m: m.round is not None):  # complete rows first, rounds reuse them
-            if m.key in ("focus", "autoencoder"):
-                examples[m.key] = pred
-            if m.prior in scored:
-                reuse[m.key] = scored[m.prior]
-                continue
-            names, neutral = pred.names, prior.apply(pred.neutral) if m.prior else pred.neutral
-            if m.round is not None and round_list is not None:
-                partial.add(m.key)
-                sel = [i for i, n in enumerate(pred.names) if NowImage.parse(n).challenge in es.round_challenges]
-                names, neutral = [pred.names[i] for i in sel], neutral[sel]
-            else:
-                scored[m.prior] = m.key
-            out = work / "predictions" / m.key if m.key in keep else work / ".tmp_predictions" / m.key
-            write_now_predictions(out, names, neutral, faces, now_ids, progress=es.progress)
-            jobs.append((m.key, out, round_list if m.key in partial else dataset.image_list))
-    # 2. score them with `focus now-eval` (in parallel processes when eval.workers > 1)
-    _score_all(jobs, es, work / "scores")
-    for key, src in reuse.items():
-        _copy_scores(work / "scores", src, key)
+        _plan_group(ctx, inputs, group, pred.names, pred.neutral, pred.coeffs["id"], plan)
+        plan.examples.update({m.key: pred for m in group if m.key in ("focus", "autoencoder")})
+    mean = [m for m in inputs.methods if m.key == MEAN_FACE]
+    if mean:
+        n_id = int(ctx.face_model.n_id)
+        shape = ctx.face_model.shape(torch.zeros(1, n_id)).cpu().numpy()
+        neutral = np.broadcast_to(shape, (len(crops.names), *shape.shape[1:]))
+        _plan_group(ctx, inputs, mean, crops.names, neutral, np.zeros((len(crops.names), n_id)), plan)
+    return plan
+
+
+def _plan_group(ctx: EvalContext, inputs: NowInputs, group: list[Method], names: Sequence[str], neutral: np.ndarray,
+                pred_id: np.ndarray, plan: NowPlan) -> None:
+    """Write the predictions of the methods that share one set of meshes ``(N, V, 3)`` (one checkpoint)
+    and add their scoring jobs to ``plan``; a round that gives the same meshes as a complete row
+    reuses that row's scores."""
+    from focus.eval.now_predictions import ScoreJob, write_now_predictions
+    from focus.now.layout import NowImage
+
+    es = ctx.settings
+    faces = ctx.face_model.triangles.numpy()
+    now_ids = ctx.face_model.now_landmarks7.numpy()
+    scored: dict[bool, str] = {}  # prior flag -> key scored with these very meshes on every image
+    for m in sorted(group, key=lambda m: m.round is not None):  # complete rows first, rounds reuse them
+        if m.prior in scored:
+            plan.reuse[m.key] = scored[m.prior]
+            continue
+        sel = list(range(len(names)))
+        if m.round is not None and inputs.round_list is not None:
+            plan.partial.add(m.key)
+            sel = [i for i, n in enumerate(names) if NowImage.parse(n).challenge in es.round_challenges]
+        else:
+            scored[m.prior] = m.key
+        meshes = inputs.prior.apply(neutral[sel]) if m.prior else neutral[sel]
+        chosen = [names[i] for i in sel]
+        if not m.prior:  # the prior moves vertices, not coefficients
+            plan.identity[m.key] = (chosen, np.asarray(pred_id)[sel])
+        out = inputs.work / ("predictions" if m.key in es.keep_predictions else ".tmp_predictions") / m.key
+        write_now_predictions(out, chosen, meshes, faces, now_ids, progress=es.progress)
+        image_list = inputs.round_list if m.key in plan.partial else inputs.dataset.image_list
+        plan.jobs.append(ScoreJob(m.key, out, image_list, es.now_root, inputs.work / "scores", es.allow_missing))
+    for key, src in list(plan.reuse.items()):
+        if src in plan.identity and key not in plan.identity:
+            plan.identity[key] = plan.identity[src]
+
+
+def _read_scores(scores_dir: Path, ms: list[Method], partial: set[str]) -> tuple[dict, dict]:
+    """The scorer's summaries per method (challenges with images; no ``all`` for partly scored rounds)
+    and its per-image errors."""
+    from focus.eval.now_predictions import per_image_errors
+
     results: dict[str, dict] = {}
     per_image: dict[str, dict] = {}
     for m in ms:
-        scores = work / "scores" / f"{m.key}.json"
+        scores = scores_dir / f"{m.key}.json"
         doc = json.loads(scores.read_text(encoding="utf-8"))
         results[m.key] = {ch: v for ch, v in doc["results"].items()
                           if v["num_images"] > 0 and not (m.key in partial and ch == "all")}
         per_image[m.key] = per_image_errors(scores)
-    shutil.rmtree(work / ".tmp_predictions", ignore_errors=True)
+    return results, per_image
 
-    order = [m.key for m in ms]
-    metrics = {k: {ch: {s: _round(results[k][ch][s]) for s in ("median", "mean", "std")} for ch in results[k]}
-               for k in order}
-    write_json_atomic(paths.reports / "now" / "metrics.json", metrics)
-    details = {
-        "dataset": str(es.now_root), "synthetic": es.synthetic_now, "image_list": str(dataset.image_list),
-        "units": "mm; NoW protocol (focus now-eval): errors pooled over the cropped scan vertices of all scored images",
-        "methods": {m.key: {"label": m.label, "checkpoint": str(m.checkpoint), "misfit_prior": m.prior} for m in ms},
-        "counts": {k: {ch: {"images": results[k][ch]["num_images"], "missing": results[k][ch]["num_missing"],
-                            "scan_vertices": results[k][ch]["num_vertices"]} for ch in results[k]} for k in order},
-        "predictions": {k: str(work / "predictions" / k) for k in order if k in keep},
-        "scores": {k: str(work / "scores" / f"{k}.json") for k in order},
-        "seconds": round(time.perf_counter() - t0, 1),
-    }
-    write_json_atomic(paths.reports / "now" / "details.json", details)
-    _now_curves(work / "scores", order, paths.reports / "now", {k: set(v) for k, v in results.items()})
-    if "focus" in examples and "autoencoder" in examples:
-        _now_examples(examples, per_image, es.examples, paths.reports / "now" / "examples.png")
+
+def _identity_scores(root: Path, identity: dict[str, tuple[list[str], np.ndarray]],
+                     scored: dict[str, set]) -> dict[str, dict[str, float | None]]:
+    """Identity correlation (first 10 coefficients, across images) per method and challenge (and
+    ``all``), over the images it was scored on; empty when the set has no true coefficients."""
+    from focus.eval.now_predictions import identity_correlation, read_truth_id
+    from focus.now.layout import NowImage
+
+    out: dict[str, dict[str, float | None]] = {}
+    for key, (names, pred_id) in identity.items():
+        true_id = read_truth_id(root, names)
+        if true_id is None:
+            return {}
+        challenge = np.array([NowImage.parse(n).challenge for n in names])
+        out[key] = {}
+        for ch in scored.get(key, ()):
+            sel = np.ones(len(names), bool) if ch == "all" else challenge == ch
+            out[key][ch] = identity_correlation(pred_id[sel], true_id[sel])
+    return out
+
+
+def now_metrics(results: dict[str, dict], identity: dict[str, dict], order: list[str]) -> dict:
+    """``<key>.<challenge>.{median,mean,std}`` (mm) and, where the set has true coefficients,
+    ``id_corr`` (identity correlation, first 10 coefficients)."""
+    metrics: dict[str, dict] = {}
+    for k in order:
+        metrics[k] = {}
+        for ch, res in results[k].items():
+            row = {s: _round(res[s]) for s in ("median", "mean", "std")}
+            if identity.get(k, {}).get(ch) is not None:
+                row["id_corr"] = _round(identity[k][ch])
+            metrics[k][ch] = row
     return metrics
 
 
-def _score_all(jobs: list[tuple[str, Path, Path]], es: EvalSettings, scores_dir: Path) -> None:
-    """Score every ``(key, predictions, image list)`` with ``focus now-eval``; deletes the predictions
-    of models not in ``eval.keep_predictions`` afterwards."""
+def _now_details(ctx: EvalContext, inputs: NowInputs, results: dict, identity: dict, seconds: float) -> dict:
+    es, work = ctx.settings, inputs.work
+    order = [m.key for m in inputs.methods]
+    return {
+        "dataset": str(es.now_root), "synthetic": es.synthetic_now, "image_list": str(inputs.dataset.image_list),
+        "units": "mm; NoW protocol (focus.now scorer): errors pooled over the cropped scan vertices of all scored "
+                 "images",
+        "identity": ("id_corr: mean Pearson correlation, across images, of the first 10 predicted and true identity "
+                     "coefficients (the set's truth.npz)" if identity else "no true coefficients: no id_corr"),
+        "methods": {m.key: {"label": m.label, "checkpoint": None if m.checkpoint is None else str(m.checkpoint),
+                            "misfit_prior": m.prior} for m in inputs.methods},
+        "counts": {k: {ch: {"images": results[k][ch]["num_images"], "missing": results[k][ch]["num_missing"],
+                            "scan_vertices": results[k][ch]["num_vertices"]} for ch in results[k]} for k in order},
+        "predictions": {k: str(work / "predictions" / k) for k in order if k in es.keep_predictions},
+        "scores": {k: str(work / "scores" / f"{k}.json") for k in order},
+        "seconds": seconds,
+    }
+
+
+def _score_all(jobs: list, es: EvalSettings, scores_dir: Path) -> None:
+    """Score every :class:`focus.eval.now_predictions.ScoreJob` (in parallel processes when
+    ``eval.workers > 1``); deletes the predictions of models not in ``eval.keep_predictions`` afterwards."""
     from tqdm import tqdm
 
     from focus.eval.now_predictions import score_job
 
-    args = [(key, out, lst, es.now_root, scores_dir, es.allow_missing) for key, out, lst in jobs]
-    bar = tqdm(total=len(args), desc="NoW scoring", unit="model", disable=not es.progress)
-    if es.workers > 1 and len(args) > 1:
+    scores_dir.mkdir(parents=True, exist_ok=True)
+    bar = tqdm(total=len(jobs), desc="NoW scoring", unit="model", disable=not es.progress)
+    if es.workers > 1 and len(jobs) > 1:
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor
 
-        with ProcessPoolExecutor(min(es.workers, len(args)), mp_context=mp.get_context("spawn")) as pool:
-            for _ in pool.map(score_job, args):
+        with ProcessPoolExecutor(min(es.workers, len(jobs)), mp_context=mp.get_context("spawn")) as pool:
+            for _ in pool.map(score_job, jobs):
                 bar.update(1)
     else:
-        for a in args:
-            score_job(a)
+        for job in jobs:
+            score_job(job)
             bar.update(1)
     bar.close()
-    for key, out, _ in jobs:
-        if key not in es.keep_predictions:
-            shutil.rmtree(out, ignore_errors=True)
+    for job in jobs:
+        if job.key not in es.keep_predictions:
+            shutil.rmtree(job.predictions, ignore_errors=True)
 
 
 def _copy_scores(folder: Path, src: str, dst: str) -> None:
@@ -362,9 +513,9 @@ def _now_curves(scores_dir: Path, order: list[str], out_dir: Path, available: di
         for k in order:
             if ch in curves[k]:
                 x, y = curves[k][ch]
-                style = "-" if not k.startswith("focus_round") else ":"
-                ax.plot(x, y, style, label=k, color=f"C{order.index(k) % 10}",
-                        linewidth=2.0 if k in ("focus", "focus_prior") else 1.2)
+                style = ":" if k.startswith("focus_round") else "--" if k == MEAN_FACE else "-"
+                color = "0.45" if k == MEAN_FACE else f"C{order.index(k) % 10}"  # the baseline in grey
+                ax.plot(x, y, style, label=k, color=color, linewidth=2.0 if k in ("focus", "focus_prior") else 1.2)
         ax.set_xlim(0, 8)
         ax.set_ylim(0, 100)
         ax.grid(alpha=0.3)
@@ -394,8 +545,8 @@ def _now_examples(preds: dict, per_image: dict, n: int, path: Path) -> None:
     from focus.now.layout import NowImage
 
     focus, ae = preds["focus"], preds["autoencoder"]
-    err_f = dict(zip((str(k) for k in per_image["focus"]["image"]), per_image["focus"]["mean"]))
-    err_a = dict(zip((str(k) for k in per_image["autoencoder"]["image"]), per_image["autoencoder"]["mean"]))
+    err_f, err_a = ({str(k): v for k, v in zip(per_image[key]["image"], per_image[key]["mean"], strict=True)}
+                    for key in ("focus", "autoencoder"))
     occ = [i for i, name in enumerate(focus.names) if NowImage.parse(name).challenge == "multiview_occlusions"
            and NowImage.parse(name).key in err_f]
     if not occ:
@@ -423,7 +574,7 @@ def _now_examples(preds: dict, per_image: dict, n: int, path: Path) -> None:
 def run_eval_ar(params: dict, paths: EvalPaths = EvalPaths()) -> dict:
     """Segmentation metrics of every model on the AR-layout set (module docstring)."""
     from focus.eval import ar_metrics as A
-    from focus.eval.predict import load_crops, open_folder, predict_crops
+    from focus.eval.predict import predict_crops
 
     t0 = time.perf_counter()
     ctx = make_context(params, paths)
@@ -431,17 +582,10 @@ def run_eval_ar(params: dict, paths: EvalPaths = EvalPaths()) -> dict:
     ms = methods(ctx.rounds, paths, with_prior=False)
     groups = _by_checkpoint(ctx, ms)
     first = _load(ctx, paths.final)
-    root = es.ar_root
-    crops = {}
-    for sub in AR_SUBSETS:
-        folder = open_folder(root / sub, first)
-        if "mask" not in folder.mask_dirs:
-            raise InputFileError(root / sub / "masks", "true visible-face masks not found",
-                                 "the AR evaluation needs masks/<stem>.png beside images/ (white = visible face)")
-        crops[sub] = load_crops(folder, progress=es.progress)
+    crops = _ar_crops(es, first)
     per_image: dict[str, dict[str, dict]] = {}
     keep_preds: dict[tuple[str, str], Any] = {}
-    for digest, group in groups.items():
+    for group in groups.values():
         model = first if any(m.checkpoint == first.checkpoint for m in group) else _load(ctx, group[0].checkpoint)
         segs = tuple(dict.fromkeys(m.segmentation for m in group))
         for sub in AR_SUBSETS:
@@ -451,7 +595,44 @@ def run_eval_ar(params: dict, paths: EvalPaths = EvalPaths()) -> dict:
                                                                        crops[sub].masks, crops[sub].face_masks)
                 if m.key in ("focus", "pseudo_mask") and sub in OCCLUDED_SUBSETS:
                     keep_preds[(m.key, sub)] = pred
-    order = [m.key for m in ms]
+    metrics, face_region = _ar_summaries(per_image, [m.key for m in ms])
+    write_json_atomic(paths.reports / "ar" / "metrics.json", metrics)
+    details = {
+        "dataset": str(es.ar_root), "synthetic": es.synthetic_ar,
+        "definition": "per image inside the rendered face region m_r of the prediction (evaluation.md 2); soft: "
+                      "the face probability M as predicted; hard: M > 0.5; mean and population std over images",
+        "methods": {m.key: {"label": m.label, "checkpoint": str(m.checkpoint), "segmentation": m.segmentation}
+                    for m in ms},
+        "images": {sub: len(crops[sub]) for sub in AR_SUBSETS},
+        "whole_true_face_region": face_region,
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
+    write_json_atomic(paths.reports / "ar" / "details.json", details)
+    _save_ar_per_image(paths.work / "ar" / "per_image.npz", per_image, crops)
+    if keep_preds:
+        _ar_examples(keep_preds, per_image, es.examples, paths.reports / "ar")
+    return metrics
+
+
+def _ar_crops(es: EvalSettings, model: Any) -> dict[str, Any]:
+    """The aligned crops of every AR subset, with their true visible-face masks (required)."""
+    from focus.eval.predict import load_crops, open_folder
+
+    crops = {}
+    for sub in AR_SUBSETS:
+        folder = open_folder(es.ar_root / sub, model)
+        if "mask" not in folder.mask_dirs:
+            raise InputFileError(es.ar_root / sub / "masks", "true visible-face masks not found",
+                                 "the AR evaluation needs masks/<stem>.png beside images/ (white = visible face)")
+        crops[sub] = load_crops(folder, progress=es.progress)
+    return crops
+
+
+def _ar_summaries(per_image: dict[str, dict[str, dict]], order: list[str]) -> tuple[dict, dict]:
+    """Per model and subset: the soft means / stds with the thresholded ones under ``hard`` (the metrics
+    file), and the same over the whole true face region where the set has it (the details)."""
+    from focus.eval import ar_metrics as A
+
     metrics: dict[str, dict] = {}
     face_region: dict[str, dict] = {}
     for k in order:
@@ -464,21 +645,7 @@ def run_eval_ar(params: dict, paths: EvalPaths = EvalPaths()) -> dict:
             metrics[k][sub] = row
             face_region[k][sub] = {var: {name: _round(v) for name, v in summ[var].items()}
                                    for var in ("face_region_soft", "face_region_hard") if var in summ}
-    write_json_atomic(paths.reports / "ar" / "metrics.json", metrics)
-    details = {
-        "dataset": str(root), "synthetic": es.synthetic_ar,
-        "definition": "per image inside the rendered face region m_r of the prediction (evaluation.md 2); soft: "
-                      "the face probability M as predicted; hard: M > 0.5; mean and population std over images",
-        "methods": {m.key: {"label": m.label, "checkpoint": str(m.checkpoint), "segmentation": m.segmentation} for m in ms},
-        "images": {sub: len(crops[sub]) for sub in AR_SUBSETS},
-        "whole_true_face_region": face_region,
-        "seconds": round(time.perf_counter() - t0, 1),
-    }
-    write_json_atomic(paths.reports / "ar" / "details.json", details)
-    _save_ar_per_image(paths.work / "ar" / "per_image.npz", per_image, crops)
-    if keep_preds:
-        _ar_examples(keep_preds, per_image, es.examples, paths.reports / "ar")
-    return metrics
+    return metrics, face_region
 
 
 def _save_ar_per_image(path: Path, per_image: dict, crops: dict) -> None:
@@ -530,5 +697,5 @@ def run_report(params: dict, paths: EvalPaths = EvalPaths()) -> dict:
     return R.write_reports(params, paths)
 
 
-__all__ = ["AR_SUBSETS", "EvalPaths", "Method", "NOW_CHALLENGES", "methods", "run_eval_ar", "run_eval_now",
-           "run_misfit_prior", "run_report"]
+__all__ = ["AR_SUBSETS", "EvalPaths", "MEAN_FACE", "Method", "NOW_CHALLENGES", "methods", "now_metrics", "run_eval_ar",
+           "run_eval_now", "run_misfit_prior", "run_report"]

@@ -7,7 +7,13 @@ the numbers ``dvc metrics show`` prints:
 * ``reports/eval/now/metrics.json`` -- ``<model>.<challenge>.{median,mean,std}`` (mm);
 * ``reports/eval/ar/metrics.json`` -- ``<model>.<subset>.{accuracy,precision,recall,f1,iou}``
   (soft, means), ``<...>_std``, and ``<model>.<subset>.hard.<...>`` (thresholded at 0.5);
-* ``reports/misfit_prior/summary.json`` -- the prior's size and its effect on synthetic faces.
+* ``reports/misfit_prior/summary.json`` -- the prior's size and its effect on synthetic faces;
+* ``bench/results/identity_oracle_cpu.json`` -- the supervised identity oracle (``bench/identity_oracle.py``),
+  shown as an upper bound beside the EM's identity numbers, labelled as a supervised bench measurement.
+
+Every shape score stands beside its trivial baseline: the ``mean_face`` row (the face model's mean
+shape for every image) in the NoW tables and the headline, the mean face's neutral-shape error in the
+identity table.
 
 Written: ``reports/eval/summary.json`` (target values, margins and verdicts; a DVC metric),
 ``reports/eval/rounds.{png,csv}`` (NoW error and F1 per EM round), ``reports/README.md``, and the
@@ -39,11 +45,18 @@ TARGET_OCCLUSION_VS_NEUTRAL = 0.10  # occlusion median at most 10 % above the ne
 TARGET_REDUCTION_VS_AUTOENCODER = 0.15  # occlusion median at least 15 % below the autoencoder's
 TARGET_F1_GAIN = 0.05  # FOCUS F1 at least this much above the pseudo-mask baseline
 TARGET_F1_MIN = 0.85  # and at least this absolute
+#: Issue 12's shape targets against the trivial baselines (NoW-like set).
+TARGET_PRIOR_BELOW_MEAN_FACE = 0.03  # focus_prior median over all images at least 3 % below the mean face's
+TARGET_PRIOR_OCCLUSION_VS_AUTOENCODER = 0.05  # its occlusion median at least 5 % below the autoencoder's
+
+#: Rows of our models in the headline, in order (the trivial baselines last).
+HEADLINE_KEYS = ("focus", "focus_prior", "autoencoder", "pseudo_mask", "mean_face")
 
 CHALLENGE_LABELS = {"multiview_neutral": "neutral", "multiview_expressions": "expressions",
                     "multiview_occlusions": "occlusions", "selfie": "selfie", "all": "all"}
 METHOD_LABELS = {"autoencoder": "Autoencoder (no segmentation)", "pseudo_mask": "Pseudo mask z(p)",
-                 "focus": "FOCUS", "focus_prior": "FOCUS + misfit prior"}
+                 "focus": "FOCUS", "focus_prior": "FOCUS + misfit prior",
+                 "mean_face": "Mean face (identity 0, every image)"}
 
 
 def method_label(key: str) -> str:
@@ -96,6 +109,18 @@ def check_targets(now: dict | None, ar: dict | None) -> dict:
         out["now"]["misfit_prior_median_change_mm"] = round(_get(now, "focus_prior", "all", "median")
                                                             - _get(now, "focus", "all", "median"), 4)
         out["targets"]["misfit_prior_lowers_mean"] = bool(m1 < m0)
+    a_neu = _get(now, "autoencoder", "multiview_neutral", "median")
+    if ae_occ is not None and a_neu:
+        out["now"]["autoencoder_occlusion_over_neutral_median"] = round(ae_occ / a_neu, 4)
+    out["now"].update(mean_face_comparison(now))
+    prior_vs_mean = _get(out, "now", "vs_mean_face", "focus_prior", "all_median_change")
+    if prior_vs_mean is not None:
+        out["targets"]["focus_prior_median_3pct_below_mean_face"] = bool(-prior_vs_mean >= TARGET_PRIOR_BELOW_MEAN_FACE)
+    p_occ = _get(now, "focus_prior", "multiview_occlusions", "median")
+    if p_occ is not None and ae_occ:
+        red = 1.0 - p_occ / ae_occ
+        out["now"]["prior_occlusion_median_reduction_vs_autoencoder"] = round(red, 4)
+        out["targets"]["focus_prior_occlusion_5pct_below_autoencoder"] = bool(red >= TARGET_PRIOR_OCCLUSION_VS_AUTOENCODER)
     for sub in ("sunglasses", "scarf"):
         f1, f1p = _get(ar, "focus", sub, "f1"), _get(ar, "pseudo_mask", sub, "f1")
         if f1 is None or f1p is None:
@@ -111,17 +136,42 @@ def check_targets(now: dict | None, ar: dict | None) -> dict:
     return out
 
 
+def mean_face_comparison(now: dict | None) -> dict:
+    """Every model's NoW median against the mean face's: ``{"vs_mean_face": {key: {"all_median_change":
+    r, "occlusion_median_change": r}}}`` with ``r = median / mean-face median - 1`` (negative: better than
+    the mean face); empty without a ``mean_face`` row."""
+    base = {ch: _get(now, "mean_face", ch, "median") for ch in ("all", "multiview_occlusions")}
+    if not now or not any(base.values()):
+        return {}
+    rows = {}
+    for k in now:
+        if k == "mean_face":
+            continue
+        row = {}
+        for ch, name in (("all", "all_median_change"), ("multiview_occlusions", "occlusion_median_change")):
+            v = _get(now, k, ch, "median")
+            if v is not None and base[ch]:
+                row[name] = round(v / base[ch] - 1.0, 4)
+        rows[k] = row
+    return {"vs_mean_face": rows}
+
+
 # ---------------------------------------------------------------------------- tables
 def now_table(now: dict, keys: list[str] | None = None) -> str:
-    """Markdown: median per challenge and median / mean / std over all images."""
+    """Markdown: median per challenge, median / mean / std over all images, the median relative to the
+    mean face's and the identity correlation over all images."""
     keys = keys or list(now)
     chs = [c for c in ("multiview_neutral", "multiview_expressions", "multiview_occlusions", "selfie")
            if any(c in now[k] for k in keys)]
-    head = "| model | " + " | ".join(f"{CHALLENGE_LABELS[c]} median" for c in chs) + " | all median | all mean | all std |"
-    lines = [head, "|" + "---|" * (len(chs) + 4)]
+    vs_mean = mean_face_comparison(now).get("vs_mean_face", {})
+    head = ("| model | " + " | ".join(f"{CHALLENGE_LABELS[c]} median" for c in chs)
+            + " | all median | all mean | all std | all median vs. mean face | identity corr. |")
+    lines = [head, "|" + "---|" * (len(chs) + 6)]
     for k in keys:
         cells = [_f(_get(now, k, c, "median")) for c in chs]
         cells += [_f(_get(now, k, "all", s)) for s in ("median", "mean", "std")]
+        cells.append("(baseline)" if k == "mean_face" else _pct(_get(vs_mean, k, "all_median_change")))
+        cells.append(_f(_get(now, k, "all", "id_corr")))
         lines.append(f"| {method_label(k)} (`{k}`) | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -150,25 +200,37 @@ def ar_table(ar: dict, keys: list[str], subset: str) -> str:
     return "\n".join(lines)
 
 
+def _pct(x: float | None) -> str:
+    return "–" if x is None else f"{100 * x:+.1f} %"
+
+
 def headline(now: dict | None, ar: dict | None, synthetic_now: bool, synthetic_ar: bool, image_prefix: str = "") -> str:
-    """The headline table (ours beside the published NoW test numbers, clearly labelled)."""
-    keys = [k for k in ("focus", "focus_prior", "autoencoder", "pseudo_mask") if (now and k in now) or (ar and k in ar)]
+    """The headline table: our models beside their trivial baselines (the mean face for shape, the
+    all-face mask of the autoencoder for segmentation) and the published NoW test numbers, clearly labelled."""
+    keys = [k for k in HEADLINE_KEYS if (now and k in now) or (ar and k in ar)]
     now_src = "synthetic NoW-like" if synthetic_now else "real NoW validation"
     ar_src = "synthetic AR-like" if synthetic_ar else "real AR"
-    lines = [f"| model | data | NoW median | NoW mean | NoW std | occlusion median | F1 sunglasses | F1 scarf |",
-             "|---|---|---|---|---|---|---|---|"]
+    vs_mean = mean_face_comparison(now).get("vs_mean_face", {})
+    lines = ["| model | data | NoW median | NoW mean | NoW std | median vs. mean face | occlusion median | "
+             "identity corr. | F1 sunglasses | F1 scarf |", "|---|---|---|---|---|---|---|---|---|---|"]
     for k in keys:
         cells = [_f(_get(now, k, "all", s)) for s in ("median", "mean", "std")]
+        cells.append("(baseline)" if k == "mean_face" else _pct(_get(vs_mean, k, "all_median_change")))
         cells.append(_f(_get(now, k, "multiview_occlusions", "median")))
+        cells.append(_f(_get(now, k, "all", "id_corr")))
         cells += [_f(_get(ar, k, sub, "f1"), 3) for sub in ("sunglasses", "scarf")]
-        data = f"ours, {now_src} / {ar_src}"
         if k == "pseudo_mask":
-            cells[:4] = ["(= autoencoder)"] + ["–"] * 3
-        lines.append(f"| {METHOD_LABELS.get(k, k)} | {data} | " + " | ".join(cells) + " |")
+            cells[:6] = ["(= autoencoder)"] + ["–"] * 5
+        lines.append(f"| {METHOD_LABELS.get(k, k)} | ours, {now_src} / {ar_src} | " + " | ".join(cells) + " |")
     for name, (md, mn, sd) in PUBLISHED_NOW.items():
-        lines.append(f"| {name} | published, **real NoW test set** | {md:.2f} | {mn:.2f} | {sd:.2f} | – | – | – |")
+        cells = [f"{md:.2f}", f"{mn:.2f}", f"{sd:.2f}"] + ["–"] * 5
+        lines.append(f"| {name} | published, **real NoW test set** | " + " | ".join(cells) + " |")
     note = ("NoW errors in mm (scan-to-mesh after landmark and rigid alignment, pooled over scan vertices; "
-            "`focus now-eval`); F1 of the face class inside the rendered face, soft mask, mean over images. ")
+            "the `focus now-eval` protocol); *mean face*: the face model's mean shape for every image, scored the same "
+            "way (the trivial shape baseline; *median vs. mean face*: relative change of the median over all images); "
+            "*identity corr.*: correlation, across images, of the first 10 predicted and true identity coefficients "
+            "(synthetic sets only; 0 for the mean face); F1 of the face class inside the rendered face, soft mask, "
+            "mean over images (the autoencoder row is the trivial all-face mask). ")
     if synthetic_now:
         note += ("**Our rows are measured on the synthetic NoW-like set of this pipeline, not on real NoW**: the published "
                  "rows are the real NoW test set and are shown for scale only; the numbers are not comparable until "
@@ -200,9 +262,41 @@ def _target_rows(summary: dict) -> str:
         if "f1_gain_vs_all_face" in a:
             rows.append(f"| (not a target) F1 {sub} above calling every rendered pixel face | {_f(a.get('f1'), 3)} vs "
                         f"{_f(a.get('f1_all_face'), 3)} (gain {_f(a.get('f1_gain_vs_all_face'), 3)}) | – |")
+    c = _get(now, "vs_mean_face", "focus_prior", "all_median_change")
+    rows.append(f"| FOCUS + misfit prior median at least {100 * TARGET_PRIOR_BELOW_MEAN_FACE:.0f} % below the mean "
+                f"face's (issue 12) | {_pct(c)} | {verdict('focus_prior_median_3pct_below_mean_face')} |")
+    red = now.get("prior_occlusion_median_reduction_vs_autoencoder")
+    rows.append(f"| FOCUS + misfit prior occlusion median at least {100 * TARGET_PRIOR_OCCLUSION_VS_AUTOENCODER:.0f} % "
+                f"below the autoencoder's (issue 12) | {_f(None if red is None else 100 * red, 1)} % lower | "
+                f"{verdict('focus_prior_occlusion_5pct_below_autoencoder')} |")
     d = now.get("misfit_prior_mean_change_mm")
     rows.append(f"| misfit prior lowers the NoW mean error | change {_f(d, 3)} mm | {verdict('misfit_prior_lowers_mean')} |")
     return "\n".join(rows)
+
+
+MISFIT_REASONS = {
+    "small_offset": "the systematic offset is small against the per-face spread, so subtracting it moves the typical "
+                    "face little",
+    "no_heldout_gain": "even on held-out synthetic faces it barely lowers the per-vertex error",
+    "protocol_refits": "the NoW protocol re-fits scale, rotation and translation and measures scan-to-surface "
+                       "distances, which absorbs global parts of the offset (e.g. scale) and is insensitive to offsets "
+                       "along the surface",
+}
+
+
+def misfit_prior_reasons(misfit: dict) -> list[str]:
+    """Keys of :data:`MISFIT_REASONS` that the prior's summary supports, for when it does not lower the
+    NoW error: its mean offset under half the per-vertex spread; its held-out per-vertex error lowered by
+    less than 0.01 mm; always the protocol's re-fit."""
+    off, spr = _get(misfit, "offset_mm", "mean"), _get(misfit, "spread_mm", "mean")
+    cv0 = misfit.get("mean_vertex_error_cross_validated_mm")
+    cv1 = misfit.get("mean_vertex_error_cross_validated_with_prior_mm")
+    out = []
+    if off is not None and spr is not None and off < 0.5 * spr:
+        out.append("small_offset")
+    if cv0 is not None and cv1 is not None and cv1 >= cv0 - 0.01:
+        out.append("no_heldout_gain")
+    return out + ["protocol_refits"]
 
 
 def misfit_text(summary: dict, misfit: dict | None) -> str:
@@ -223,29 +317,24 @@ def misfit_text(summary: dict, misfit: dict | None) -> str:
         return text
     if d < 0:
         return text + f"On the NoW-layout set it lowers the mean error by {_f(-d, 3)} mm."
-    why = []
-    if off is not None and spr is not None and off < 0.5 * spr:
-        why.append("the systematic offset is small against the per-face spread, so subtracting it moves the "
-                   "typical face little")
-    if cv0 is not None and cv1 is not None and cv1 >= cv0 - 0.01:
-        why.append("even on held-out synthetic faces it barely lowers the per-vertex error")
-    why.append("the NoW protocol re-fits scale, rotation and translation and measures scan-to-surface distances, which "
-               "absorbs global parts of the offset (e.g. scale) and is insensitive to offsets along the surface")
+    why = [MISFIT_REASONS[r] for r in misfit_prior_reasons(misfit)]
     return (text + f"On the NoW-layout set it does **not** lower the mean error: it changes it by {_f(d, 3)} mm "
             f"(median {_f(summary['now'].get('misfit_prior_median_change_mm'), 3)} mm). Likely reasons: "
             + "; ".join(why) + ".")
 
 
-def missed_target_notes(now: dict | None, ar: dict | None, summary: dict) -> list[str]:
-    """Diagnostics for each missed target, from the numbers (what limits it on this data)."""
+def missed_target_notes(now: dict | None, ar: dict | None, summary: dict) -> dict[str, str]:
+    """Diagnostics for each missed target, from the numbers (what limits it on this data): a note per topic,
+    ``occlusion_vs_autoencoder``, ``f1_<subset>`` and ``trivial_mask`` (FOCUS's mask is the all-face one)."""
     t = summary["targets"]
-    notes = []
+    notes = {}
     if t.get("occlusion_15pct_below_autoencoder") is False:
         a_occ = _get(now, "autoencoder", "multiview_occlusions", "median")
         a_neu = _get(now, "autoencoder", "multiview_neutral", "median")
         f_neu = _get(now, "focus", "multiview_neutral", "median")
         if a_occ and a_neu:
-            notes.append(f"Occlusion gain over the autoencoder: the autoencoder's own occlusion / neutral median ratio is "
+            notes["occlusion_vs_autoencoder"] = (
+                         f"Occlusion gain over the autoencoder: the autoencoder's own occlusion / neutral median ratio is "
                          f"{a_occ / a_neu:.3f} ({100 * (a_occ / a_neu - 1):+.1f} %), i.e. the occluders of this set "
                          f"{'barely ' if a_occ / a_neu < 1.05 else ''}raise the baseline's error; FOCUS's neutral median is "
                          f"{_f(f_neu)} mm against the autoencoder's {_f(a_neu)} mm, so a 15 % gain on the occlusion "
@@ -257,12 +346,13 @@ def missed_target_notes(now: dict | None, ar: dict | None, summary: dict) -> lis
             trail = ", ".join(f"{name} {_f(v, 3)}" for name, v in steps)
             prec, rec = _get(ar, "focus", sub, "precision"), _get(ar, "focus", sub, "recall")
             ae = _get(ar, "autoencoder", sub, "f1")
-            notes.append(f"F1 on {sub}: per step {trail}; FOCUS precision {_f(prec, 3)}, recall {_f(rec, 3)} "
+            notes[f"f1_{sub}"] = (f"F1 on {sub}: per step {trail}; FOCUS precision {_f(prec, 3)}, recall {_f(rec, 3)} "
                          f"({'visible face called outlier' if (rec or 0) < 0.5 or (rec or 0) <= (prec or 0) else 'occluders called face'}); "
                          f"calling every rendered pixel face (the autoencoder) gives {_f(ae, 3)}.")
     trivial = [sub for sub in ("sunglasses", "scarf") if trivial_mask(ar, sub)]
     if trivial:
-        notes.append(f"FOCUS's mask on {' and '.join(trivial)} is (almost) the trivial one that calls every rendered pixel "
+        notes["trivial_mask"] = (
+                     f"FOCUS's mask on {' and '.join(trivial)} is (almost) the trivial one that calls every rendered pixel "
                      f"face (F1 within 0.01 of the autoencoder row, recall above 0.99): the segmentation targets that are "
                      f"met there are met without segmenting anything.")
     return notes
@@ -333,14 +423,29 @@ METRIC_KEYS_DOC = """\
 | file | keys | meaning |
 |---|---|---|
 | `reports/eval/now/metrics.json` | `<model>.<challenge>.{median,mean,std}` | NoW protocol errors in mm; `<challenge>` is `multiview_neutral`, `multiview_expressions`, `multiview_occlusions`, `selfie` or `all` |
+| | `<model>.<challenge>.id_corr` | identity correlation (first 10 coefficients, predicted vs. true, across \
+images; synthetic sets with 3 or more images only) |
 | `reports/eval/ar/metrics.json` | `<model>.<subset>.{accuracy,precision,recall,f1,iou}` and `..._std` | face-class segmentation inside the rendered face, soft mask, mean / std over images; `<subset>` is `unoccluded`, `sunglasses`, `scarf` |
 | | `<model>.<subset>.hard.{accuracy,...,iou}` and `..._std` | the same with the mask thresholded at 0.5 |
-| `reports/eval/summary.json` | `now.*`, `ar.*`, `targets.*` | target values (ratios, gains) and verdicts |
+| `reports/eval/summary.json` | `now.*`, `ar.*`, `targets.*` | target values (ratios, gains, `now.vs_mean_face.<model>.*`: median relative to the mean face's) and verdicts |
+| | `identity_oracle.*` | the supervised identity oracle (bench result `bench/results/identity_oracle_cpu.json`, not this run) |
 | `reports/misfit_prior/summary.json` | `offset_mm.*`, `spread_mm.*`, `mean_vertex_error_*` | size of the misfit prior and its effect on synthetic faces |
 
-`<model>` is `autoencoder` (initialised encoder, no segmentation), `pseudo_mask` (AR only: the robust
+`<model>` is `mean_face` (NoW only: the face model's mean shape for every image), `autoencoder` (initialised
+encoder, no segmentation), `pseudo_mask` (AR only: the robust
 pseudo mask z(p) of the initialised encoder; its shape is the autoencoder's), `focus_round_XX` (after
 EM round XX), `focus` (the trained model) and `focus_prior` (NoW only: FOCUS with the misfit prior)."""
+
+
+#: Identity correlation (first 10 coefficients) below which the encoder counts as not following identity
+#: (issue 12's validation target).
+IDENTITY_CORR_LEARNT = 0.3
+
+
+def identity_not_learnt(em_summary: dict) -> bool:
+    """Whether the EM's final identity correlation is known and below :data:`IDENTITY_CORR_LEARNT` in magnitude."""
+    corr = em_summary.get("id_corr_end")
+    return corr is not None and abs(corr) < IDENTITY_CORR_LEARNT
 
 
 def training_section(em: dict | None) -> list[str]:
@@ -375,22 +480,133 @@ def training_section(em: dict | None) -> list[str]:
                   f"{_f(sm.get('shape_mm_occluded_start'), 3)} -> {_f(sm.get('shape_mm_occluded_end'), 3)} mm "
                   f"({_f(None if red is None else 100 * red, 1)} %) | {'yes' if ok_sh else '**no**'} |"]
         corr, mean_face = sm.get("id_corr_end"), sm.get("shape_mm_mean_face_end")
-        if not ok_sh and corr is not None and abs(corr) < 0.3:
+        if not ok_sh and identity_not_learnt(sm):
             lines += ["", f"Why the shape target is missed: the encoder has not learnt identity at this scale (identity "
                       f"correlation {_f(sm.get('id_corr_start'), 2)} after `init`, {_f(corr, 2)} at the end): its neutral "
                       f"shape is nearly the same for every face, a constant offset from the mean face (which alone scores "
                       f"{_f(mean_face, 3)} mm). That offset is the same on occluded and unoccluded images "
                       f"({_f(sm.get('shape_mm_occluded_start'), 3)} vs. {_f(sm.get('shape_mm_start'), 3)} mm over all after "
-                      f"`init`), so excluding occluders cannot lower it; the misfit prior removes it at evaluation. "
-                      f"Learning identity needs more than this CPU default's schedule and resolution: "
-                      f"`bench/identity_oracle.py` trains the same encoder on the same images *with* the true "
-                      f"coefficients, an upper bound for the unsupervised losses, and even so it learns identity "
-                      f"only slowly (`bench/results/identity_oracle_cpu.json`)."]
+                      f"`init`), so excluding occluders cannot lower it. The supervised oracle of the identity table "
+                      f"below bounds what the weakly supervised losses can reach at this scale."]
     return lines + [""]
 
 
+def identity_oracle(doc: dict | None, params: dict) -> dict | None:
+    """The supervised identity oracle's last record (``bench/identity_oracle.py``'s committed result) and
+    whether it was measured at the default's scale (image size, encoder, batch size of ``params``).
+
+    Returns ``None`` without a bench result; else ``steps``, ``shape_mm``, ``shape_mm_occluded``,
+    ``shape_mm_mean_face``, ``id_corr`` (held-out synthetic validation, like ``reports/train/em_metrics.json``),
+    ``scale`` (what the bench ran at) and ``mismatch`` (``{setting: [bench, default]}``, empty when it matches).
+    """
+    records = (doc or {}).get("records") or []
+    if not records:
+        return None
+    last = records[-1]
+    train = params.get("train") or {}
+    enc = train.get("encoder")
+    default = {"image_size": _get(params, "render", "image_size"),
+               "encoder": enc.get("arch") if isinstance(enc, dict) else enc,
+               "batch_size": train.get("batch_size")}
+    scale = {k: doc.get(k) for k in default}
+    mismatch = {k: [scale[k], v] for k, v in default.items() if v is not None and scale[k] != v}
+    out = {k: last.get(k) for k in ("shape_mm", "shape_mm_occluded", "shape_mm_mean_face", "id_corr")}
+    return {"steps": last.get("step", doc.get("steps")), **out, "scale": scale, "mismatch": mismatch}
+
+
+def _oracle_label(oracle: dict) -> str:
+    sc = oracle["scale"]
+    text = (f"supervised identity oracle (bench, trained *with* the true coefficients; {sc.get('encoder')}, "
+            f"{sc.get('image_size')} px, batch {sc.get('batch_size')}, {oracle['steps']} steps)")
+    if oracle["mismatch"]:
+        diff = ", ".join(f"{k} {a} vs. {b}" for k, (a, b) in oracle["mismatch"].items())
+        text += f" -- **not at the default's scale** ({diff}: re-run `bench/identity_oracle.py`)"
+    return text
+
+
+def identity_section(em: dict | None, oracle: dict | None) -> list[str]:
+    """Markdown lines: neutral-shape error and identity correlation on the held-out synthetic validation
+    images -- the mean face (the trivial baseline), FOCUS after ``init`` and at the end of the EM
+    (``reports/train/em_metrics.json``), and the supervised oracle as an upper bound (a bench result)."""
+    sm = (em or {}).get("summary") or {}
+    if not sm and oracle is None:
+        return []
+    mean_face = sm.get("shape_mm_mean_face_end", None if oracle is None else oracle["shape_mm_mean_face"])
+    rows = [("mean face (identity 0): trivial baseline", mean_face, None, 0.0)]
+    if sm:
+        rows += [(f"FOCUS after `{sm.get('start_phase', 'init')}`", sm.get("shape_mm_start"),
+                  sm.get("shape_mm_occluded_start"), sm.get("id_corr_start")),
+                 (f"FOCUS after `{sm.get('end_phase', 'end')}`", sm.get("shape_mm_end"), sm.get("shape_mm_occluded_end"),
+                  sm.get("id_corr_end"))]
+    if oracle is not None:
+        rows.append((_oracle_label(oracle) + ": upper bound", oracle["shape_mm"], oracle["shape_mm_occluded"],
+                     oracle["id_corr"]))
+    lines = ["## Identity: held-out synthetic validation", "",
+             "Neutral-shape error (mm, face region, after similarity alignment) and identity correlation (first 10 "
+             "coefficients, across images) on the training's held-out synthetic images; *vs. mean face*: relative "
+             "change of the error over all images. The oracle row is a bench measurement "
+             "(`bench/results/identity_oracle_cpu.json`), not part of this pipeline run; it is supervised, so it bounds "
+             "what the weakly supervised losses can reach at that scale.", "",
+             "| model | shape (mm) | vs. mean face | shape occl. (mm) | identity corr. |", "|---|---|---|---|---|"]
+    for label, shape, occ, corr in rows:
+        change = None if shape is None or not mean_face else shape / mean_face - 1.0
+        lines.append(f"| {label} | {_f(shape, 3)} | {_pct(change)} | {_f(occ, 3)} | {_f(corr, 2)} |")
+    if oracle is not None and mean_face is not None and oracle["shape_mm_mean_face"] is not None \
+            and abs(oracle["shape_mm_mean_face"] - mean_face) > 1e-6:
+        lines += ["", f"The oracle's validation set differs from this run's: its mean face scores "
+                  f"{_f(oracle['shape_mm_mean_face'], 3)} mm there."]
+    return lines + [""]
+
+
+def now_section(now: dict | None) -> list[str]:
+    """Markdown lines: the NoW tables of every model (the ``mean_face`` row first: the trivial baseline),
+    the cumulative error curves and the example grid."""
+    if not now:
+        return []
+    keys = list(now)
+    partial = [k for k in keys if k.startswith("focus_round_") and "all" not in now[k]]
+    note = (f" The EM rounds before the last ({', '.join(f'`{k}`' for k in partial)}) are scored on the challenges "
+            f"of `eval.round_challenges` only." if partial else "")
+    return ["## Shape: NoW protocol", "",
+            "Median error per challenge and median / mean / std over all images (mm); `mean_face` is the face model's "
+            "mean shape for every image, scored the same way." + note, "",
+            now_table(now, keys), "", "Median / mean / std per challenge (mm):", "", now_challenge_table(now, keys), "",
+            "![cumulative error](eval/now/cumulative_error.png)", "",
+            "Occlusion challenge, best and worst FOCUS reconstructions (input, autoencoder, FOCUS, FOCUS mask, true "
+            "mask):", "", "![NoW examples](eval/now/examples.png)", ""]
+
+
+def ar_section(ar: dict | None, ar_details: dict | None) -> list[str]:
+    """Markdown lines: the AR tables per subset (the autoencoder row is the all-face mask), the whole-face-region
+    F1 where the set has true face regions, and the example grids."""
+    if not ar:
+        return []
+    keys = list(ar)
+    subsets = ("unoccluded", "sunglasses", "scarf")
+    parts = ["## Segmentation: AR protocol", "",
+             "Per image inside the rendered face region of the prediction; soft mask as predicted (mean ± std "
+             "over images) and thresholded at 0.5.", ""]
+    for sub in subsets:
+        n = _get(ar_details, "images", sub)
+        parts += [f"### {sub}" + (f" ({n} images)" if n else ""), "", ar_table(ar, keys, sub), ""]
+    wf = _get(ar_details, "whole_true_face_region")
+    if wf and any(wf.get(k, {}).get(s) for k in wf for s in wf[k]):
+        parts += ["Over the whole true face region (synthetic data; a true face pixel the reconstruction does not "
+                  "cover counts as predicted non-face), F1 soft / thresholded:", "",
+                  "| model | " + " | ".join(subsets) + " |", "|---|---|---|---|"]
+        for k in keys:
+            cells = [f"{_f(_get(wf, k, s, 'face_region_soft', 'f1'), 3)} / "
+                     f"{_f(_get(wf, k, s, 'face_region_hard', 'f1'), 3)}" for s in subsets]
+            parts.append(f"| `{k}` | " + " | ".join(cells) + " |")
+        parts.append("")
+    return parts + ["Best and worst FOCUS segmentations on the occluded subsets (input, reconstruction, FOCUS mask, "
+                    "pseudo mask, true mask; white = face):", "", "![best](eval/ar/examples_best.png)", "",
+                    "![worst](eval/ar/examples_worst.png)", ""]
+
+
 def build_report(now: dict | None, ar: dict | None, summary: dict, misfit: dict | None, now_details: dict | None,
-                 ar_details: dict | None, params: dict, train_plot: bool, em: dict | None = None) -> str:
+                 ar_details: dict | None, params: dict, train_plot: bool, em: dict | None = None,
+                 oracle: dict | None = None) -> str:
     synth_now = bool(_get(now_details, "synthetic")) if now_details else True
     synth_ar = bool(_get(ar_details, "synthetic")) if ar_details else True
     rounds = int((params.get("em") or {}).get("rounds", 0))
@@ -404,43 +620,14 @@ def build_report(now: dict | None, ar: dict | None, summary: dict, misfit: dict 
              "## Targets", "", _target_rows(summary), ""]
     notes = missed_target_notes(now, ar, summary)
     if notes:
-        parts += ["Notes on the targets (from the numbers below):", ""] + [f"* {n}" for n in notes] + [""]
-    if now:
-        keys = list(now)
-        partial = [k for k in keys if k.startswith("focus_round_") and "all" not in now[k]]
-        note = (f" The EM rounds before the last ({', '.join(f'`{k}`' for k in partial)}) are scored on the challenges of "
-                f"`eval.round_challenges` only." if partial else "")
-        parts += ["## Shape: NoW protocol", "",
-                  "Median error per challenge and median / mean / std over all images (mm)." + note, "",
-                  now_table(now, keys), "", "Median / mean / std per challenge (mm):", "", now_challenge_table(now, keys), "",
-                  "![cumulative error](eval/now/cumulative_error.png)", ""]
-        parts += ["Occlusion challenge, best and worst FOCUS reconstructions (input, autoencoder, FOCUS, "
-                  "FOCUS mask, true mask):", "", "![NoW examples](eval/now/examples.png)", ""]
-    if ar:
-        keys = list(ar)
-        parts += ["## Segmentation: AR protocol", "",
-                  "Per image inside the rendered face region of the prediction; soft mask as predicted (mean ± std "
-                  "over images) and thresholded at 0.5.", ""]
-        for sub in ("unoccluded", "sunglasses", "scarf"):
-            n = _get(ar_details, "images", sub)
-            parts += [f"### {sub}" + (f" ({n} images)" if n else ""), "", ar_table(ar, keys, sub), ""]
-        wf = _get(ar_details, "whole_true_face_region")
-        if wf and any(wf.get(k, {}).get(s) for k in wf for s in wf[k]):
-            parts += ["Over the whole true face region (synthetic data; a true face pixel the reconstruction does not "
-                      "cover counts as predicted non-face), F1 soft / thresholded:", "",
-                      "| model | " + " | ".join(("unoccluded", "sunglasses", "scarf")) + " |", "|---|---|---|---|"]
-            for k in keys:
-                cells = [f"{_f(_get(wf, k, s, 'face_region_soft', 'f1'), 3)} / {_f(_get(wf, k, s, 'face_region_hard', 'f1'), 3)}"
-                         for s in ("unoccluded", "sunglasses", "scarf")]
-                parts.append(f"| `{k}` | " + " | ".join(cells) + " |")
-            parts.append("")
-        parts += ["Best and worst FOCUS segmentations on the occluded subsets (input, reconstruction, FOCUS mask, "
-                  "pseudo mask, true mask; white = face):", "", "![best](eval/ar/examples_best.png)", "",
-                  "![worst](eval/ar/examples_worst.png)", ""]
+        parts += ["Notes on the targets (from the numbers below):", ""] + [f"* {n}" for n in notes.values()] + [""]
+    parts += now_section(now) + ar_section(ar, ar_details)
     parts += ["## EM rounds", "", "![rounds](eval/rounds.png)", ""]
     parts += training_section(em)
     if train_plot:
-        parts += ["Validation during training (held-out synthetic training images):", "", "![training](train/em_rounds.png)", ""]
+        parts += ["Validation during training (held-out synthetic training images):", "",
+                  "![training](train/em_rounds.png)", ""]
+    parts += identity_section(em, oracle)
     parts += ["## Misfit prior", "", misfit_text(summary, misfit), "", "![misfit prior](misfit_prior/offset.png)", "",
               "## Metric keys", "", METRIC_KEYS_DOC, "",
               "## Reproduce and compare", "",
@@ -453,7 +640,26 @@ def build_report(now: dict | None, ar: dict | None, summary: dict, misfit: dict 
     return "\n".join(parts)
 
 
-def readme_block(now: dict | None, ar: dict | None, summary: dict, now_details: dict | None, ar_details: dict | None) -> str:
+def identity_line(em: dict | None, oracle: dict | None) -> str:
+    """One sentence for the README block: FOCUS's identity on the held-out validation beside the mean face
+    and the supervised oracle (empty without either)."""
+    sm = (em or {}).get("summary") or {}
+    parts = []
+    if sm.get("shape_mm_end") is not None:
+        parts.append(f"FOCUS {_f(sm.get('shape_mm_end'), 3)} mm, identity corr. {_f(sm.get('id_corr_end'), 2)}")
+    mean_face = sm.get("shape_mm_mean_face_end", None if oracle is None else oracle["shape_mm_mean_face"])
+    if mean_face is not None:
+        parts.append(f"mean face {_f(mean_face, 3)} mm (corr. 0)")
+    if oracle is not None:
+        parts.append(f"upper bound: {_oracle_label(oracle)} {_f(oracle['shape_mm'], 3)} mm, "
+                     f"corr. {_f(oracle['id_corr'], 2)}")
+    if not parts:
+        return ""
+    return "Identity on held-out synthetic validation images (neutral-shape error): " + "; ".join(parts) + "."
+
+
+def readme_block(now: dict | None, ar: dict | None, summary: dict, now_details: dict | None, ar_details: dict | None,
+                 em: dict | None = None, oracle: dict | None = None) -> str:
     synth_now = bool(_get(now_details, "synthetic")) if now_details else True
     synth_ar = bool(_get(ar_details, "synthetic")) if ar_details else True
     met = summary["targets"]
@@ -465,6 +671,7 @@ def readme_block(now: dict | None, ar: dict | None, summary: dict, now_details: 
         "",
         headline(now, ar, synth_now, synth_ar),
         "",
+        *([identity_line(em, oracle), ""] if identity_line(em, oracle) else []),
         f"Targets met: {n_met} of {n_all} (details, all baselines, EM rounds and pictures: [reports/README.md](reports/README.md))."
         + ("" if not any(trivial_mask(ar, s) for s in ("sunglasses", "scarf")) else
            " Note: FOCUS's mask is currently the trivial all-face mask on the occluded AR subsets (see the report).")
@@ -497,6 +704,9 @@ def write_reports(params: dict, paths) -> dict:
     ar_details = _read(paths.reports / "ar" / "details.json")
     misfit = _read(paths.misfit_reports / "summary.json")
     summary = check_targets(now, ar)
+    oracle = identity_oracle(_read(paths.identity_oracle), params)
+    if oracle is not None:
+        summary["identity_oracle"] = oracle
     summary["synthetic"] = {"now": bool(_get(now_details, "synthetic")) if now_details else None,
                             "ar": bool(_get(ar_details, "synthetic")) if ar_details else None}
     write_json_atomic(paths.reports / "summary.json", summary)
@@ -505,11 +715,13 @@ def write_reports(params: dict, paths) -> dict:
     write_rounds_csv(rows, paths.reports / "rounds.csv")
     train_plot = (paths.train_reports / "em_rounds.png").is_file()
     em = _read(paths.train_reports / "em_metrics.json")
-    text = build_report(now, ar, summary, misfit, now_details, ar_details, params, train_plot, em)
+    text = build_report(now, ar, summary, misfit, now_details, ar_details, params, train_plot, em, oracle)
     write_text_atomic(paths.report_md, text)
-    update_readme(paths.project_readme, readme_block(now, ar, summary, now_details, ar_details), paths.headline_fallback)
+    block = readme_block(now, ar, summary, now_details, ar_details, em, oracle)
+    update_readme(paths.project_readme, block, paths.headline_fallback)
     return summary
 
 
-__all__ = ["END_MARKER", "PUBLISHED_NOW", "START_MARKER", "build_report", "check_targets", "headline", "misfit_text",
-           "readme_block", "rounds_table", "training_section", "update_readme", "write_reports"]
+__all__ = ["END_MARKER", "PUBLISHED_NOW", "START_MARKER", "build_report", "check_targets", "headline", "identity_line",
+           "identity_not_learnt", "identity_oracle", "identity_section", "mean_face_comparison", "misfit_prior_reasons",
+           "misfit_text", "readme_block", "rounds_table", "training_section", "update_readme", "write_reports"]
