@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-#: MTCNN's five points on the two portraits (image frame, px), measured once; used to place occluders
+#: MTCNN's five points on the two portraits (image frame, px), fixed fixture data: they place the occluders
 #: without running a detector in the fixture.
 POINTS5 = {
     "astronaut": np.array([[205.5, 102.2], [247.3, 104.2], [225.2, 129.5], [202.2, 139.7], [245.8, 142.4]]),

@@ -33,9 +33,8 @@ FIVE_POINT_WEIGHTS = (1.0, 1.0, L.LANDMARK_HEAVY_WEIGHT, 1.0, 1.0)
 
 
 def default_adapt_em() -> EMSettings:
-    """The CPU default's EM weights with the U-Net's learning rate raised to 1e-3 (a few dozen
-    steps per round instead of 120; measured on the test portraits: at 3e-4 the U-Net barely moves
-    from the trained one, at 3e-3 it collapses to "all face")."""
+    """The CPU default's EM weights with the U-Net's learning rate raised to 1e-3 for the shorter
+    rounds of the adaptation (docs/method.md 3.5)."""
     return EMSettings(unet_optim=OptimSettings(name="adam", lr=1e-3))
 
 

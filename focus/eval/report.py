@@ -40,7 +40,7 @@ PUBLISHED_NOW = {
     "Deep3DFaceRecon (Deng et al. 2019)": (1.11, 1.41, 1.21),
 }
 
-#: The issue's targets on the default synthetic benchmark.
+#: The targets on the default synthetic benchmark (docs/evaluation.md 4).
 TARGET_OCCLUSION_VS_NEUTRAL = 0.10  # occlusion median at most 10 % above the neutral median
 TARGET_REDUCTION_VS_AUTOENCODER = 0.15  # occlusion median at least 15 % below the autoencoder's
 TARGET_F1_GAIN = 0.05  # FOCUS F1 at least this much above the pseudo-mask baseline
@@ -264,10 +264,10 @@ def _target_rows(summary: dict) -> str:
                         f"{_f(a.get('f1_all_face'), 3)} (gain {_f(a.get('f1_gain_vs_all_face'), 3)}) | – |")
     c = _get(now, "vs_mean_face", "focus_prior", "all_median_change")
     rows.append(f"| FOCUS + misfit prior median at least {100 * TARGET_PRIOR_BELOW_MEAN_FACE:.0f} % below the mean "
-                f"face's (issue 12) | {_pct(c)} | {verdict('focus_prior_median_3pct_below_mean_face')} |")
+                f"face's | {_pct(c)} | {verdict('focus_prior_median_3pct_below_mean_face')} |")
     red = now.get("prior_occlusion_median_reduction_vs_autoencoder")
     rows.append(f"| FOCUS + misfit prior occlusion median at least {100 * TARGET_PRIOR_OCCLUSION_VS_AUTOENCODER:.0f} % "
-                f"below the autoencoder's (issue 12) | {_f(None if red is None else 100 * red, 1)} % lower | "
+                f"below the autoencoder's | {_f(None if red is None else 100 * red, 1)} % lower | "
                 f"{verdict('focus_prior_occlusion_5pct_below_autoencoder')} |")
     d = now.get("misfit_prior_mean_change_mm")
     rows.append(f"| misfit prior lowers the NoW mean error | change {_f(d, 3)} mm | {verdict('misfit_prior_lowers_mean')} |")
@@ -438,7 +438,7 @@ EM round XX), `focus` (the trained model) and `focus_prior` (NoW only: FOCUS wit
 
 
 #: Identity correlation (first 10 coefficients) below which the encoder counts as not following identity
-#: (issue 12's validation target).
+#: (a validation target, docs/evaluation.md 4).
 IDENTITY_CORR_LEARNT = 0.3
 
 

@@ -58,10 +58,9 @@ class EvalSettings:
         num_threads: torch threads (0: torch's default).
         examples: best and worst cases shown in the image grids.
         keep_predictions: models whose NoW predictions are kept under ``data/eval/now/predictions/``
-            (the others are scored and deleted; about 0.45 MB per image and model at the default
-            mesh size).
+            (the others are scored and deleted).
         round_challenges: NoW challenges on which the per-round models (``focus_round_XX``) are
-            scored (the NoW protocol costs about half a second per image on two cores); ``None``:
+            scored (the NoW protocol is the slow part of the evaluation); ``None``:
             all. The final model, the autoencoder and the prior are always scored on every image.
         allow_missing: score the NoW images that have a prediction when some have none (no usable
             landmarks) and report the count; ``False``: fail, naming them.

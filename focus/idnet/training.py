@@ -7,10 +7,9 @@ over the first ``margin_warmup_epochs``, which helps a network trained from scra
 separating classes) -> cross-entropy, plus ``aux_weight`` times the mean squared error of a
 linear regression of the crop's leading identity and albedo coefficients from the embedding.
 
-The auxiliary term is this project's addition to ArcFace: with only a few views of ~1,000
-synthetic identities, class centres alone are memorised (train accuracy ~1, held-out ROC AUC
-~0.7 in our runs), whereas the regression supervises directions shared by all identities and
-raised the held-out AUC to ~0.85 (see the ``idnet`` report). AdamW with a linear warm-up and
+The auxiliary term is this project's addition to ArcFace: with a few views per synthetic identity,
+class centres alone can be memorised, whereas the regression supervises directions shared by all
+identities (docs/method.md 2; held-out verification in ``reports/idnet/``). AdamW with a linear warm-up and
 cosine decay of the learning rate. A step whose loss is not finite is skipped (no update) and
 counted.
 

@@ -10,7 +10,7 @@ ReLU, 2x2 max-pooling between blocks, dropout (0.5) after the ``dropout_blocks``
 blocks; a decoder that up-samples by nearest neighbour, concatenates the skip connection and
 applies the same two-conv block with the skip's width; a final 1x1 convolution to one channel.
 Any ``H, W`` works: each up-sampling goes to the exact size of its skip connection, so sizes not
-divisible by ``2**depth`` are fine. For 64 px images the CPU default ``base_width=16``,
+divisible by ``2**depth`` are fine. For 64 px images the CPU default ``base_width=8``,
 ``depth=4`` leaves a 4x4 bottleneck; use ``depth=3`` for images smaller than 32 px.
 """
 
@@ -31,7 +31,7 @@ class UNetSettings:
 
     Attributes:
         base_width: channels of the first block; block ``k`` has ``base_width * 2**k``
-            (paper scale: 64; the CPU default uses 16).
+            (paper scale: 64; the CPU default uses 8).
         depth: number of 2x down-sampling steps (paper scale: 4).
         dropout: dropout probability at the deepest encoder blocks (paper: 0.5).
         dropout_blocks: how many of the deepest encoder blocks get dropout (paper: 2).

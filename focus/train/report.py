@@ -3,7 +3,7 @@
 The records are the validation results in training order: ``init`` (segmentation = pseudo masks
 ``z(p)``), ``pretrain_seg`` (the pre-trained U-Net), then ``r{k}/seg`` and ``r{k}/rec`` for every
 EM round. :func:`em_summary` compares the last record with the initialisation on the held-out
-**occluded** images (the issue's targets: F1 at least 0.05 higher than the pseudo masks, neutral
+**occluded** images (the targets of docs/evaluation.md 4: F1 at least 0.05 higher than the pseudo masks, neutral
 shape error at least 10 % lower); :func:`plot_em_rounds` draws every metric against the phase.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-#: The issue's targets for the EM rounds against their starting point (occluded images).
+#: The targets (docs/evaluation.md 4) for the EM rounds against their starting point (occluded images).
 TARGET_F1_GAIN = 0.05
 TARGET_SHAPE_REDUCTION = 0.10
 

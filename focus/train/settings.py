@@ -1,10 +1,9 @@
 """Training settings: one frozen dataclass per ``params.yaml`` group (``train``, ``init``,
 ``pretrain_seg``, ``em``).
 
-Defaults here are the project's **CPU default** at 64 px (what ``dvc repro`` runs on a 2-core
-machine in a few minutes); the published schedule lives in ``configs/paper.yaml`` (see
-:func:`paper_overrides` for the same numbers in code). Where a CPU default departs from method.md,
-the attribute's docstring says why.
+Defaults here are the project's **CPU default** at 64 px (what ``dvc repro`` runs on a CPU); the
+published schedule lives in ``configs/paper.yaml`` (docs/method.md 4). Where a CPU default departs
+from method.md, the attribute's docstring says why.
 
 Loss-weight scaling at 64 px (why ``lm`` and ``reg`` differ from method.md). The published
 weights are tuned for 224 px. ``L_lm`` is a squared *pixel* error: at 64 px the same angular
@@ -100,8 +99,8 @@ class TrainSettings:
             on a shared 2-core machine one thread is ~2x faster than two when others are busy
             (thread contention), two are ~1.7x faster than one when the machine is idle.
         augment: the paper's shift / scale / rotation / flip augmentation on training crops.
-        encoder, unet: network shapes. CPU default U-Net: base width 8 (8-16-32-64-128; ~3x
-            cheaper per step than 16, so it gets more steps in the budget) and **no dropout**: the
+        encoder, unet: network shapes. CPU default U-Net: base width 8 (8-16-32-64-128; cheaper
+            per step than 16, so more steps fit the budget) and **no dropout**: the
             phases are a few hundred steps (nothing to regularise against), and dropout before
             BatchNorm shifts the activations' variance between train and eval mode, which matters
             because the U-Net is used in eval mode by the other phases and the validation.
@@ -159,12 +158,11 @@ class InitSettings:
     ``threshold_start`` sigmas down to the published ``weights.threshold`` (3 sigma) over the first
     ``threshold_anneal_steps`` steps (geometric interpolation), then stays there. Why: the
     outlier process gives no gradient to outlier pixels, so the fit can only improve the pixels
-    that already match. For the mean face on the synthetic training crops only ~19 % of the
-    rendered face is within 3 sigma of the image (measured), mostly the darker shaded parts, and
-    a fixed 3 sigma gate keeps the fit in that dark local optimum for the few hundred steps a CPU
-    allows (inlier share still ~20 % after 500 steps; renders too dark, pseudo masks mostly
-    "outlier"). A wider gate at the start (8 sigma: ~60 % inliers) lets albedo and light find the
-    face first; the final steps and the pseudo masks use exactly the published 3 sigma. Set
+    that already match. For the mean face on the synthetic training crops only a small share of the
+    rendered face lies within 3 sigma of the image, mostly the darker shaded parts, and a fixed
+    3 sigma gate keeps the fit in that dark local optimum for the few hundred steps a CPU allows
+    (docs/method.md 3.1). A wider gate at the start lets albedo and light find the face first;
+    the final steps and the pseudo masks use exactly the published 3 sigma. Set
     ``threshold_start`` equal to ``weights.threshold`` (as ``configs/paper.yaml`` does) for the
     published fixed gate.
 
@@ -230,29 +228,21 @@ class EMSettings:
         rec_weights: ``L_E`` weights (64 px default scales ``lm`` and ``reg``).
         seg_weights: ``L_S`` weights. CPU default ``bin = 1.0``, ``area = 1.5`` (method.md: 10, 0.5).
             Per face pixel ``L_nbr`` vs ``L_area`` keep a pixel as face when its neighbourhood
-            residual ``n(p)`` is below ``w_area H W / (w_nbr N_face)``: ~0.07 with the published
-            weights, ~0.21 at area 1.5 (face ~47 % of the crop). With the true coefficients the
-            synthetic faces leave ~0.08 on the visible face (painted details the model cannot
-            represent), the CPU-budget initialisation ~0.16, so at area 0.5 to 1.25 the U-Net drops
-            the face and ends at "no face" (F1 0.00 after 120 steps, measured). The binary term
-            (per pixel ~10/(H W), larger than the area term's ~3/(H W)) then decides the
-            dynamics: it pushes every pixel of the pre-trained mask away from 0.5, the shared
-            output bias follows the majority, and the mask runs away to a trivial state ("no face"
-            at area 1.0, "all face" at 1.5 with bin 10, measured). At bin 1 the data terms lead and
-            the mask stays a segmentation (held-out occluded F1 0.35 -> 0.68 in 120 steps at area 1.5,
-            against 0.61 for the all-face mask; measured with ``bench/train_sweep.py``).
+            residual ``n(p)`` is below ``w_area H W / (w_nbr N_face)``; the published weights set
+            that bound below the residual a CPU-budget initialisation leaves on the visible face,
+            and the published binary weight makes the mask run away to a trivial state ("no face"
+            or "all face"). Why these values: docs/method.md 3.4 (chosen with
+            ``bench/train_sweep.py bench/sweeps/em_synergy.yaml`` on the validation split).
         freeze_batchnorm: fine-tune both networks with their BatchNorm statistics frozen (eval-mode
             BatchNorm, weights trained) in the EM phases. CPU default ``True``: with batches of
             16 and phases of a few hundred steps, train-mode statistics of a network whose weights
             move quickly differ from its running statistics, so the U-Net trained in one phase
-            behaved differently (in eval mode) in the next (e.g. 45 % of the face marked outlier
-            in train mode, 19 % in eval mode on the same renders, measured), and the EM rounds
-            oscillated. The paper (batch 12, 5k-25k steps per phase) trains them in train mode
+            behaved differently (in eval mode) in the next, and the EM rounds oscillated
+            (docs/method.md 4). The paper (batch 12, 5k-25k steps per phase) trains them in train mode
             (``false``).
         grad_through_unet: the reconstruction phase computes ``M = S(R, I)`` from the current
             render with gradients reaching the encoder through the U-Net's input (as in the
             authors' code); ``False`` detaches ``M``.
-        init_from: where the EM starts: the ``pretrain_seg`` stage's checkpoint.
     """
 
     rounds: int = param(4, ge=1)

@@ -1,7 +1,6 @@
 """Validation after every training phase on held-out synthetic images with ground truth.
 
-This is the evidence that the EM synergy works: the same held-out images are measured after the
-initialisation (with the pseudo masks ``z(p)`` as the "segmentation"), after the U-Net
+The same held-out images are measured after the initialisation (with the pseudo masks ``z(p)`` as the "segmentation"), after the U-Net
 pre-training, and after every EM phase:
 
 * segmentation F1 and IoU of the face (inlier) class against the true visible-face mask, inside
