@@ -7,12 +7,16 @@ Reads the `facemodel` group of params.yaml (EmbeddedModelSettings) and the `rend
 import sys
 from dataclasses import replace
 
-from focus.config import group
-from focus.facemodel.embedded import EmbeddedModelSettings, generate_face_model
-from focus.facemodel.expressions import expression_names
-from focus.facemodel.model import save_face_model
-from focus.facemodel.preview import PreviewSettings, write_previews
-from focus.render.renderer import RenderSettings
+from focus.stage_cli import pin_process
+
+pin_process()  # one BLAS thread, deterministic kernels: before numpy and torch load
+
+from focus.config import group  # noqa: E402
+from focus.facemodel.embedded import EmbeddedModelSettings, generate_face_model  # noqa: E402
+from focus.facemodel.expressions import expression_names  # noqa: E402
+from focus.facemodel.model import save_face_model  # noqa: E402
+from focus.facemodel.preview import PreviewSettings, write_previews  # noqa: E402
+from focus.render.renderer import RenderSettings  # noqa: E402
 
 MODEL = "models/facemodel.npz"
 REPORTS = "reports/facemodel"

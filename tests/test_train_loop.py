@@ -384,7 +384,7 @@ def test_segment_feeds_the_unet_a_clamped_render():
 
 
 def test_schedules_and_threads():
-    from focus.train.pipeline import resolve_threads
+    from focus.devices import resolve_threads
     from focus.train.settings import InitSettings
 
     st = InitSettings(threshold_start=8.0, threshold_anneal_steps=100)

@@ -34,6 +34,7 @@ from focus.idnet.evaluation import EvalSettings, embed_crops, factor_sensitivity
 from focus.idnet.network import IdentityNetSettings, build_identity_net, save_identity_net
 from focus.idnet.training import TrainSettings, fingerprint, train_identity_net
 from focus.io_utils import atomic_path, write_json_atomic
+from focus.run_info import write_json_reproducible
 from focus.render.renderer import RenderSettings
 from focus.synth.settings import SynthSettings
 
@@ -168,7 +169,7 @@ def _run(maker: CropMaker, model_path: Path, out_path: Path, report_dir: Path, s
     write_json_atomic(report_dir / "metrics.json", report)
     plot_roc({f"trained (AUC {metrics['roc_auc']:.3f})": curve,
               f"untrained (AUC {base_metrics['roc_auc']:.3f})": base_curve}, report_dir / "roc.png", metrics["far"])
-    write_json_atomic(report_dir / "run.json", {
+    write_json_reproducible(report_dir / "run.json", {
         "seconds": {"data": round(t_data, 1), "train": round(result.seconds, 1), "eval": round(t_eval, 1),
                     "total": round(time.perf_counter() - t_all, 1)},
         "data_from_cache": from_cache,

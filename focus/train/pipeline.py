@@ -28,13 +28,15 @@ import torch
 
 from focus.config import from_dict, load_params
 from focus.data import DataSettings, FaceImageFolder, template_from_model
+from focus.devices import set_threads
 from focus.errors import FocusError, InputFileError
 from focus.facemodel.model import FaceModel, load_face_model
-from focus.io_utils import atomic_path, write_json_atomic
+from focus.io_utils import atomic_path
 from focus.nets.encoder import ReconstructionEncoder
 from focus.nets.perceptual import PerceptualNet
 from focus.nets.unet import SegmentationUNet
 from focus.render.renderer import FaceRenderer, RenderSettings
+from focus.run_info import write_json_reproducible
 from focus.train import distributed as D
 from focus.train import steps as S
 from focus.train.data import split_indices
@@ -42,7 +44,7 @@ from focus.train.pseudo_masks import PseudoMaskDataset, write_pseudo_masks
 from focus.train.settings import EMSettings, InitSettings, PretrainSegSettings, TrainSettings, settings_dict
 from focus.train.state import LAST, file_digest, fingerprint, load_checkpoint, save_checkpoint
 from focus.train.trainer import Phase, Trainer
-from focus.train.validation import evaluate, load_validation_set, read_truth, write_records
+from focus.train.validation import evaluate, load_validation_set, read_truth
 
 log = logging.getLogger("focus.train")
 
@@ -149,11 +151,8 @@ def setup(params: dict, paths: Paths = Paths(), need_perceptual: bool = True) ->
     ds = from_dict(DataSettings, params.get("data"), "params.yaml:data")
     ds = replace(ds, crop_size=rs.image_size)
     info = D.setup(ts.device)
-    threads = resolve_threads(ts.num_threads, info.world_size)
-    if threads > 0:
-        torch.set_num_threads(threads)
-    log.info("torch threads: %d (train.num_threads = %d; load average %s)", torch.get_num_threads(), ts.num_threads,
-             _loadavg())
+    log.info("torch threads: %d (train.num_threads = %d)", set_threads(ts.num_threads, info.world_size),
+             ts.num_threads)
     torch.manual_seed(ts.seed)
     model = load_face_model(ts.facemodel).to(info.device)
     renderer = FaceRenderer(model, rs).to(info.device)
@@ -177,52 +176,6 @@ def setup(params: dict, paths: Paths = Paths(), need_perceptual: bool = True) ->
     }
     return Context(params, ts, rs, ds, model, renderer, perceptual, train_set, plain_set, train_idx, val_set, val_idx,
                    info, digests, paths)
-
-
-def _loadavg() -> str:
-    import os
-
-    return "%.2f" % os.getloadavg()[0] if hasattr(os, "getloadavg") else "n/a"
-
-
-def idle_cores(interval: float = 0.5) -> float | None:
-    """How many cores were idle over the next ``interval`` seconds (from ``/proc/stat``; ``None``
-    where that is not available). Unlike the load average this does not lag behind by a minute
-    (a stage that starts right after another would otherwise see the previous stage's load)."""
-    import os
-    import time as _time
-
-    def sample():
-        with open("/proc/stat", encoding="ascii") as f:
-            vals = [int(v) for v in f.readline().split()[1:]]
-        return vals[3] + (vals[4] if len(vals) > 4 else 0), sum(vals)
-
-    try:
-        i0, t0 = sample()
-        _time.sleep(interval)
-        i1, t1 = sample()
-    except (OSError, ValueError, IndexError):
-        return None
-    if t1 <= t0:
-        return None
-    return (os.cpu_count() or 1) * (i1 - i0) / (t1 - t0)
-
-
-def resolve_threads(setting: int, world_size: int = 1) -> int:
-    """Threads per process for ``train.num_threads`` (see :class:`TrainSettings`); 0 = leave as is.
-
-    ``-1`` (auto): the idle cores when the stage starts (:func:`idle_cores`, else ``cpu_count -
-    load average``), rounded, at least 1, shared among the ``world_size`` processes.
-    """
-    import os
-
-    if setting >= 0:
-        return setting
-    cores = os.cpu_count() or 1
-    free = idle_cores()
-    if free is None:
-        free = cores - (os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0)
-    return max(1, min(cores, int(free + 0.5)) // max(1, world_size))
 
 
 def _fingerprint(ctx: Context, stage: str, stage_settings: Any, inputs: dict[str, str], drop: tuple[str, ...] = ()) -> str:
@@ -296,9 +249,10 @@ def _validation(ctx: Context):
 def _write_stage_report(ctx: Context, stage: str, trainer: Trainer, seconds: float, extra: dict | None = None) -> None:
     if not ctx.info.is_main:
         return
-    write_records(ctx.paths.reports / f"{stage}_metrics.json", trainer.records, {
+    write_json_reproducible(ctx.paths.reports / f"{stage}_metrics.json", {
         "stage": stage, "seconds": seconds, "nonfinite_skipped": trainer.nonfinite_total,
-        "resumed_from": trainer.resumed_from, "world_size": ctx.info.world_size, **(extra or {})})
+        "resumed_from": trainer.resumed_from, "world_size": ctx.info.world_size, **(extra or {}),
+        "records": trainer.records})
 
 
 def _clean_run_dir(run_dir: Path, keep_last: bool) -> None:
@@ -444,7 +398,7 @@ def _write_em_report(ctx: Context, trainer: Trainer, st: EMSettings, seconds: fl
             log.warning("%s missing: the EM report lacks the %s record", path, stage)
     records = before + trainer.records
     summary = em_summary(records)
-    write_json_atomic(reports / "em_metrics.json", {
+    write_json_reproducible(reports / "em_metrics.json", {
         "stage": "em", "rounds": st.rounds, "seconds": seconds, "nonfinite_skipped": trainer.nonfinite_total,
         "resumed_from": trainer.resumed_from, "world_size": ctx.info.world_size, "summary": summary, "records": records})
     plot_em_rounds(records, reports / "em_rounds.png")
