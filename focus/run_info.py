@@ -15,8 +15,17 @@ from typing import Any
 from focus.io_utils import write_json_atomic
 
 #: Keys whose values describe the run rather than its result (they differ between identical runs).
-VOLATILE_KEYS = frozenset({"seconds", "cpu_count", "load_average_start", "load_average_end", "data_from_cache",
-                           "resumed_from", "resumed_from_epoch"})
+VOLATILE_KEYS = frozenset(
+    {
+        "seconds",
+        "cpu_count",
+        "load_average_start",
+        "load_average_end",
+        "data_from_cache",
+        "resumed_from",
+        "resumed_from_epoch",
+    }
+)
 
 TIMINGS_SUFFIX = ".timings.json"
 

@@ -12,14 +12,20 @@ import argparse
 import logging
 import os
 import sys
-from typing import Callable, MutableMapping
+from collections.abc import Callable, MutableMapping
 
 #: Thread-count variables of the BLAS / OpenMP libraries behind numpy and torch. A stage process
 #: runs them with one thread (set before the libraries load): their results may depend on the
 #: thread count, and nothing else may decide it. torch's own threads come from params
 #: (``train.num_threads``, ``eval.num_threads``, ``idnet.train.threads``; :mod:`focus.devices`).
-BLAS_THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "BLIS_NUM_THREADS",
-                    "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
+BLAS_THREAD_VARS = (
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "BLIS_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+)
 
 
 def pin_environment(environ: MutableMapping[str, str]) -> None:
@@ -42,8 +48,13 @@ def pin_process() -> None:
 
 def add_params_argument(p: argparse.ArgumentParser) -> None:
     """``--params YAML...``: parameter files; later ones override earlier ones group by group."""
-    p.add_argument("--params", nargs="+", default=["params.yaml"], metavar="YAML",
-                   help="parameter files; later ones override earlier ones (default: params.yaml)")
+    p.add_argument(
+        "--params",
+        nargs="+",
+        default=["params.yaml"],
+        metavar="YAML",
+        help="parameter files; later ones override earlier ones (default: params.yaml)",
+    )
 
 
 def setup_logging() -> None:
@@ -52,8 +63,9 @@ def setup_logging() -> None:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
 
-def stage_entry(run: Callable[[list[str]], int], prog: str, description: str, label: str,
-                argv: list[str] | None = None) -> int:
+def stage_entry(
+    run: Callable[[list[str]], int], prog: str, description: str, label: str, argv: list[str] | None = None
+) -> int:
     """Parse ``--params`` and call ``run(params_files)``; a :class:`focus.errors.FocusError` is
     printed as ``<label>: error: ...`` and gives exit status 1."""
     from focus.errors import FocusError
