@@ -3,7 +3,8 @@
 
 A module ``focus.<pkg>.<mod>`` maps to its subpackage folder ``focus/<pkg>``; a top-level module
 ``focus.<mod>`` to ``focus/<mod>.py``; every stage also runs ``focus/__init__.py``. Run
-``python -m focus.stage_deps stages/*.py`` to print what each script needs (the check lives in
+``python -m focus.stage_deps stages/*.py`` to print what each script needs, and
+``python -m focus.stage_deps --update`` to rewrite those lines of ``dvc.yaml`` (the check lives in
 ``tests/test_dvc_deps.py``).
 """
 
@@ -83,13 +84,54 @@ def code_deps(script: str | Path, root: str | Path = ".") -> list[str]:
     return [Path(script).as_posix(), *sorted(deps)]
 
 
+def update_dvc_yaml(path: str | Path = "dvc.yaml", root: str | Path = ".") -> list[str]:
+    """Rewrite the code dependencies (the ``- focus...`` lines) of every stage in ``path`` from its
+    script's imports, keeping the rest of the file (comments included); returns the changed stages."""
+    import re
+
+    import yaml
+
+    path = Path(path)
+    text = path.read_text(encoding="utf-8")
+    stages = yaml.safe_load(text)["stages"]
+    out: list[str] = []
+    stage, done, changed = None, False, []
+    for line in text.split("\n"):
+        m = re.match(r"^  (\w+):$", line)
+        if m and m.group(1) in stages:
+            stage, done = m.group(1), False
+        if stage and re.match(rf"^      - {PACKAGE}(/|$)", line):
+            if not done:
+                script = next(w for w in stages[stage]["cmd"].split() if w.endswith(".py"))
+                new = [f"      - {d}" for d in code_deps(Path(root) / script, root)[1:]]
+                old = [f"      - {d}" for d in stages[stage]["deps"] if str(d).startswith(PACKAGE)]
+                if new != old:
+                    changed.append(stage)
+                out += new
+                done = True
+            continue
+        out.append(line)
+    if changed:
+        path.write_text("\n".join(out), encoding="utf-8")
+    return changed
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Print the code dependencies of each script named on the command line."""
-    for script in argv if argv is not None else sys.argv[1:]:
+    """``python -m focus.stage_deps [--update] [SCRIPT...]``: print each script's code dependencies,
+    or (``--update``) rewrite them in ``dvc.yaml``."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["--update"]:
+        changed = update_dvc_yaml()
+        print(f"dvc.yaml: code dependencies updated for {', '.join(changed)}" if changed else "dvc.yaml: up to date")
+        return 0
+    for script in args:
         print(f"{script}:")
         for d in code_deps(script):
             print(f"  - {d}")
     return 0
+
+
+__all__ = ["code_deps", "dependency_path", "focus_modules", "update_dvc_yaml"]
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from focus.stage_deps import code_deps, focus_modules
+from focus.stage_deps import code_deps, focus_modules, update_dvc_yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 STAGES = yaml.safe_load((ROOT / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
@@ -34,7 +34,7 @@ def test_stage_code_deps_cover_what_its_script_imports(name, monkeypatch):
     missing = sorted(set(needed) - set(covered))
     assert not missing, (
         f"stage {name}: dvc.yaml misses the code dependencies {missing} "
-        f"(`python -m focus.stage_deps {_script(stage)}` prints the full list)"
+        f"(`python -m focus.stage_deps --update` rewrites them)"
     )
 
 
@@ -70,3 +70,21 @@ def test_import_walk_follows_lazy_relative_and_transitive_imports(tmp_path):
     }
     deps = code_deps(tmp_path / "stages" / "s.py", tmp_path)
     assert deps[1:] == ["focus/__init__.py", "focus/a", "focus/b", "focus/config.py"]
+
+
+def test_update_rewrites_only_the_code_dependencies(tmp_path):
+    _write(tmp_path / "focus" / "__init__.py", "")
+    _write(tmp_path / "focus" / "config.py", "")
+    _write(tmp_path / "focus" / "a" / "__init__.py", "from focus import config\n")
+    _write(tmp_path / "stages" / "s.py", "import focus.a\n")
+    dvc = tmp_path / "dvc.yaml"
+    text = (
+        "stages:\n  s:\n    cmd: python stages/s.py   # note\n    deps:\n      - stages/s.py\n      - focus\n"
+        "      - data/in\n    outs:\n      - data/out\n"
+    )
+    dvc.write_text(text, encoding="utf-8")
+    assert update_dvc_yaml(dvc, tmp_path) == ["s"]
+    assert dvc.read_text(encoding="utf-8") == text.replace(
+        "      - focus\n", "      - focus/__init__.py\n      - focus/a\n      - focus/config.py\n"
+    )
+    assert update_dvc_yaml(dvc, tmp_path) == []

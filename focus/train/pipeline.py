@@ -35,6 +35,7 @@ from focus.io_utils import atomic_path
 from focus.nets.encoder import ReconstructionEncoder
 from focus.nets.perceptual import PerceptualNet
 from focus.nets.unet import SegmentationUNet
+from focus.paths import TrainPaths
 from focus.render.renderer import FaceRenderer, RenderSettings
 from focus.run_info import write_json_reproducible
 from focus.train import distributed as D
@@ -48,36 +49,14 @@ from focus.train.validation import evaluate, load_validation_set, read_truth
 
 log = logging.getLogger("focus.train")
 
-#: Default locations (relative to the project root), as in dvc.yaml. A stage's run folder holds
-#: its resumable ``last.pt`` (and, for ``em``, the per-round snapshots); its final networks go to
-#: ``FINALS`` (what the next stage and the evaluation read).
-RUN_DIRS = {"init": Path("checkpoints/init"), "pretrain_seg": Path("checkpoints/pretrain_seg"), "em": Path("checkpoints/em")}
-FINALS = {"init": Path("models/focus_init.pt"), "pretrain_seg": Path("models/focus_pretrain_seg.pt"),
-          "em": Path("models/focus.pt")}
-PSEUDO_MASK_DIR = Path("data/pseudo_masks")
-REPORT_DIR = Path("reports/train")
 CHECKPOINT_FORMAT = "focus-train"
 
 #: ``train`` settings that do not change the numbers a run produces (left out of fingerprints).
 OPERATIONAL_KEYS = ("workers", "progress", "log_every", "checkpoint_every", "num_threads", "val_batch_size", "max_nonfinite")
 
 
-@dataclass(frozen=True)
-class Paths:
-    """Where a stage reads and writes (defaults: the DVC layout)."""
-
-    run_dirs: dict = None  # type: ignore[assignment]
-    finals: dict = None  # type: ignore[assignment]
-    pseudo_masks: Path = PSEUDO_MASK_DIR
-    reports: Path = REPORT_DIR
-
-    def run_dir(self, stage: str) -> Path:
-        return Path((self.run_dirs or RUN_DIRS)[stage])
-
-    def final(self, stage: str) -> Path:
-        if self.finals is None and self.run_dirs is not None:  # tests: keep everything in the run folders
-            return self.run_dir(stage) / "final.pt"
-        return Path((self.finals or FINALS)[stage])
+#: The training stages' files (moved to :mod:`focus.paths`; the name stays for callers).
+Paths = TrainPaths
 
 
 # ---------------------------------------------------------------------------- settings and setup
@@ -117,7 +96,7 @@ class Context:
     val_indices: list[int]
     info: D.DistInfo
     digests: dict[str, str]
-    paths: Paths
+    paths: TrainPaths
 
     @property
     def device(self) -> torch.device:
@@ -142,8 +121,10 @@ def load_perceptual(ts: TrainSettings) -> PerceptualNet | None:
     return load_identity_net(ts.identity_path)
 
 
-def setup(params: dict, paths: Paths = Paths(), need_perceptual: bool = True) -> Context:
-    """Read the settings, the face model and the data; set threads, device and DDP."""
+def setup(params: dict, paths: TrainPaths | None = None, need_perceptual: bool = True) -> Context:
+    """Read the settings, the face model and the data; set threads, device and DDP. ``paths``: the
+    ``paths`` group of ``params`` unless given."""
+    paths = paths if paths is not None else TrainPaths.from_params(params)
     ts = from_dict(TrainSettings, params.get("train"), "params.yaml:train")
     rs = from_dict(RenderSettings, params.get("render"), "params.yaml:render")
     if ts.image_size is not None and ts.image_size != rs.image_size:
@@ -274,10 +255,11 @@ def _prepare_trainer(ctx: Context, trainer: Trainer, n_phases: int) -> None:
 
 
 # ---------------------------------------------------------------------------- stage 1: init
-def run_init(params: dict, paths: Paths = Paths()) -> list[dict]:
+def run_init(params: dict, paths: TrainPaths | None = None) -> list[dict]:
     """Unsupervised initialisation of the encoder (method.md 3.1)."""
     t0 = time.perf_counter()
     ctx = setup(params, paths)
+    paths = ctx.paths
     st = from_dict(InitSettings, params.get("init"), "params.yaml:init")
     encoder = build_encoder(ctx)
     run_dir = paths.run_dir("init")
@@ -302,10 +284,11 @@ def run_init(params: dict, paths: Paths = Paths()) -> list[dict]:
 
 
 # ---------------------------------------------------------------------------- stage 2: pseudo masks + U-Net
-def run_pretrain_seg(params: dict, paths: Paths = Paths()) -> list[dict]:
+def run_pretrain_seg(params: dict, paths: TrainPaths | None = None) -> list[dict]:
     """Pseudo masks from the initialised encoder and U-Net pre-training with BCE (method.md 3.2)."""
     t0 = time.perf_counter()
     ctx = setup(params, paths, need_perceptual=False)
+    paths = ctx.paths
     st = from_dict(PretrainSegSettings, params.get("pretrain_seg"), "params.yaml:pretrain_seg")
     init_path = paths.final("init")
     encoder, _, _ = load_trained(init_path, ctx.device)
@@ -350,10 +333,11 @@ def em_phases(ctx: Context, st: EMSettings, trainer: Trainer, encoder, unet) -> 
     return phases
 
 
-def run_em(params: dict, paths: Paths = Paths()) -> list[dict]:
+def run_em(params: dict, paths: TrainPaths | None = None) -> list[dict]:
     """``em.rounds`` EM rounds from the pre-trained networks (method.md 3.3, 3.4)."""
     t0 = time.perf_counter()
     ctx = setup(params, paths)
+    paths = ctx.paths
     st = from_dict(EMSettings, params.get("em"), "params.yaml:em")
     start_path = paths.final("pretrain_seg")
     run_dir = paths.run_dir("em")
@@ -404,5 +388,5 @@ def _write_em_report(ctx: Context, trainer: Trainer, st: EMSettings, seconds: fl
     plot_em_rounds(records, reports / "em_rounds.png")
 
 
-__all__ = ["Context", "Paths", "deep_merge", "load_perceptual", "load_trained", "merged_params", "run_em", "run_init",
+__all__ = ["Context", "Paths", "TrainPaths", "deep_merge", "load_perceptual", "load_trained", "merged_params", "run_em", "run_init",
            "run_pretrain_seg", "setup"]
