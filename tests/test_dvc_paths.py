@@ -53,3 +53,19 @@ def test_moving_only_the_run_folders_keeps_the_finals_inside_them(tmp_path):
     paths = TrainPaths(run_dirs={s: tmp_path / s for s in TRAIN_STAGES})
     assert paths.final("em") == tmp_path / "em" / "final.pt"
     assert paths.reports == Path("reports/train")
+
+
+@pytest.mark.parametrize("stage", sorted(STAGES))
+def test_every_path_on_a_stage_command_line_is_a_declared_dependency_or_output(stage):
+    words = STAGES[stage]["cmd"].split("#")[0].split()
+    values = [w for prev, w in zip(words, words[1:], strict=False) if prev.startswith("--") and prev != "--params"]
+    declared = (
+        _names(STAGES[stage].get("deps"))
+        | _names(STAGES[stage].get("outs"))
+        | _names(STAGES[stage].get("metrics"))
+        | _names(STAGES[stage].get("plots"))
+    )
+    for value in values:
+        assert value in declared or any(d.startswith(value.rstrip("/") + "/") for d in declared), (
+            f"stage {stage}: {value} is on its command line but not declared in dvc.yaml"
+        )

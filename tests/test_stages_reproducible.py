@@ -23,6 +23,7 @@ from focus.run_info import split_volatile, timings_path, write_json_reproducible
 from focus.stage_cli import BLAS_THREAD_VARS, pin_environment
 
 ROOT = Path(__file__).resolve().parents[1]
+DVC_STAGES = yaml.safe_load((ROOT / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
 
 
 def _tiny_params(dst: Path) -> None:
@@ -47,9 +48,11 @@ def _run_stages(project: Path, stages: list[str], threads: int, busy: bool) -> d
     if busy:  # a CPU-bound neighbour for the whole run
         hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     try:
-        for stage in stages:
+        for stage in stages:  # the command line of dvc.yaml
+            cmd = DVC_STAGES[stage]["cmd"].split()
+            assert cmd[:2] == ["python", f"stages/{stage}.py"]
             r = subprocess.run(
-                [sys.executable, str(ROOT / "stages" / f"{stage}.py")],
+                [sys.executable, str(ROOT / cmd[1]), *cmd[2:]],
                 cwd=project,
                 env=env,
                 capture_output=True,
