@@ -18,6 +18,7 @@ from focus.io_utils import write_json_atomic
 VOLATILE_KEYS = frozenset(
     {
         "seconds",
+        "seconds_per_image",
         "cpu_count",
         "load_average_start",
         "load_average_end",

@@ -95,6 +95,9 @@ def test_reports_and_readme_block(project: Path) -> None:
         ar["focus"]["scarf"]["f1"] - ar["pseudo_mask"]["scarf"]["f1"], abs=1e-4)
     readme = (project / "README.md").read_text()
     assert "stale" in readme  # the stage writes nothing outside reports/; `make readme` copies the block
+    hashed = [p for p in (project / "data/eval").rglob("*.json") if not p.name.endswith(".timings.json")]
+    hashed += [project / "reports/eval/now/details.json", project / "reports/eval/ar/details.json"]
+    assert hashed and not [p for p in hashed if '"seconds' in p.read_text()]  # timings stay out of DVC's hashes
     block = (project / "reports/results_block.md").read_text()
     assert block.startswith(START_MARKER) and block.endswith(END_MARKER + "\n")
     row = next(line for line in block.splitlines() if line.startswith("| FOCUS |"))

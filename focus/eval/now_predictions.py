@@ -82,8 +82,15 @@ def score_now(dataset: str | Path, predictions: str | Path, out_json: str | Path
 def score_job(args: tuple) -> str:
     """:func:`score_now` on ``(key, predictions, image_list, dataset, scores_dir, allow_missing)``,
     writing ``<scores_dir>/<key>.json`` (a picklable job for worker processes); returns ``key``."""
+    import json
+
+    from focus.run_info import write_json_reproducible
+
     key, predictions, image_list, dataset, scores_dir, allow_missing = args
-    score_now(dataset, predictions, Path(scores_dir) / f"{key}.json", image_list, allow_missing, False)
+    out = Path(scores_dir) / f"{key}.json"
+    score_now(dataset, predictions, out, image_list, allow_missing, False)
+    # the scorer's timings go beside it (``<key>.timings.json``): data/eval is a hashed DVC output
+    write_json_reproducible(out, json.loads(out.read_text(encoding="utf-8")))
     return key
 
 
