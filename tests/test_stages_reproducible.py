@@ -124,3 +124,50 @@ def test_timings_leave_the_hashed_json(tmp_path):
     assert path.read_bytes() == before
     assert b"99.0" in timings_path(path).read_bytes()
     assert (ROOT / ".dvcignore").read_text(encoding="utf-8").count("*.timings.json") == 1
+
+
+def test_training_twice_gives_the_same_checkpoint_and_metrics_bytes(tmp_path):
+    """Two fresh runs of the init stage with the same params (other thread counts of the caller are
+    pinned by the stage script; here the same process) write byte-identical networks and metrics:
+    no time or path of the run in them."""
+    import torch
+    from train_fixtures import tiny_params
+
+    from focus.paths import TRAIN_STAGES, TrainPaths
+    from focus.train import pipeline as P
+
+    params = tiny_params(tmp_path, steps=2)
+    digests = []
+    for run in ("a", "b"):
+        paths = TrainPaths(
+            run_dirs={s: tmp_path / run / "ck" / s for s in TRAIN_STAGES},
+            reports=tmp_path / run / "rep",
+            pseudo_masks=tmp_path / run / "pm",
+        )
+        threads = torch.get_num_threads()
+        try:
+            P.run_init(params, paths)
+        finally:
+            torch.set_num_threads(threads)
+        files = [paths.final("init"), paths.reports / "init_metrics.json"]
+        digests.append([hashlib.md5(f.read_bytes()).hexdigest() for f in files])
+        assert str(tmp_path / run).encode() not in files[1].read_bytes()
+    assert digests[0] == digests[1]
+
+
+def test_saved_networks_do_not_depend_on_the_file_name(tmp_path):
+    """torch.save to a path puts the path's stem inside the zip; the atomic writes' temporary names
+    are random, so the writers save through a file object."""
+    import torch
+
+    from focus.idnet.network import IdentityNetSettings, build_identity_net, save_identity_net
+    from focus.train.state import save_checkpoint
+
+    state = {"nets": {"w": torch.arange(6.0).reshape(2, 3)}, "records": [{"f1": 0.5}]}
+    a, b = save_checkpoint(tmp_path / "a.pt", state), save_checkpoint(tmp_path / "other" / "b.pt", state)
+    assert a.read_bytes() == b.read_bytes()
+    torch.manual_seed(0)
+    net = build_identity_net(IdentityNetSettings(layers=(1, 1, 1, 1), base_width=4, embedding_dim=8))
+    save_identity_net(net, tmp_path / "n1.pt", meta={"seed": 0})
+    save_identity_net(net, tmp_path / "n2.pt", meta={"seed": 0})
+    assert (tmp_path / "n1.pt").read_bytes() == (tmp_path / "n2.pt").read_bytes()

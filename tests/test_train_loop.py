@@ -286,6 +286,7 @@ def test_stages_run_resume_and_extend_rounds(tmp_path):
     report = json.loads((tmp_path / "rep" / "em_metrics.json").read_text())
     assert [r["phase"] for r in report["records"]] == ["init", "pretrain_seg", "r1/seg", "r1/rec"]
     assert report["records"][0]["seg_source"] == "pseudo"
+    assert not any("seconds" in r for r in report["records"])  # records go into checkpoints: no timings there
     assert all(math.isfinite(r["shape_mm"]) for r in report["records"])
     assert (tmp_path / "rep" / "em_rounds.png").is_file()
     # more rounds continue the finished run (same fingerprint; rounds is not part of it)
