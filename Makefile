@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-all install clean-venv bench
+.PHONY: run test test-all install clean-venv bench readme
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,10 @@ install: $(STAMP)
 ## Run the whole pipeline on the embedded default (model, data, training, evaluation, reports).
 run: $(STAMP)
 	PATH=$(abspath $(VENV))/bin:$$PATH $(VENV)/bin/dvc repro
+
+## Copy the report stage's results block (reports/results_block.md) into README.md (after `make run`).
+readme: $(STAMP)
+	$(PY) -m focus.eval.report
 
 ## Run the default test suite (skips slow, gpu and pipeline tests).
 test: $(STAMP)

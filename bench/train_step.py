@@ -26,7 +26,6 @@ depend on it).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics

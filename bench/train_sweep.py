@@ -24,7 +24,12 @@ shape error) of every run that finished. ``--time-limit`` stops waiting (and kil
 after that many seconds, so a sweep on a lent machine returns what it has.
 
 This is a tuning tool (the numbers it prints depend on the device); the pipeline's own results come
-from ``dvc repro``.
+from ``dvc repro``. Plain parameter sweeps of the pipeline belong to DVC's experiments
+(``dvc exp run --queue -S 'em.seg_weights.area=0.5,1.5'``, ``dvc queue start -j N``, ``dvc exp show``;
+README, "Sweeps with DVC experiments"). This script stays for what those cannot do: run only the
+training chain (no evaluation stages) of many variants at once, start second-wave runs from the best
+first-wave initialisation (``from: "@best"``, decided while the sweep runs), table the held-out
+validation of every training phase rather than final metrics only, and stop at a time limit.
 """
 
 from __future__ import annotations
@@ -60,6 +65,7 @@ def run_one(spec_path: Path) -> int:
     """Child process: train one chain as the spec JSON says."""
     import torch
 
+    from focus.paths import TrainPaths
     from focus.train import pipeline
 
     try:
@@ -79,9 +85,9 @@ def run_one(spec_path: Path) -> int:
     out = Path(spec["out"])
     params = spec["params"]
     stages = spec["stages"]
-    paths = pipeline.Paths(run_dirs={s: out / "runs" / s for s in ("init", "pretrain_seg", "em")},
-                           finals={s: out / f"{s}.pt" for s in ("init", "pretrain_seg", "em")},
-                           pseudo_masks=out / "pseudo_masks", reports=out / "reports")
+    paths = TrainPaths(run_dirs={s: out / "runs" / s for s in ("init", "pretrain_seg", "em")},
+                       finals={s: out / f"{s}.pt" for s in ("init", "pretrain_seg", "em")},
+                       pseudo_masks=out / "pseudo_masks", reports=out / "reports")
     if spec.get("from"):
         src = Path(spec["from"])
         for s in ("init", "pretrain_seg"):

@@ -48,7 +48,7 @@ PARAM_GROUPS: dict[str, str | None] = {
     "em": "focus.train.settings:EMSettings",
     "misfit_prior": "focus.eval.settings:MisfitPriorSettings",
     "eval": "focus.eval.settings:EvalSettings",
-    "paths": None,  # where the stages read and write (checked by its owner)
+    "paths": "focus.paths:PathSettings",
 }
 
 #: Checks that involve several groups: ``module:function`` taking ``{group: settings}`` and

@@ -3,7 +3,11 @@
 
 import sys
 
-from focus.synth.stage import main
+from focus.stage_cli import pin_process
+
+pin_process()  # one BLAS thread, deterministic kernels: before numpy and torch load
+
+from focus.synth.stage import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main())

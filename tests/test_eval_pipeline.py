@@ -131,11 +131,12 @@ def test_reports_and_readme_block(project: Path) -> None:
         ar["focus"]["scarf"]["f1"] - ar["pseudo_mask"]["scarf"]["f1"], abs=1e-4
     )
     readme = (project / "README.md").read_text()
-    assert readme.startswith("# Project\n\nintro\n\n" + START_MARKER) and readme.endswith(
-        END_MARKER + "\n\nmore text\n"
-    )
-    assert "stale" not in readme
-    block = readme[readme.index(START_MARKER) :]
+    assert "stale" in readme  # the stage writes nothing outside reports/; `make readme` copies the block
+    hashed = [p for p in (project / "data/eval").rglob("*.json") if not p.name.endswith(".timings.json")]
+    hashed += [project / "reports/eval/now/details.json", project / "reports/eval/ar/details.json"]
+    assert hashed and not [p for p in hashed if '"seconds' in p.read_text()]  # timings stay out of DVC's hashes
+    block = (project / "reports/results_block.md").read_text()
+    assert block.startswith(START_MARKER) and block.endswith(END_MARKER + "\n")
     row = md_row(block, "FOCUS")
     assert (row["NoW median"], row["NoW mean"]) == (
         f"{now['focus']['all']['median']:.2f}",
@@ -163,14 +164,14 @@ def test_reports_and_readme_block(project: Path) -> None:
     assert header == "error_mm," + ",".join(NOW_KEYS)
 
 
-def test_headline_goes_to_a_side_file_without_markers(project: Path, monkeypatch) -> None:
-    from focus.eval.report import update_readme
+def test_make_readme_puts_the_block_into_the_readme(project: Path) -> None:
+    from focus.eval.report import main
 
-    readme = project / "other_README.md"
-    readme.write_text("# no markers\n")
-    out = update_readme(readme, "BLOCK", project / "reports/README_headline.md")
-    assert out == project / "reports/README_headline.md" and out.read_text() == "BLOCK\n"
-    assert readme.read_text() == "# no markers\n"
+    readme = project / "README.md"
+    assert main(["--block", str(project / "reports/results_block.md"), "--readme", str(readme)]) == 0
+    text = readme.read_text()
+    assert text.startswith("# Project\n\nintro\n\n" + START_MARKER) and text.endswith(END_MARKER + "\n\nmore text\n")
+    assert "stale" not in text and "| FOCUS |" in text
 
 
 def test_written_predictions_score_like_the_truth(project: Path, tmp_path: Path) -> None:

@@ -109,8 +109,16 @@ class ScoreJob:
 
 
 def score_job(job: ScoreJob) -> str:
-    """:func:`score_now` of one :class:`ScoreJob` (no progress bar); returns its key."""
+    """:func:`score_now` of one :class:`ScoreJob` (no progress bar); returns its key.
+
+    The scorer's timings go beside its JSON (``<key>.timings.json``): ``data/eval`` is a hashed DVC output.
+    """
+    import json
+
+    from focus.run_info import write_json_reproducible
+
     score_now(job.dataset, job.predictions, job.out_json, job.image_list, job.allow_missing, False)
+    write_json_reproducible(job.out_json, json.loads(job.out_json.read_text(encoding="utf-8")))
     return job.key
 
 

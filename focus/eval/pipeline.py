@@ -55,6 +55,7 @@ from focus.data import DataSettings
 from focus.errors import InputFileError
 from focus.eval.settings import EvalSettings, MisfitPriorSettings
 from focus.io_utils import atomic_path, write_json_atomic
+from focus.run_info import write_json_reproducible
 
 log = logging.getLogger("focus.eval")
 
@@ -215,7 +216,7 @@ def run_misfit_prior(params: dict, paths: EvalPaths = EvalPaths()) -> dict:
         **{k: _round(v) for k, v in diag.items()},
         "seconds": {"render": round(t1 - t0, 1), "total": round(time.perf_counter() - t0, 1)},
     }
-    write_json_atomic(paths.misfit_reports / "summary.json", summary)
+    write_json_reproducible(paths.misfit_reports / "summary.json", summary)
     log.info("misfit prior: %s", summary)
     return summary
 
@@ -290,7 +291,7 @@ def run_eval_now(params: dict, paths: EvalPaths = EvalPaths()) -> dict:
     identity = _identity_scores(ctx.settings.now_root, plan.identity, {k: set(v) for k, v in results.items()})
     metrics = now_metrics(results, identity, order)
     write_json_atomic(paths.reports / "now" / "metrics.json", metrics)
-    write_json_atomic(paths.reports / "now" / "details.json",
+    write_json_reproducible(paths.reports / "now" / "details.json",
                       _now_details(ctx, inputs, results, identity, round(time.perf_counter() - t0, 1)))
     _now_curves(scores_dir, order, paths.reports / "now", {k: set(v) for k, v in results.items()})
     if "focus" in plan.examples and "autoencoder" in plan.examples:
@@ -607,7 +608,7 @@ def run_eval_ar(params: dict, paths: EvalPaths = EvalPaths()) -> dict:
         "whole_true_face_region": face_region,
         "seconds": round(time.perf_counter() - t0, 1),
     }
-    write_json_atomic(paths.reports / "ar" / "details.json", details)
+    write_json_reproducible(paths.reports / "ar" / "details.json", details)
     _save_ar_per_image(paths.work / "ar" / "per_image.npz", per_image, crops)
     if keep_preds:
         _ar_examples(keep_preds, per_image, es.examples, paths.reports / "ar")

@@ -74,8 +74,8 @@ def save_identity_net(net: IResNet, path: str | Path, meta: dict | None = None) 
         "state_dict": {k: v.detach().cpu().clone() for k, v in net.state_dict().items()},
         "meta": dict(meta or {}),
     }
-    with atomic_path(path, suffix=".pt") as tmp:
-        torch.save(blob, tmp)
+    with atomic_path(path, suffix=".pt") as tmp, open(tmp, "wb") as fh:
+        torch.save(blob, fh)  # a file object: no random temporary name inside the zip (reproducible bytes)
 
 
 def load_identity_backbone(path: str | Path) -> IResNet:

@@ -35,6 +35,7 @@ from focus.idnet.network import IdentityNetSettings, build_identity_net, save_id
 from focus.idnet.training import IdNetTrainSettings, TrainResult, fingerprint, train_identity_net
 from focus.io_utils import atomic_path, write_json_atomic
 from focus.nets.checkpoint import RefusedFileError, load_torch_file
+from focus.run_info import write_json_reproducible
 from focus.render.renderer import RenderSettings
 from focus.synth.settings import SynthSettings
 
@@ -296,7 +297,7 @@ def _write_reports(
         ctx.report_dir / "roc.png",
         ver.metrics["far"],
     )
-    write_json_atomic(
+    write_json_reproducible(
         ctx.report_dir / "run.json",
         {
             "seconds": {**{k: round(v, 1) for k, v in seconds.items()}, "total": round(time.perf_counter() - t_all, 1)},

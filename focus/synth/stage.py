@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from focus.config import from_dict, merged_params
-from focus.io_utils import write_json_atomic
+from focus.run_info import write_json_reproducible
 from focus.synth.contact_sheet import contact_sheet
 from focus.synth.generator import SynthPool
 from focus.synth.sets import AR_SUBSETS, NOW_IMAGES_DIR, base_camera, write_ar, write_now, write_train
@@ -40,7 +40,7 @@ def run_synth(params_path: str | Path = "params.yaml", model_path: str | Path = 
         kw = dict(workers=workers, progress=progress, backend=rs.backend, ambient=rs.ambient, pool=pool)
         _run_sets(model, s, cam, out, reports, sets, summary, kw)
     summary["seconds"] = round(time.perf_counter() - t0, 2)
-    write_json_atomic(reports / "summary.json", summary)
+    write_json_reproducible(reports / "summary.json", summary)
     return summary
 
 

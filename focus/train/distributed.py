@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from focus.devices import resolve_device as _resolve_device
+from focus.devices import resolve_device
 
 
 @dataclass(frozen=True)
@@ -37,17 +37,12 @@ class DistInfo:
         return self.world_size > 1
 
 
-def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    """``"auto"`` -> CUDA if available else CPU; ``"cuda"`` -> ``cuda:<local_rank>``."""
-    return _resolve_device(name, "train.device", "set train.device: cpu", index=local_rank)
-
-
 def setup(device: str = "cpu") -> DistInfo:
     """Initialise the process group if launched by ``torchrun`` (idempotent)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local = int(os.environ.get("LOCAL_RANK", "0"))
-    dev = resolve_device(device, local)
+    dev = resolve_device(device, "train.device", "set train.device: cpu", index=local)
     if world > 1 and not dist.is_initialized():
         backend = "nccl" if dev.type == "cuda" else "gloo"
         if dev.type == "cuda":
@@ -96,4 +91,4 @@ def cleanup() -> None:
         dist.destroy_process_group()
 
 
-__all__ = ["DistInfo", "all_reduce_mean", "any_flag", "barrier", "broadcast_flag", "cleanup", "resolve_device", "setup"]
+__all__ = ["DistInfo", "all_reduce_mean", "any_flag", "barrier", "broadcast_flag", "cleanup", "setup"]

@@ -28,14 +28,17 @@ import torch
 
 from focus.config import check_params, from_dict
 from focus.data import DataSettings, FaceImageFolder, template_from_model
-from focus.errors import FocusError, InputFileError
+from focus.devices import set_threads
+from focus.errors import InputFileError
 from focus.facemodel.model import FaceModel, load_face_model
-from focus.io_utils import atomic_path, remove_stale_temporaries, write_json_atomic
+from focus.io_utils import atomic_path, remove_stale_temporaries
 from focus.nets.encoder import ReconstructionEncoder
 from focus.nets.trained import CHECKPOINT_FORMAT, load_trained
 from focus.nets.perceptual import PerceptualNet
 from focus.nets.unet import SegmentationUNet
+from focus.paths import TrainPaths
 from focus.render.renderer import FaceRenderer, RenderSettings
+from focus.run_info import write_json_reproducible
 from focus.train import distributed as D
 from focus.train import steps as S
 from focus.train.data import split_indices
@@ -43,39 +46,17 @@ from focus.train.pseudo_masks import PseudoMaskDataset, write_pseudo_masks
 from focus.train.settings import EMSettings, InitSettings, PretrainSegSettings, TrainSettings, settings_dict
 from focus.train.state import LAST, file_digest, fingerprint
 from focus.train.trainer import Phase, Trainer
-from focus.train.validation import evaluate, load_validation_set, read_truth, write_records
+from focus.train.validation import evaluate, load_validation_set, read_truth
 
 log = logging.getLogger("focus.train")
 
-#: Default locations (relative to the project root), as in dvc.yaml. A stage's run folder holds
-#: its resumable ``last.pt`` (and, for ``em``, the per-round snapshots); its final networks go to
-#: ``FINALS`` (what the next stage and the evaluation read).
-RUN_DIRS = {"init": Path("checkpoints/init"), "pretrain_seg": Path("checkpoints/pretrain_seg"), "em": Path("checkpoints/em")}
-FINALS = {"init": Path("models/focus_init.pt"), "pretrain_seg": Path("models/focus_pretrain_seg.pt"),
-          "em": Path("models/focus.pt")}
-PSEUDO_MASK_DIR = Path("data/pseudo_masks")
-REPORT_DIR = Path("reports/train")
 
 #: ``train`` settings that do not change the numbers a run produces (left out of fingerprints).
 OPERATIONAL_KEYS = ("workers", "progress", "log_every", "checkpoint_every", "num_threads", "val_batch_size", "max_nonfinite")
 
 
-@dataclass(frozen=True)
-class Paths:
-    """Where a stage reads and writes (defaults: the DVC layout)."""
-
-    run_dirs: dict = None  # type: ignore[assignment]
-    finals: dict = None  # type: ignore[assignment]
-    pseudo_masks: Path = PSEUDO_MASK_DIR
-    reports: Path = REPORT_DIR
-
-    def run_dir(self, stage: str) -> Path:
-        return Path((self.run_dirs or RUN_DIRS)[stage])
-
-    def final(self, stage: str) -> Path:
-        if self.finals is None and self.run_dirs is not None:  # tests: keep everything in the run folders
-            return self.run_dir(stage) / "final.pt"
-        return Path((self.finals or FINALS)[stage])
+#: The training stages' files (moved to :mod:`focus.paths`; the name stays for callers).
+Paths = TrainPaths
 
 
 # ---------------------------------------------------------------------------- settings and setup
@@ -97,7 +78,7 @@ class Context:
     val_indices: list[int]
     info: D.DistInfo
     digests: dict[str, str]
-    paths: Paths
+    paths: TrainPaths
 
     @property
     def device(self) -> torch.device:
@@ -155,15 +136,14 @@ def _input_digests(ts: TrainSettings) -> dict[str, str]:
     }
 
 
-def setup(params: dict, paths: Paths = Paths(), need_perceptual: bool = True) -> Context:
-    """Read the settings, the face model and the data; set threads, device and DDP."""
+def setup(params: dict, paths: TrainPaths | None = None, need_perceptual: bool = True) -> Context:
+    """Read the settings, the face model and the data; set threads, device and DDP. ``paths``: the
+    ``paths`` group of ``params`` unless given."""
+    paths = paths if paths is not None else TrainPaths.from_params(params)
     ts, rs, ds = shared_settings(params)
     info = D.setup(ts.device)
-    threads = resolve_threads(ts.num_threads, info.world_size)
-    if threads > 0:
-        torch.set_num_threads(threads)
-    log.info("torch threads: %d (train.num_threads = %d; load average %s)", torch.get_num_threads(), ts.num_threads,
-             _loadavg())
+    log.info("torch threads: %d (train.num_threads = %d)", set_threads(ts.num_threads, info.world_size),
+             ts.num_threads)
     torch.manual_seed(ts.seed)
     model = load_face_model(ts.facemodel).to(info.device)
     renderer = FaceRenderer(model, rs).to(info.device)
@@ -174,52 +154,6 @@ def setup(params: dict, paths: Paths = Paths(), need_perceptual: bool = True) ->
     train_set, plain_set, train_idx, val_set, val_idx = _image_sets(ts, ds, template)
     return Context(params, ts, rs, ds, model, renderer, perceptual, train_set, plain_set, train_idx, val_set, val_idx,
                    info, _input_digests(ts), paths)
-
-
-def _loadavg() -> str:
-    import os
-
-    return "%.2f" % os.getloadavg()[0] if hasattr(os, "getloadavg") else "n/a"
-
-
-def idle_cores(interval: float = 0.5) -> float | None:
-    """How many cores were idle over the next ``interval`` seconds (from ``/proc/stat``; ``None``
-    where that is not available). Unlike the load average this does not lag behind by a minute
-    (a stage that starts right after another would otherwise see the previous stage's load)."""
-    import os
-    import time as _time
-
-    def sample():
-        with open("/proc/stat", encoding="ascii") as f:
-            vals = [int(v) for v in f.readline().split()[1:]]
-        return vals[3] + (vals[4] if len(vals) > 4 else 0), sum(vals)
-
-    try:
-        i0, t0 = sample()
-        _time.sleep(interval)
-        i1, t1 = sample()
-    except (OSError, ValueError, IndexError):
-        return None
-    if t1 <= t0:
-        return None
-    return (os.cpu_count() or 1) * (i1 - i0) / (t1 - t0)
-
-
-def resolve_threads(setting: int, world_size: int = 1) -> int:
-    """Threads per process for ``train.num_threads`` (see :class:`TrainSettings`); 0 = leave as is.
-
-    ``-1`` (auto): the idle cores when the stage starts (:func:`idle_cores`, else ``cpu_count -
-    load average``), rounded, at least 1, shared among the ``world_size`` processes.
-    """
-    import os
-
-    if setting >= 0:
-        return setting
-    cores = os.cpu_count() or 1
-    free = idle_cores()
-    if free is None:
-        free = cores - (os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0)
-    return max(1, min(cores, int(free + 0.5)) // max(1, world_size))
 
 
 def _fingerprint(ctx: Context, stage: str, stage_settings: Any, inputs: dict[str, str], drop: tuple[str, ...] = ()) -> str:
@@ -262,7 +196,8 @@ def _validation(ctx: Context):
     def run(encoder, unet=None) -> dict:
         t0 = time.perf_counter()
         res = evaluate(encoder, ctx.renderer, vs, unet=unet, batch_size=ctx.train.val_batch_size, face_region=region)
-        res["seconds"] = time.perf_counter() - t0
+        # the time goes to the log only: records end up in checkpoints and models (hashed outputs)
+        log.info("validation: %.1f s", time.perf_counter() - t0)
         return res
 
     return run
@@ -271,9 +206,10 @@ def _validation(ctx: Context):
 def _write_stage_report(ctx: Context, stage: str, trainer: Trainer, seconds: float, extra: dict | None = None) -> None:
     if not ctx.info.is_main:
         return
-    write_records(ctx.paths.reports / f"{stage}_metrics.json", trainer.records, {
+    write_json_reproducible(ctx.paths.reports / f"{stage}_metrics.json", {
         "stage": stage, "seconds": seconds, "nonfinite_skipped": trainer.nonfinite_total,
-        "resumed_from": trainer.resumed_from, "world_size": ctx.info.world_size, **(extra or {})})
+        "resumed_from": trainer.resumed_from, "world_size": ctx.info.world_size, **(extra or {}),
+        "records": trainer.records})
 
 
 def _clean_run_dir(run_dir: Path, keep_last: bool) -> None:
@@ -295,12 +231,13 @@ def _prepare_trainer(ctx: Context, trainer: Trainer, n_phases: int) -> None:
 
 
 # ---------------------------------------------------------------------------- stage 1: init
-def run_init(params: dict, paths: Paths = Paths()) -> list[dict]:
+def run_init(params: dict, paths: TrainPaths | None = None) -> list[dict]:
     """Unsupervised initialisation of the encoder (method.md 3.1)."""
     t0 = time.perf_counter()
     check_params(params)  # every group, before anything is read or written
     st = from_dict(InitSettings, params.get("init"), "params.yaml", key="init")
     ctx = setup(params, paths)
+    paths = ctx.paths
     encoder = build_encoder(ctx)
     run_dir = paths.run_dir("init")
     fp = _fingerprint(ctx, "init", st, {})
@@ -324,12 +261,13 @@ def run_init(params: dict, paths: Paths = Paths()) -> list[dict]:
 
 
 # ---------------------------------------------------------------------------- stage 2: pseudo masks + U-Net
-def run_pretrain_seg(params: dict, paths: Paths = Paths()) -> list[dict]:
+def run_pretrain_seg(params: dict, paths: TrainPaths | None = None) -> list[dict]:
     """Pseudo masks from the initialised encoder and U-Net pre-training with BCE (method.md 3.2)."""
     t0 = time.perf_counter()
     check_params(params)  # every group, before anything is read or written
     st = from_dict(PretrainSegSettings, params.get("pretrain_seg"), "params.yaml", key="pretrain_seg")
     ctx = setup(params, paths, need_perceptual=False)
+    paths = ctx.paths
     init_path = paths.final("init")
     encoder, _, _ = load_trained(init_path, ctx.device)
     unet = build_unet(ctx)
@@ -373,7 +311,7 @@ def em_phases(ctx: Context, st: EMSettings, trainer: Trainer, encoder, unet) -> 
     return phases
 
 
-def run_em(params: dict, paths: Paths = Paths()) -> list[dict]:
+def run_em(params: dict, paths: TrainPaths | None = None) -> list[dict]:
     """``em.rounds`` EM rounds from the pre-trained networks (method.md 3.3, 3.4)."""
     t0 = time.perf_counter()
     # every group checked before anything is read or written: e.g. ``em.rounds: 0`` would otherwise
@@ -381,6 +319,7 @@ def run_em(params: dict, paths: Paths = Paths()) -> list[dict]:
     check_params(params)
     st = from_dict(EMSettings, params.get("em"), "params.yaml", key="em")
     ctx = setup(params, paths)
+    paths = ctx.paths
     start_path = paths.final("pretrain_seg")
     run_dir = paths.run_dir("em")
     # ``rounds`` is left out of the fingerprint: rounds 1..k are the same whatever the total, so
@@ -433,11 +372,11 @@ def _write_em_report(ctx: Context, trainer: Trainer, st: EMSettings, seconds: fl
             log.warning("%s missing: the EM report lacks the %s record", path, stage)
     records = before + trainer.records
     summary = em_summary(records)
-    write_json_atomic(reports / "em_metrics.json", {
+    write_json_reproducible(reports / "em_metrics.json", {
         "stage": "em", "rounds": st.rounds, "seconds": seconds, "nonfinite_skipped": trainer.nonfinite_total,
         "resumed_from": trainer.resumed_from, "world_size": ctx.info.world_size, "summary": summary, "records": records})
     plot_em_rounds(records, reports / "em_rounds.png")
 
 
-__all__ = ["Context", "Paths", "load_perceptual", "run_em", "run_init", "run_pretrain_seg", "setup",
+__all__ = ["Context", "Paths", "TrainPaths", "load_perceptual", "run_em", "run_init", "run_pretrain_seg", "setup",
            "shared_settings"]

@@ -92,8 +92,10 @@ def set_rng_state(state: dict[str, Any]) -> None:
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
     """``torch.save(state)`` to ``path`` atomically; returns the path."""
     path = Path(path)
-    with atomic_path(path, suffix=".pt") as tmp:
-        torch.save(state, tmp)
+    with atomic_path(path, suffix=".pt") as tmp, open(tmp, "wb") as fh:
+        # to a file object: torch names the zip's inner folder after a path's (random, temporary) stem,
+        # which would make the same state different bytes on every save
+        torch.save(state, fh)
     return path
 
 

@@ -46,7 +46,7 @@ from focus.io_utils import remove_stale_temporaries
 from focus.train import distributed as D
 from focus.train.data import train_loader
 from focus.train.settings import OptimSettings, TrainSettings
-from focus.train.state import LAST, find_resumable, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from focus.train.state import LAST, find_resumable, rng_state, save_checkpoint, set_rng_state
 
 log = logging.getLogger("focus.train")
 
