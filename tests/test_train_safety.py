@@ -175,7 +175,7 @@ def test_every_stage_reports_a_bad_value_in_one_line(tmp_path, capsys, monkeypat
     monkeypatch.chdir(tmp_path)  # nothing may be written: the default outputs would land here
     module = _stage_module(stage)
     if stage == "facemodel":
-        code = module.main()
+        code = module.main(["--params", str(params), "--out", "models/facemodel.npz", "--reports", "reports/facemodel"])
     elif stage in ("synth", "idnet"):
         code = module.main(["--params", str(params)])
     else:
