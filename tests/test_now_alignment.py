@@ -14,7 +14,7 @@ from focus.now.alignment import (
     procrustes,
     refine_alignment,
 )
-from focus.now.point_triangle import brute_force_closest_points
+from focus.geometry.closest_points import brute_force_closest_points
 from focus.now.synthetic import FaceShape, grid_mesh, random_similarity
 
 

@@ -9,7 +9,8 @@ import pytest
 
 from focus.errors import InputFileError
 from focus.now.layout import NowDataset, NowImage, find_prediction, read_image_list, write_prediction
-from focus.now.mesh_io import read_landmarks, read_mesh, write_landmarks, write_obj
+from focus.geometry.mesh_io import read_mesh, write_obj
+from focus.now.landmark_io import read_landmarks, write_landmarks
 from focus.now.pp_io import read_pp, write_pp
 
 

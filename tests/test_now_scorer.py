@@ -11,7 +11,7 @@ import pytest
 from focus.cli import main
 from focus.now.alignment import Similarity, procrustes
 from focus.now.layout import NowDataset, write_prediction
-from focus.now.mesh_io import write_obj
+from focus.geometry.mesh_io import write_obj
 from focus.now.scorer import MissingPredictionsError, evaluate_now, score_prediction
 from focus.now.synthetic import FaceShape, grid_mesh, random_similarity, write_synthetic_now
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from focus.now.point_triangle import ClosestPoints, TrackedClosestPoints, TriangleMeshIndex
+from focus.geometry.closest_points import ClosestPoints, TrackedClosestPoints, TriangleMeshIndex
 
 #: The NoW landmark order (scan ``.pp`` files and predictions alike).
 NOW_LANDMARK_NAMES: tuple[str, ...] = (

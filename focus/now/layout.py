@@ -26,7 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from focus.errors import InputFileError
-from focus.now.mesh_io import write_landmarks, write_obj
+from focus.geometry.mesh_io import write_obj
+from focus.now.landmark_io import write_landmarks
 
 #: The four NoW challenges, in the order reports list them.
 CHALLENGES: tuple[str, ...] = (

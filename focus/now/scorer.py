@@ -30,6 +30,7 @@ from typing import Callable
 import numpy as np
 
 from focus.errors import FocusError, InputFileError
+from focus.geometry.mesh_io import read_mesh
 from focus.io_utils import atomic_path, write_json_atomic, write_text_atomic
 from focus.now.alignment import (
     UNIT_TO_MM,
@@ -40,7 +41,7 @@ from focus.now.alignment import (
     refine_alignment,
 )
 from focus.now.layout import CHALLENGES, NowDataset, NowImage, find_prediction
-from focus.now.mesh_io import read_landmarks, read_mesh
+from focus.now.landmark_io import read_landmarks
 from focus.now.plots import cumulative_error_curve, plot_cumulative_errors
 from focus.now.pp_io import read_pp
 

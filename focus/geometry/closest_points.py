@@ -35,6 +35,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial import cKDTree
 
+from focus.geometry.normals import face_normals
+
 #: Feature codes of the closest point on triangle ``(a, b, c)``.
 PART_FACE, PART_AB, PART_BC, PART_CA, PART_A, PART_B, PART_C = range(7)
 
@@ -72,9 +74,7 @@ def _dot(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return x[..., 0] * y[..., 0] + x[..., 1] * y[..., 1] + x[..., 2] * y[..., 2]
 
 
-def closest_points_on_segments(
-    p: np.ndarray, a: np.ndarray, b: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+def closest_points_on_segments(p: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Closest point of ``p`` on segment ``[a, b]`` (all ``(..., 3)``) and its parameter ``t``.
 
     A zero-length segment gives ``t = 0`` (the point ``a``).
@@ -153,7 +153,7 @@ def closest_points_on_triangles(
         best_q = None
         best_d = None
         best_part = None
-        for (s0, s1, edge_part, part0, part1) in (
+        for s0, s1, edge_part, part0, part1 in (
             (ad, bd, PART_AB, PART_A, PART_B),
             (bd, cd, PART_BC, PART_B, PART_C),
             (cd, ad, PART_CA, PART_C, PART_A),
@@ -173,14 +173,6 @@ def closest_points_on_triangles(
         part[idx] = best_part
     diff = p - closest
     return _dot(diff, diff), closest, part
-
-
-def face_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """Unit normals ``(F, 3)`` of the triangles (right-hand rule on ``a, b, c``); zero if degenerate."""
-    tri = vertices[faces]
-    n = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
-    norm = np.linalg.norm(n, axis=1, keepdims=True)
-    return np.divide(n, norm, out=np.zeros_like(n), where=norm > 0)
 
 
 class TriangleMeshIndex:
@@ -233,11 +225,7 @@ class TriangleMeshIndex:
             coef = _subtriangle_centroid_coefficients(int(n))  # (n*n, 2)
             ab = self._b[ids] - self._a[ids]
             ac = self._c[ids] - self._a[ids]
-            pts = (
-                self._a[ids, None, :]
-                + coef[None, :, 0:1] * ab[:, None, :]
-                + coef[None, :, 1:2] * ac[:, None, :]
-            )
+            pts = self._a[ids, None, :] + coef[None, :, 0:1] * ab[:, None, :] + coef[None, :, 1:2] * ac[:, None, :]
             points.append(pts.reshape(-1, 3))
             parents.append(np.repeat(ids, len(coef)))
         self.sample_points = np.concatenate(points, axis=0)
@@ -286,9 +274,7 @@ class TriangleMeshIndex:
 
     def closest_on_faces(self, points: np.ndarray, face: np.ndarray) -> ClosestPoints:
         """Closest points of ``(N, 3)`` points on the given faces ``(N,)`` (exact formula)."""
-        d2, q, part = closest_points_on_triangles(
-            points, self._a[face], self._b[face], self._c[face]
-        )
+        d2, q, part = closest_points_on_triangles(points, self._a[face], self._b[face], self._c[face])
         return ClosestPoints(np.sqrt(d2), q, face, part)
 
     def pair_sqdist(self, points: np.ndarray, faces: np.ndarray) -> np.ndarray:
@@ -564,9 +550,7 @@ def _subtriangle_centroid_coefficients(n: int) -> np.ndarray:
     return np.asarray(coef, dtype=np.float64)
 
 
-def brute_force_closest_points(
-    points: np.ndarray, vertices: np.ndarray, faces: np.ndarray
-) -> ClosestPoints:
+def brute_force_closest_points(points: np.ndarray, vertices: np.ndarray, faces: np.ndarray) -> ClosestPoints:
     """Closest points by checking every triangle (``O(N F)``; for tests and small meshes)."""
     pts = np.asarray(points, dtype=np.float64)
     v = np.asarray(vertices, dtype=np.float64)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from focus.now.point_triangle import (
+from focus.geometry.closest_points import (
     PART_A,
     PART_AB,
     PART_B,
