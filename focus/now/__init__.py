@@ -38,6 +38,7 @@ _EXPORTS: dict[str, str] = {
     "evaluate_now": "scorer",
     "save_evaluation": "scorer",
     "score_prediction": "scorer",
+    "score_predictions_folder": "scorer",
     "summarize": "scorer",
 }
 

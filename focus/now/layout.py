@@ -13,8 +13,8 @@ Predictions folder::
     <subject>/<challenge>/<IMG>.obj   (or .ply)   the mesh, no vertex colours
     <subject>/<challenge>/<IMG>.npy   (or .txt)   its 7 landmarks, (7, 3), same frame and unit
 
-When both extensions exist the official scorer's preference is followed: ``.obj`` before
-``.ply``, ``.npy`` before ``.txt``. :func:`write_prediction` writes this layout.
+Both ``.obj`` and ``.ply`` (or both ``.npy`` and ``.txt``) for one image is refused as
+ambiguous (the official scorer silently prefers one). :func:`write_prediction` writes this layout.
 """
 
 from __future__ import annotations
@@ -197,11 +197,27 @@ class PredictionFiles:
 
 
 def find_prediction(predictions: str | Path, image: NowImage) -> PredictionFiles:
-    """The mesh and landmark files of ``image`` in a predictions folder (official preference)."""
+    """The mesh and landmark files of ``image`` in a predictions folder.
+
+    Raises:
+        InputFileError: the image has two mesh files (``.obj`` and ``.ply``) or two landmark files
+            (``.npy`` and ``.txt``); the message names both.
+    """
     folder = Path(predictions) / image.subject / image.challenge
-    mesh = next((p for p in (folder / f"{image.stem}.obj", folder / f"{image.stem}.ply") if p.is_file()), None)
-    lmk = next((p for p in (folder / f"{image.stem}.npy", folder / f"{image.stem}.txt") if p.is_file()), None)
+    mesh = _one_of(folder, image.stem, (".obj", ".ply"), "mesh")
+    lmk = _one_of(folder, image.stem, (".npy", ".txt"), "landmark")
     return PredictionFiles(mesh, lmk)
+
+
+def _one_of(folder: Path, stem: str, suffixes: tuple[str, ...], what: str) -> Path | None:
+    found = [folder / f"{stem}{s}" for s in suffixes if (folder / f"{stem}{s}").is_file()]
+    if len(found) > 1:
+        raise InputFileError(
+            found[0],
+            f"{len(found)} {what} files for one image: {' and '.join(str(p) for p in found)}",
+            "keep exactly one; which to score is ambiguous",
+        )
+    return found[0] if found else None
 
 
 def prediction_paths(
