@@ -134,7 +134,7 @@ def _parse_face_lines(path: Path, f_lines: list[bytes]) -> np.ndarray:
         raise InputFileError(path, f"face record {i + 1} has fewer than 3 vertices")
     try:
         ids = np.array(b" ".join(stripped).split(), dtype=np.int64) - 1
-    except ValueError as exc:
+    except (ValueError, OverflowError) as exc:
         raise InputFileError(path, f"a face record has a vertex id that is not an integer ({exc})") from None
     return _fan_triangulate(ids, lens)
 
@@ -157,7 +157,11 @@ def _parse_faces_with_relative(path: Path, lines: list[bytes]) -> np.ndarray:
                 raise InputFileError(path, f"a face record has a vertex id that is not an integer ({exc})") from None
             ids.extend(v - 1 if v > 0 else n_v + v for v in vals)
             lens.append(len(vals))
-    return _fan_triangulate(np.asarray(ids, dtype=np.int64), np.asarray(lens, dtype=np.int64))
+    try:
+        flat = np.asarray(ids, dtype=np.int64)
+    except OverflowError:
+        raise InputFileError(path, "a face record has a vertex id too large for a 64-bit integer") from None
+    return _fan_triangulate(flat, np.asarray(lens, dtype=np.int64))
 
 
 def _fan_triangulate(ids: np.ndarray, lens: np.ndarray) -> np.ndarray:

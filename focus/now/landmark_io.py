@@ -66,7 +66,7 @@ def _read_npy(path: Path, num_points: int) -> np.ndarray:
                 shape, _, dtype = fmt.read_array_header_2_0(fh)
             else:
                 raise ValueError(f"unsupported .npy version {version}")
-    except (ValueError, OSError, EOFError, SyntaxError, TypeError, KeyError) as exc:
+    except Exception as exc:  # numpy parses the header with ast/tokenize: many error types
         raise InputFileError(
             path, f"not a valid .npy array file ({exc})", "save the landmarks with numpy.save"
         ) from None
