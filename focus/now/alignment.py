@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from focus.geometry.closest_points import ClosestPoints, TrackedClosestPoints, TriangleMeshIndex
+from focus.geometry.closest_points import ClosestPoints, TriangleMeshIndex
 
 #: The NoW landmark order (scan ``.pp`` files and predictions alike).
 NOW_LANDMARK_NAMES: tuple[str, ...] = (
@@ -58,7 +58,7 @@ class Similarity:
     def apply(self, points: np.ndarray) -> np.ndarray:
         return self.scale * (np.asarray(points, dtype=np.float64) @ self.rotation.T) + self.translation
 
-    def then(self, other: "Similarity") -> "Similarity":
+    def then(self, other: Similarity) -> Similarity:
         """The transform ``other(self(x))``."""
         return Similarity(
             scale=other.scale * self.scale,
@@ -67,7 +67,7 @@ class Similarity:
         )
 
     @staticmethod
-    def identity() -> "Similarity":
+    def identity() -> Similarity:
         return Similarity(1.0, np.eye(3), np.zeros(3))
 
 
@@ -172,8 +172,6 @@ class RefinementSettings:
         coarse_points: scan vertices (a fixed random subset) used by a first stage that gets
             close to the optimum cheaply; the second stage then uses all vertices and converges
             to the optimum of the full objective. 0 disables the first stage.
-        margin: how far (mm, in the mesh frame) a scan vertex may move before its candidate
-            triangles are searched again (speed only; results are exact).
         seed: seed of the coarse subset.
     """
 
@@ -182,7 +180,6 @@ class RefinementSettings:
     rel_tolerance: float = 1e-8
     step_tolerance: float = 1e-6
     coarse_points: int = 5000
-    margin: float = 0.2
     seed: int = 0
 
 
@@ -214,18 +211,13 @@ class _Problem:
     is mapped to ``R^T (p - t) / s`` and distances are scaled back by ``s``.
     """
 
-    def __init__(self, scan: np.ndarray, index: TriangleMeshIndex, margin_mm: float) -> None:
+    def __init__(self, scan: np.ndarray, index: TriangleMeshIndex) -> None:
         self.scan = scan
         self.index = index
-        self.margin_mm = margin_mm
-        self.tracker: TrackedClosestPoints | None = None
 
     def evaluate(self, tf: Similarity) -> tuple[float, ClosestPoints]:
         local = ((self.scan - tf.translation) @ tf.rotation) / tf.scale
-        if self.tracker is None:
-            # Margin in mesh units; one tracker per stage (the scale hardly changes within it).
-            self.tracker = TrackedClosestPoints(self.index, self.margin_mm / tf.scale)
-        cp = self.tracker.query(local)
+        cp = self.index.query(local)
         dist = tf.scale * cp.distance
         point = tf.apply(cp.point)
         res = ClosestPoints(dist, point, cp.face, cp.part)
@@ -337,10 +329,10 @@ def refine_alignment(
     if 0 < settings.coarse_points < len(scan):
         rng = np.random.default_rng(settings.seed)
         subset = scan[np.sort(rng.choice(len(scan), settings.coarse_points, replace=False))]
-        coarse = _Problem(subset, index, settings.margin * 2.0)
+        coarse = _Problem(subset, index)
         tf, _, _, its, _, _ = _lm(coarse, tf, settings, max(settings.rel_tolerance, 1e-7))
         total_iterations += its
-    full = _Problem(scan, index, settings.margin)
+    full = _Problem(scan, index)
     tf, cost, cp, its, converged, history = _lm(full, tf, settings, settings.rel_tolerance)
     total_iterations += its
     return RefinementResult(tf, cp, cost, total_iterations, converged, tuple(history))

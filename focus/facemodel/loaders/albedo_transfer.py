@@ -80,7 +80,7 @@ def closest_surface_points(vertices: np.ndarray, triangles: np.ndarray, points: 
     """For ``points (P, 3)``: closest triangle ``(P,)``, barycentrics ``(P, 3)``, distance ``(P,)``."""
     from focus.geometry.closest_points import TriangleMeshIndex
 
-    index = TriangleMeshIndex(_np(vertices), np.asarray(triangles, dtype=np.int64), workers=1)
+    index = TriangleMeshIndex(_np(vertices), np.asarray(triangles, dtype=np.int64))
     hit = index.query(_np(points))
     tri = np.asarray(triangles, dtype=np.int64)[hit.face]
     v = index.vertices
