@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"focus now-eval: warning: {note}", file=sys.stderr)
     print(format_summary(doc["results"]))
     files = doc["files"]
-    print(f"wrote {files['json']} (+ {files['per_image']}, {files['cumulative_error_plot']})")
+    print(f"wrote {args.out.parent / files['json']} (+ {files['per_image']}, {files['cumulative_error_plot']})")
     if doc["missing"]:
         print(f"{len(doc['missing'])} image(s) had no prediction (allowed by --allow-missing)")
     return 0

@@ -75,13 +75,11 @@ class NowImage:
         return f"{self.subject}/{self.challenge}/{self.filename}"
 
     @staticmethod
-    def parse(entry: str, line_no: int = 0, source: str | Path = "image list") -> "NowImage":
+    def parse(entry: str, line_no: int = 0, source: str | Path = "image list") -> NowImage:
         """Parse ``.../<subject>/<challenge>/<IMG>.jpg`` (the last three parts are used)."""
         parts = [p for p in entry.strip().replace("\\", "/").split("/") if p]
         if len(parts) < 3:
-            raise InputFileError(
-                source, f"line {line_no}: '{entry.strip()}' is not '<subject>/<challenge>/<image>'"
-            )
+            raise InputFileError(source, f"line {line_no}: '{entry.strip()}' is not '<subject>/<challenge>/<image>'")
         subject, challenge, filename = parts[-3:]
         if challenge not in CHALLENGES:
             raise InputFileError(
@@ -120,7 +118,7 @@ class NowDataset:
     image_list: Path
 
     @staticmethod
-    def open(root: str | Path, image_list: str | Path | None = None, split: str = "val") -> "NowDataset":
+    def open(root: str | Path, image_list: str | Path | None = None, split: str = "val") -> NowDataset:
         root = Path(root)
         if not root.is_dir():
             raise InputFileError(root, "NoW dataset folder not found")
@@ -135,7 +133,9 @@ class NowDataset:
     def images(self, challenge: str | None = None) -> list[NowImage]:
         """The listed images, optionally of one challenge only."""
         if challenge is not None and challenge not in CHALLENGES:
-            raise InputFileError(self.image_list, f"unknown challenge '{challenge}'", f"use one of {', '.join(CHALLENGES)}")
+            raise InputFileError(
+                self.image_list, f"unknown challenge '{challenge}'", f"use one of {', '.join(CHALLENGES)}"
+            )
         imgs = read_image_list(self.image_list)
         return [im for im in imgs if challenge is None or im.challenge == challenge]
 

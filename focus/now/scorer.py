@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -40,10 +40,13 @@ from focus.now.alignment import (
     procrustes,
     refine_alignment,
 )
-from focus.now.layout import CHALLENGES, NowDataset, NowImage, find_prediction
 from focus.now.landmark_io import read_landmarks
+from focus.now.layout import CHALLENGES, NowDataset, NowImage, find_prediction
 from focus.now.plots import cumulative_error_curve, plot_cumulative_errors
 from focus.now.pp_io import read_pp
+
+#: The refinement settings of the official protocol.
+DEFAULT_REFINEMENT = RefinementSettings()
 
 
 class MissingPredictionsError(FocusError):
@@ -95,7 +98,7 @@ def score_prediction(
     pred_faces: np.ndarray,
     pred_landmarks: np.ndarray,
     metrical_unit: str | None = None,
-    settings: RefinementSettings = RefinementSettings(),
+    settings: RefinementSettings = DEFAULT_REFINEMENT,
     cropped: bool = False,
 ) -> ImageScore:
     """Score one prediction against one scan (steps 1-4 of the module docstring).
@@ -188,7 +191,11 @@ class NowEvaluation:
 
     def errors(self, challenge: str | None = None) -> np.ndarray:
         """Pooled errors (mm) of one challenge (``None``: all scored images)."""
-        arrs = [s.errors for im, s in zip(self.images, self.scores) if challenge is None or im.challenge == challenge]
+        arrs = [
+            s.errors
+            for im, s in zip(self.images, self.scores, strict=True)
+            if challenge is None or im.challenge == challenge
+        ]
         return np.concatenate(arrs) if arrs else np.zeros(0)
 
     def challenges(self) -> list[str]:
@@ -229,7 +236,7 @@ def evaluate_now(
     challenge: str | None = None,
     metrical_unit: str | None = None,
     allow_missing: bool = False,
-    settings: RefinementSettings = RefinementSettings(),
+    settings: RefinementSettings = DEFAULT_REFINEMENT,
     progress: bool = True,
     missing_listing: Path | None = None,
     on_image: Callable[[NowImage, ImageScore], None] | None = None,
@@ -336,7 +343,9 @@ def save_evaluation(
     npz_path, png_path = paths["per_image"], paths["cumulative_error_plot"]
     summary = evaluation.summary()
     curves = {name: cumulative_error_curve(evaluation.errors(None if name == "all" else name)) for name in summary}
-    protocol = "NoW" if evaluation.metrical_unit is None else f"NoW metrical (prediction unit: {evaluation.metrical_unit})"
+    protocol = (
+        "NoW" if evaluation.metrical_unit is None else f"NoW metrical (prediction unit: {evaluation.metrical_unit})"
+    )
     plot_cumulative_errors(curves, png_path, title=f"{protocol} cumulative error")
 
     scores = evaluation.scores
@@ -375,9 +384,9 @@ def save_evaluation(
         "units": "mm; errors pooled over the cropped scan vertices of all scored images",
         "results": summary,
         "missing": [im.relpath for im in evaluation.missing],
-        "not_converged": [im.key for im, s in zip(evaluation.images, scores) if not s.converged],
+        "not_converged": [im.key for im, s in zip(evaluation.images, scores, strict=True) if not s.converged],
         "warnings": list(evaluation.warnings),
-        "files": {"per_image": npz_path.name, "cumulative_error_plot": png_path.name},
+        "files": {"json": out_json.name, "per_image": npz_path.name, "cumulative_error_plot": png_path.name},
         "refinement": dataclasses.asdict(evaluation.settings),
         "seconds": round(evaluation.seconds, 3),
         "seconds_per_image": round(evaluation.seconds / max(1, len(scores)), 4),
@@ -426,7 +435,7 @@ def score_predictions_folder(
     challenge: str | None = None,
     metrical_unit: str | None = None,
     allow_missing: bool = False,
-    settings: RefinementSettings = RefinementSettings(),
+    settings: RefinementSettings = DEFAULT_REFINEMENT,
     progress: bool = False,
 ) -> dict:
     """Score a predictions folder on a NoW dataset folder and write the results (``focus now-eval``).
@@ -472,15 +481,14 @@ def score_predictions_folder(
         progress=progress,
         missing_listing=output_paths(out_json)["missing"],
     )
-    doc = save_evaluation(evaluation, out_json, ds, predictions)
-    doc["files"]["json"] = str(out_json)
-    return doc
+    return save_evaluation(evaluation, out_json, ds, predictions)
 
 
 def format_summary(summary: dict[str, dict]) -> str:
     """A small table, numbers rounded to 2 decimals like NoW reports."""
     rows = [f"{'challenge':<24}{'median':>8}{'mean':>8}{'std':>8}{'images':>8}{'missing':>9}"]
     for name, s in summary.items():
+
         def fmt(x: float | None) -> str:
             return f"{x:8.2f}" if x is not None else f"{'-':>8}"
 
