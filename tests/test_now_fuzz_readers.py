@@ -29,6 +29,7 @@ from focus.now.pp_io import read_pp
 FUZZ = settings(
     max_examples=int(os.environ.get("FUZZ_N", 150)),
     deadline=2000,
+    database=None,
     derandomize="FUZZ_N" not in os.environ,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
