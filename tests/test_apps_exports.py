@@ -9,7 +9,8 @@ import pytest
 
 from focus.apps.exports import compose_overlay, format_colored_obj, paste_back, transform_points, write_face_meshes
 from focus.data.alignment import warp_to_crop
-from focus.now.mesh_io import read_landmarks, read_mesh
+from focus.geometry.mesh_io import read_mesh
+from focus.now.landmark_io import read_landmarks
 
 
 def _mesh(seed=0):

@@ -172,7 +172,8 @@ def test_failed_write_leaves_nothing_half_written(setup, tmp_path, monkeypatch):
 
 def test_misfit_prior_is_subtracted_from_the_neutral_mesh(setup, tmp_path):
     from focus.eval.misfit_prior import MisfitPrior, save_misfit_prior
-    from focus.now.mesh_io import read_landmarks, read_mesh
+    from focus.geometry.mesh_io import read_mesh
+    from focus.now.landmark_io import read_landmarks
 
     model_dir = tmp_path / "models"
     model_dir.mkdir()

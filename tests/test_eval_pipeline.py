@@ -13,7 +13,8 @@ from focus.errors import FocusError
 from focus.eval import pipeline as P
 from focus.eval.now_predictions import score_now, write_now_predictions
 from focus.eval.report import END_MARKER, START_MARKER
-from focus.now.mesh_io import read_landmarks, read_mesh
+from focus.geometry.mesh_io import read_mesh
+from focus.now.landmark_io import read_landmarks
 
 ROUNDS = 2
 NOW_KEYS = ["mean_face", "autoencoder", "focus_round_01", "focus_round_02", "focus", "focus_prior"]

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
+from focus.geometry.closest_points import brute_force_closest_points
 from focus.now.alignment import (
     RefinementSettings,
     Similarity,
@@ -14,7 +15,6 @@ from focus.now.alignment import (
     procrustes,
     refine_alignment,
 )
-from focus.now.point_triangle import brute_force_closest_points
 from focus.now.synthetic import FaceShape, grid_mesh, random_similarity
 
 
@@ -133,3 +133,18 @@ def test_procrustes_then_refinement_undo_a_random_similarity() -> None:
     np.testing.assert_allclose(total.rotation, np.eye(3), atol=1e-9)
     np.testing.assert_allclose(total.translation, 0.0, atol=1e-7)
     assert s.errors.max() < 1e-6
+
+
+def test_left_jacobian_of_the_rotation_vector() -> None:
+    """``R(w + d) ~ exp(J d) R(w)``: the Jacobian the refinement's least squares is given."""
+    from focus.now.alignment import _left_jacobian
+
+    rng = np.random.default_rng(7)
+    for w in (rng.normal(scale=0.4, size=3), np.array([1e-8, 0.0, -2e-8])):
+        jac = _left_jacobian(w)
+        eps = 1e-6
+        for k in range(3):
+            d = np.zeros(3)
+            d[k] = eps
+            rel = Rotation.from_rotvec(w + d) * Rotation.from_rotvec(w).inv()
+            np.testing.assert_allclose(rel.as_rotvec() / eps, jac[:, k], atol=1e-6)

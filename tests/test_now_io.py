@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from focus.errors import InputFileError
+from focus.geometry.mesh_io import read_mesh, write_obj
+from focus.now.landmark_io import read_landmarks, write_landmarks
 from focus.now.layout import NowDataset, NowImage, find_prediction, read_image_list, write_prediction
-from focus.now.mesh_io import read_landmarks, read_mesh, write_landmarks, write_obj
 from focus.now.pp_io import read_pp, write_pp
 
 
@@ -59,7 +60,9 @@ def test_pp_reader_agrees_with_official_line_reading(tmp_path: Path) -> None:
 
 def test_pp_reader_tolerates_layout_and_attribute_order(tmp_path: Path) -> None:
     pts = np.arange(21, dtype=float).reshape(7, 3) * 1.5
-    body = "".join(f'<point\n   name = "{i}" z="{z}"  active="1"\ty = "{y}" x="{x}" />' for i, (x, y, z) in enumerate(pts))
+    body = "".join(
+        f'<point\n   name = "{i}" z="{z}"  active="1"\ty = "{y}" x="{x}" />' for i, (x, y, z) in enumerate(pts)
+    )
     path = tmp_path / "odd.pp"
     path.write_text(f"<?xml version='1.0'?><PickedPoints><DocumentData/>{body}</PickedPoints>")
     np.testing.assert_array_equal(read_pp(path), pts)
@@ -176,7 +179,11 @@ def test_image_list_errors(tmp_path: Path) -> None:
     with pytest.raises(InputFileError, match="line 2: unknown challenge 'sideways'"):
         read_image_list(lst)
     lst.write_text("s1/multiview_neutral/IMG_1.jpg\ns2/selfie/IMG_2.jpg\n")
-    for sub in ("scans/s1", "scans_lmks_onlypp/s1", "NoW_Dataset/final_release_version/iphone_pictures/s1/multiview_neutral"):
+    for sub in (
+        "scans/s1",
+        "scans_lmks_onlypp/s1",
+        "NoW_Dataset/final_release_version/iphone_pictures/s1/multiview_neutral",
+    ):
         (tmp_path / sub).mkdir(parents=True)
     (tmp_path / "scans/s1/s1.obj").write_text("v 0 0 0\n")
     (tmp_path / "scans_lmks_onlypp/s1/s1.pp").write_text("<PickedPoints/>")

@@ -7,7 +7,7 @@ Frames and units (see :mod:`focus.render.camera`):
 * ``neutral.obj``: identity only (expression zero), **model frame**, mm, no pose, minus the misfit
   prior when one is used (method.md 5); vertex colours = albedo (unlit).
 * ``now/{posed,neutral}.obj`` + ``.npy``: the same meshes without colours plus their 7 NoW
-  landmarks ``(7, 3)`` (:mod:`focus.now.mesh_io`: the NoW challenge's submission format).
+  landmarks ``(7, 3)`` (:mod:`focus.geometry.mesh_io`, :mod:`focus.now.landmark_io`: the NoW challenge's submission format).
 * Images: the aligned crop and the render in the crop (``crop.png``, ``render.png``), the outlier
   mask in the crop (``outlier_crop.png``) and pasted back into the photo at its full size
   (``outlier.png``), the visible (inlier) face ``m_r M`` pasted back (``face_mask.png``; with
@@ -28,7 +28,8 @@ from PIL import Image, ImageDraw
 from skimage.transform import warp
 
 from focus.io_utils import atomic_path, write_text_atomic
-from focus.now.mesh_io import write_landmarks, write_obj
+from focus.geometry.mesh_io import write_obj
+from focus.now.landmark_io import write_landmarks
 
 #: skimage's frame puts pixel centres at integers, the project's at +0.5.
 _SHIFT = np.array([[1.0, 0.0, 0.5], [0.0, 1.0, 0.5], [0.0, 0.0, 1.0]])

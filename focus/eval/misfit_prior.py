@@ -259,7 +259,7 @@ def plot_misfit_prior(prior: MisfitPrior, face_model, path: str | Path, title: s
     from matplotlib.tri import Triangulation
 
     from focus.io_utils import atomic_path
-    from focus.synth.scans import vertex_normals
+    from focus.geometry.normals import vertex_normals
 
     v = face_model.mean_shape.detach().cpu().double().numpy()
     f = face_model.triangles.cpu().numpy()

@@ -27,6 +27,8 @@ from typing import Callable
 
 import numpy as np
 
+from focus.geometry.normals import vertex_normals as _vertex_normals
+
 #: Half-range of the azimuth: the mesh reaches just in front of the ears.
 THETA_MAX = np.radians(80.0)
 #: Centre-to-edge column spacing ratio is ``1 + 3 * COLUMN_WARP`` (denser in the middle).
@@ -222,11 +224,6 @@ def _frac_below(lo: float, mid: float, hi: float) -> float:
 
 
 def vertex_normals(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
-    """Unit area-weighted vertex normals ``(V, 3)`` of a mesh (numpy; CCW triangles face out)."""
-    v = np.asarray(vertices, dtype=np.float64)
-    f = np.asarray(triangles)
-    fn = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]])
-    vn = np.zeros_like(v)
-    for k in range(3):
-        np.add.at(vn, f[:, k], fn)
-    return vn / np.maximum(np.linalg.norm(vn, axis=1, keepdims=True), 1e-12)
+    """Unit area-weighted vertex normals ``(V, 3)``, float64, of a mesh (CCW triangles face out):
+    :func:`focus.geometry.normals.vertex_normals` on the vertices in float64."""
+    return _vertex_normals(np.asarray(vertices, dtype=np.float64), triangles)

@@ -1,11 +1,11 @@
 """The NoW benchmark scorer (non-metrical and metrical protocols), runnable anywhere.
 
 Modules: :mod:`~focus.now.layout` (dataset and prediction folders, prediction writer),
-:mod:`~focus.now.pp_io` (scan landmark ``.pp`` files), :mod:`~focus.now.mesh_io` (meshes and
-landmark files), :mod:`~focus.now.point_triangle` (exact closest points on a mesh),
-:mod:`~focus.now.alignment` (crop, Procrustes, rigid refinement), :mod:`~focus.now.scorer`
+:mod:`~focus.now.pp_io` (scan landmark ``.pp`` files), :mod:`~focus.now.landmark_io` (prediction
+landmark files), :mod:`~focus.now.alignment` (crop, Procrustes, rigid refinement), :mod:`~focus.now.scorer`
 (per-image and pooled scores), :mod:`~focus.now.plots` (cumulative error curves),
-:mod:`~focus.now.cli` (``focus now-eval``).
+:mod:`~focus.now.cli` (``focus now-eval``). Mesh files and point-to-surface distances are general geometry:
+:mod:`focus.geometry`.
 
 The names below are importable from ``focus.now`` directly; they are loaded on first use so that
 the ``focus`` command starts quickly.
@@ -28,12 +28,8 @@ _EXPORTS: dict[str, str] = {
     "NowImage": "layout",
     "find_prediction": "layout",
     "write_prediction": "layout",
-    "read_landmarks": "mesh_io",
-    "read_mesh": "mesh_io",
-    "write_landmarks": "mesh_io",
-    "write_obj": "mesh_io",
-    "TriangleMeshIndex": "point_triangle",
-    "closest_points_on_triangles": "point_triangle",
+    "read_landmarks": "landmark_io",
+    "write_landmarks": "landmark_io",
     "read_pp": "pp_io",
     "write_pp": "pp_io",
     "ImageScore": "scorer",
@@ -42,6 +38,7 @@ _EXPORTS: dict[str, str] = {
     "evaluate_now": "scorer",
     "save_evaluation": "scorer",
     "score_prediction": "scorer",
+    "score_predictions_folder": "scorer",
     "summarize": "scorer",
 }
 

@@ -14,10 +14,11 @@ translation``, i.e. ``scale * R x + t`` for column vectors.
 * :func:`refine_alignment` — scale, rotation and translation of the (Procrustes-aligned) predicted
   mesh minimising the sum of squared distances from the cropped scan vertices to the mesh
   surface; scale stays positive. The official scorer minimises the same objective with chumpy's
-  dogleg solver; this is a Levenberg-Marquardt (Gauss-Newton) loop on the exact point-to-surface
-  residuals: in each iteration the closest points are recomputed exactly and the residual of a
-  scan vertex is linearised along the direction from its closest point, which is the exact
-  derivative of the distance (point-to-plane inside a face, point-to-edge/vertex elsewhere).
+  dogleg solver; here it is minimised with Levenberg-Marquardt (``scipy.optimize.least_squares``,
+  MINPACK) on the exact point-to-surface residuals: at every evaluation the closest points are
+  recomputed exactly (:class:`focus.geometry.closest_points.TriangleMeshIndex`), and the residual
+  of a scan vertex is differentiated along the direction from its closest point, which is the
+  exact derivative of the distance (point-to-plane inside a face, point-to-edge/vertex elsewhere).
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.spatial.transform import Rotation
 
+from focus.geometry.closest_points import ClosestPoints, TriangleMeshIndex
 from focus.geometry.similarity import apply_similarity, umeyama
-from focus.now.point_triangle import ClosestPoints, TrackedClosestPoints, TriangleMeshIndex
 
 #: The NoW landmark order (scan ``.pp`` files and predictions alike).
 NOW_LANDMARK_NAMES: tuple[str, ...] = (
@@ -59,7 +60,7 @@ class Similarity:
     def apply(self, points: np.ndarray) -> np.ndarray:
         return self.scale * (np.asarray(points, dtype=np.float64) @ self.rotation.T) + self.translation
 
-    def then(self, other: "Similarity") -> "Similarity":
+    def then(self, other: Similarity) -> Similarity:
         """The transform ``other(self(x))``."""
         return Similarity(
             scale=other.scale * self.scale,
@@ -68,7 +69,7 @@ class Similarity:
         )
 
     @staticmethod
-    def identity() -> "Similarity":
+    def identity() -> Similarity:
         return Similarity(1.0, np.eye(3), np.zeros(3))
 
 
@@ -148,23 +149,18 @@ class RefinementSettings:
 
     Attributes:
         fit_scale: optimise the scale (non-metrical protocol) or keep it (metrical).
-        max_iterations: Levenberg-Marquardt iterations per stage.
-        rel_tolerance: stop when the cost decreases by less than this fraction.
-        step_tolerance: stop when the update moves no scan point by more than this (mm).
+        max_iterations: cost evaluations (Levenberg-Marquardt trial steps) per stage.
+        rel_tolerance: stop when the cost decreases by less than this fraction (``ftol``).
         coarse_points: scan vertices (a fixed random subset) used by a first stage that gets
             close to the optimum cheaply; the second stage then uses all vertices and converges
             to the optimum of the full objective. 0 disables the first stage.
-        margin: how far (mm, in the mesh frame) a scan vertex may move before its candidate
-            triangles are searched again (speed only; results are exact).
         seed: seed of the coarse subset.
     """
 
     fit_scale: bool = True
     max_iterations: int = 100
     rel_tolerance: float = 1e-8
-    step_tolerance: float = 1e-6
     coarse_points: int = 5000
-    margin: float = 0.2
     seed: int = 0
 
 
@@ -176,9 +172,9 @@ class RefinementResult:
         transform: similarity to apply to the (already Procrustes-aligned) mesh vertices.
         closest: exact closest points of the scan vertices on the final mesh (scan frame, mm).
         cost: final sum of squared distances (mm^2).
-        iterations: accepted + rejected iterations over both stages.
+        iterations: cost evaluations over both stages.
         converged: whether the last stage met a tolerance before ``max_iterations``.
-        history: cost after each accepted iteration of the last stage.
+        history: cost at each evaluation of the last stage (trial steps included).
     """
 
     transform: Similarity
@@ -196,18 +192,13 @@ class _Problem:
     is mapped to ``R^T (p - t) / s`` and distances are scaled back by ``s``.
     """
 
-    def __init__(self, scan: np.ndarray, index: TriangleMeshIndex, margin_mm: float) -> None:
+    def __init__(self, scan: np.ndarray, index: TriangleMeshIndex) -> None:
         self.scan = scan
         self.index = index
-        self.margin_mm = margin_mm
-        self.tracker: TrackedClosestPoints | None = None
 
     def evaluate(self, tf: Similarity) -> tuple[float, ClosestPoints]:
         local = ((self.scan - tf.translation) @ tf.rotation) / tf.scale
-        if self.tracker is None:
-            # Margin in mesh units; one tracker per stage (the scale hardly changes within it).
-            self.tracker = TrackedClosestPoints(self.index, self.margin_mm / tf.scale)
-        cp = self.tracker.query(local)
+        cp = self.index.query(local)
         dist = tf.scale * cp.distance
         point = tf.apply(cp.point)
         res = ClosestPoints(dist, point, cp.face, cp.part)
@@ -225,70 +216,82 @@ def _directions(scan: np.ndarray, cp: ClosestPoints, normals: np.ndarray, rotati
     return u
 
 
+def _left_jacobian(omega: np.ndarray) -> np.ndarray:
+    """``(3, 3)`` left Jacobian of SO(3) at rotation vector ``omega``: ``R(omega + d) ~
+    exp(J d) R(omega)`` to first order in ``d``."""
+    theta2 = float(omega @ omega)
+    k = np.array([[0.0, -omega[2], omega[1]], [omega[2], 0.0, -omega[0]], [-omega[1], omega[0], 0.0]])
+    if theta2 < 1e-12:
+        return np.eye(3) + 0.5 * k + (k @ k) / 6.0
+    theta = np.sqrt(theta2)
+    return np.eye(3) + (1.0 - np.cos(theta)) / theta2 * k + (theta - np.sin(theta)) / (theta2 * theta) * (k @ k)
+
+
 def _lm(
     problem: _Problem,
     start: Similarity,
     settings: RefinementSettings,
     rel_tolerance: float,
 ) -> tuple[Similarity, float, ClosestPoints, int, bool, list[float]]:
+    """Levenberg-Marquardt (``scipy.optimize.least_squares``, MINPACK) on the exact distances.
+
+    Parameters ``x = (log s, omega, t)`` (``log s`` only with ``fit_scale``) of the update
+    ``y -> s R(omega) (y - c) + c + t`` applied after ``start``, ``c`` the scan centroid.
+    """
+    from scipy.optimize import least_squares
+
     scan = problem.scan
     centre = scan.mean(axis=0)
-    tf = start
-    cost, cp = problem.evaluate(tf)
-    history = [cost]
-    lam = 1e-6
-    iterations = 0
-    converged = False
-    n_par = 7 if settings.fit_scale else 6
-    while iterations < settings.max_iterations:
+    fit_scale = settings.fit_scale
+    history: list[float] = []
+    cache: dict[bytes, tuple[Similarity, float, ClosestPoints]] = {}
+
+    def transform(x: np.ndarray) -> Similarity:
+        scale = float(np.exp(x[0])) if fit_scale else 1.0
+        rot = Rotation.from_rotvec(x[-6:-3]).as_matrix()
+        return start.then(Similarity(scale, rot, centre - scale * (rot @ centre) + x[-3:]))
+
+    def evaluate(x: np.ndarray) -> tuple[Similarity, float, ClosestPoints]:
+        key = x.tobytes()
+        if key not in cache:
+            if len(cache) > 4:
+                cache.clear()
+            tf = transform(x)
+            cost, cp = problem.evaluate(tf)
+            cache[key] = (tf, cost, cp)
+        return cache[key]
+
+    def residuals(x: np.ndarray) -> np.ndarray:
+        _, cost, cp = evaluate(x)
+        history.append(cost)
+        return cp.distance
+
+    def jacobian(x: np.ndarray) -> np.ndarray:
+        tf, _, cp = evaluate(x)
         u = _directions(scan, cp, problem.index.normals, tf.rotation)
-        arm = cp.point - centre
-        # r_i = |p_i - q_i(theta)|; dq/d(log s) = arm, dq/d(omega) = omega x arm, dq/dt = I.
-        jac = np.empty((len(scan), n_par))
-        col = 0
-        if settings.fit_scale:
-            jac[:, 0] = -np.einsum("ij,ij->i", u, arm)
-            col = 1
-        jac[:, col : col + 3] = -np.cross(arm, u)
-        jac[:, col + 3 : col + 6] = -u
-        arm_max = float(np.sqrt(np.einsum("ij,ij->i", arm, arm).max()))
-        r = cp.distance
-        grad = jac.T @ r
-        hess = jac.T @ jac
-        diag = np.maximum(np.diag(hess), 1e-12 * max(1.0, float(np.diag(hess).max())))
-        improved = False
-        while iterations < settings.max_iterations:
-            iterations += 1
-            try:
-                delta = np.linalg.solve(hess + lam * np.diag(diag), -grad)
-            except np.linalg.LinAlgError:
-                lam = max(lam * 10.0, 1e-6)
-                continue
-            log_s = delta[0] if settings.fit_scale else 0.0
-            omega = delta[col : col + 3]
-            dt = delta[col + 3 : col + 6]
-            rot = Rotation.from_rotvec(omega).as_matrix()
-            step = Similarity(float(np.exp(log_s)), rot, centre - float(np.exp(log_s)) * (rot @ centre) + dt)
-            candidate = tf.then(step)
-            new_cost, new_cp = problem.evaluate(candidate)
-            # Bound on how far the update moves any closest point.
-            move = (abs(np.expm1(log_s)) + float(np.linalg.norm(omega))) * arm_max + float(np.linalg.norm(dt))
-            if new_cost <= cost:
-                decrease = cost - new_cost
-                tf, cost, cp = candidate, new_cost, new_cp
-                history.append(cost)
-                lam = max(lam / 10.0, 1e-12)
-                improved = True
-                if decrease <= rel_tolerance * max(cost, 1e-300) or move <= settings.step_tolerance:
-                    converged = True
-                break
-            lam *= 10.0
-            if move <= settings.step_tolerance or lam > 1e12:
-                converged = True  # no decrease possible at this resolution
-                break
-        if converged or not improved:
-            break
-    return tf, cost, cp, iterations, converged, history
+        # q moves with the mesh: dq/d(log s) = arm, dq/d(omega) = (J_l d) x arm, dq/dt = I,
+        # with arm = q - c - t; and dr/dq = -u.
+        arm = cp.point - centre - x[-3:]
+        cols = [-np.cross(arm, u) @ _left_jacobian(x[-6:-3]), -u]
+        if fit_scale:
+            cols.insert(0, -np.einsum("ij,ij->i", u, arm)[:, None])
+        return np.concatenate(cols, axis=1)
+
+    x0 = np.zeros(7 if fit_scale else 6)
+    result = least_squares(
+        residuals,
+        x0,
+        jac=jacobian,
+        method="lm",
+        x_scale="jac",
+        ftol=rel_tolerance,
+        xtol=1e-12,
+        gtol=1e-12,
+        max_nfev=settings.max_iterations,
+    )
+    tf, cost, cp = evaluate(result.x)
+    converged = result.status > 0
+    return tf, cost, cp, int(result.nfev), converged, history
 
 
 def refine_alignment(
@@ -319,10 +322,10 @@ def refine_alignment(
     if 0 < settings.coarse_points < len(scan):
         rng = np.random.default_rng(settings.seed)
         subset = scan[np.sort(rng.choice(len(scan), settings.coarse_points, replace=False))]
-        coarse = _Problem(subset, index, settings.margin * 2.0)
+        coarse = _Problem(subset, index)
         tf, _, _, its, _, _ = _lm(coarse, tf, settings, max(settings.rel_tolerance, 1e-7))
         total_iterations += its
-    full = _Problem(scan, index, settings.margin)
+    full = _Problem(scan, index)
     tf, cost, cp, its, converged, history = _lm(full, tf, settings, settings.rel_tolerance)
     total_iterations += its
     return RefinementResult(tf, cp, cost, total_iterations, converged, tuple(history))

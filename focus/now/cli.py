@@ -56,25 +56,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from focus.now.layout import NowDataset
-    from focus.now.scorer import evaluate_now, format_summary, save_evaluation
+    import sys
 
-    out = Path(args.out)
-    if out.suffix.lower() != ".json":
-        out = out.with_name(out.name + ".json")
-    dataset = NowDataset.open(args.dataset, args.image_list)
-    evaluation = evaluate_now(
-        dataset,
+    from focus.now.scorer import format_summary, score_predictions_folder
+
+    doc = score_predictions_folder(
+        args.dataset,
         args.predictions,
+        args.out,
+        image_list=args.image_list,
         challenge=args.challenge,
         metrical_unit=args.metrical,
         allow_missing=args.allow_missing,
         progress=not args.no_progress,
-        missing_listing=out.with_name(out.stem + "_missing.txt"),
     )
-    doc = save_evaluation(evaluation, out, dataset, args.predictions)
+    for note in doc["warnings"]:
+        print(f"focus now-eval: warning: {note}", file=sys.stderr)
     print(format_summary(doc["results"]))
-    print(f"wrote {out} (+ {doc['files']['per_image']}, {doc['files']['cumulative_error_plot']})")
-    if evaluation.missing:
-        print(f"{len(evaluation.missing)} image(s) had no prediction (allowed by --allow-missing)")
+    files = doc["files"]
+    print(f"wrote {args.out.parent / files['json']} (+ {files['per_image']}, {files['cumulative_error_plot']})")
+    if doc["missing"]:
+        print(f"{len(doc['missing'])} image(s) had no prediction (allowed by --allow-missing)")
     return 0

@@ -13,8 +13,8 @@ Predictions folder::
     <subject>/<challenge>/<IMG>.obj   (or .ply)   the mesh, no vertex colours
     <subject>/<challenge>/<IMG>.npy   (or .txt)   its 7 landmarks, (7, 3), same frame and unit
 
-When both extensions exist the official scorer's preference is followed: ``.obj`` before
-``.ply``, ``.npy`` before ``.txt``. :func:`write_prediction` writes this layout.
+Both ``.obj`` and ``.ply`` (or both ``.npy`` and ``.txt``) for one image is refused as
+ambiguous (the official scorer silently prefers one). :func:`write_prediction` writes this layout.
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from focus.errors import InputFileError
-from focus.now.mesh_io import write_landmarks, write_obj
+from focus.geometry.mesh_io import write_obj
+from focus.now.landmark_io import write_landmarks
 
 #: The four NoW challenges, in the order reports list them.
 CHALLENGES: tuple[str, ...] = (
@@ -74,13 +75,11 @@ class NowImage:
         return f"{self.subject}/{self.challenge}/{self.filename}"
 
     @staticmethod
-    def parse(entry: str, line_no: int = 0, source: str | Path = "image list") -> "NowImage":
+    def parse(entry: str, line_no: int = 0, source: str | Path = "image list") -> NowImage:
         """Parse ``.../<subject>/<challenge>/<IMG>.jpg`` (the last three parts are used)."""
         parts = [p for p in entry.strip().replace("\\", "/").split("/") if p]
         if len(parts) < 3:
-            raise InputFileError(
-                source, f"line {line_no}: '{entry.strip()}' is not '<subject>/<challenge>/<image>'"
-            )
+            raise InputFileError(source, f"line {line_no}: '{entry.strip()}' is not '<subject>/<challenge>/<image>'")
         subject, challenge, filename = parts[-3:]
         if challenge not in CHALLENGES:
             raise InputFileError(
@@ -119,7 +118,7 @@ class NowDataset:
     image_list: Path
 
     @staticmethod
-    def open(root: str | Path, image_list: str | Path | None = None, split: str = "val") -> "NowDataset":
+    def open(root: str | Path, image_list: str | Path | None = None, split: str = "val") -> NowDataset:
         root = Path(root)
         if not root.is_dir():
             raise InputFileError(root, "NoW dataset folder not found")
@@ -134,7 +133,9 @@ class NowDataset:
     def images(self, challenge: str | None = None) -> list[NowImage]:
         """The listed images, optionally of one challenge only."""
         if challenge is not None and challenge not in CHALLENGES:
-            raise InputFileError(self.image_list, f"unknown challenge '{challenge}'", f"use one of {', '.join(CHALLENGES)}")
+            raise InputFileError(
+                self.image_list, f"unknown challenge '{challenge}'", f"use one of {', '.join(CHALLENGES)}"
+            )
         imgs = read_image_list(self.image_list)
         return [im for im in imgs if challenge is None or im.challenge == challenge]
 
@@ -196,11 +197,27 @@ class PredictionFiles:
 
 
 def find_prediction(predictions: str | Path, image: NowImage) -> PredictionFiles:
-    """The mesh and landmark files of ``image`` in a predictions folder (official preference)."""
+    """The mesh and landmark files of ``image`` in a predictions folder.
+
+    Raises:
+        InputFileError: the image has two mesh files (``.obj`` and ``.ply``) or two landmark files
+            (``.npy`` and ``.txt``); the message names both.
+    """
     folder = Path(predictions) / image.subject / image.challenge
-    mesh = next((p for p in (folder / f"{image.stem}.obj", folder / f"{image.stem}.ply") if p.is_file()), None)
-    lmk = next((p for p in (folder / f"{image.stem}.npy", folder / f"{image.stem}.txt") if p.is_file()), None)
+    mesh = _one_of(folder, image.stem, (".obj", ".ply"), "mesh")
+    lmk = _one_of(folder, image.stem, (".npy", ".txt"), "landmark")
     return PredictionFiles(mesh, lmk)
+
+
+def _one_of(folder: Path, stem: str, suffixes: tuple[str, ...], what: str) -> Path | None:
+    found = [folder / f"{stem}{s}" for s in suffixes if (folder / f"{stem}{s}").is_file()]
+    if len(found) > 1:
+        raise InputFileError(
+            found[0],
+            f"{len(found)} {what} files for one image: {' and '.join(str(p) for p in found)}",
+            "keep exactly one; which to score is ambiguous",
+        )
+    return found[0] if found else None
 
 
 def prediction_paths(

@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
 from focus.errors import FocusError, InputFileError
+from focus.geometry.mesh_io import read_mesh
 from focus.io_utils import atomic_path, write_json_atomic, write_text_atomic
 from focus.now.alignment import (
     UNIT_TO_MM,
@@ -39,10 +40,13 @@ from focus.now.alignment import (
     procrustes,
     refine_alignment,
 )
+from focus.now.landmark_io import read_landmarks
 from focus.now.layout import CHALLENGES, NowDataset, NowImage, find_prediction
-from focus.now.mesh_io import read_landmarks, read_mesh
 from focus.now.plots import cumulative_error_curve, plot_cumulative_errors
 from focus.now.pp_io import read_pp
+
+#: The refinement settings of the official protocol.
+DEFAULT_REFINEMENT = RefinementSettings()
 
 
 class MissingPredictionsError(FocusError):
@@ -71,6 +75,8 @@ class ImageScore:
         refinement: the similarity applied after it (scale fixed to 1 in the metrical protocol).
         iterations: refinement iterations.
         converged: whether the refinement met its tolerance.
+        landmark_scale: the scale of the landmark Procrustes fit (scan mm per prediction unit),
+            also in the metrical protocol, where the unit's scale is applied instead.
     """
 
     errors: np.ndarray
@@ -78,6 +84,7 @@ class ImageScore:
     refinement: Similarity
     iterations: int
     converged: bool
+    landmark_scale: float = float("nan")
 
     @property
     def reflection(self) -> bool:
@@ -91,7 +98,7 @@ def score_prediction(
     pred_faces: np.ndarray,
     pred_landmarks: np.ndarray,
     metrical_unit: str | None = None,
-    settings: RefinementSettings = RefinementSettings(),
+    settings: RefinementSettings = DEFAULT_REFINEMENT,
     cropped: bool = False,
 ) -> ImageScore:
     """Score one prediction against one scan (steps 1-4 of the module docstring).
@@ -112,6 +119,7 @@ def score_prediction(
     if len(scan) == 0:
         raise ValueError("no scan vertex lies inside the face crop (check the scan landmarks)")
     tf, _ = procrustes(scan_landmarks, pred_landmarks, scaling=True, allow_reflection=True)
+    landmark_scale = float(tf.scale)
     if metrical_unit is not None:
         if metrical_unit not in UNIT_TO_MM:
             raise ValueError(f"unknown unit '{metrical_unit}', use one of {sorted(UNIT_TO_MM)}")
@@ -126,6 +134,33 @@ def score_prediction(
         refinement=result.transform,
         iterations=result.iterations,
         converged=result.converged,
+        landmark_scale=landmark_scale,
+    )
+
+
+#: A declared metrical unit is doubted when the landmarks fit at a scale this far from it.
+SCALE_WARNING_FACTOR = 10.0
+
+
+def metrical_scale_warning(landmark_scale: float, metrical_unit: str) -> str | None:
+    """A warning when the landmark fit's scale contradicts the declared unit by 10x or more.
+
+    Args:
+        landmark_scale: the Procrustes scale, scan mm per prediction unit.
+        metrical_unit: the declared unit (``"mm"``, ``"cm"`` or ``"m"``).
+    """
+    unit_scale = UNIT_TO_MM[metrical_unit]
+    ratio = landmark_scale / unit_scale
+    if not (np.isfinite(ratio) and ratio > 0):
+        return None
+    if 1.0 / SCALE_WARNING_FACTOR < ratio < SCALE_WARNING_FACTOR:
+        return None
+    likely = min(UNIT_TO_MM, key=lambda u: abs(np.log(landmark_scale / UNIT_TO_MM[u])))
+    size = "small" if ratio > 1 else "large"
+    return (
+        f"the prediction is {max(ratio, 1 / ratio):.3g}x too {size} for --metrical {metrical_unit} "
+        f"(its landmarks fit the scan at {landmark_scale:.4g} mm per unit); its unit looks like "
+        f"'{likely}', and the metrical errors are not meaningful with a wrong unit"
     )
 
 
@@ -141,6 +176,8 @@ class NowEvaluation:
         challenge: the challenge evaluated, or ``None`` for all.
         metrical_unit: ``None`` (standard protocol) or the declared unit.
         seconds: wall time of the scoring.
+        warnings: per-image problems that do not stop the scoring (``<image key>: <problem>``),
+            e.g. a metrical unit the prediction's size contradicts.
     """
 
     images: list[NowImage]
@@ -150,10 +187,15 @@ class NowEvaluation:
     metrical_unit: str | None
     settings: RefinementSettings = field(default_factory=RefinementSettings)
     seconds: float = 0.0
+    warnings: list[str] = field(default_factory=list)
 
     def errors(self, challenge: str | None = None) -> np.ndarray:
         """Pooled errors (mm) of one challenge (``None``: all scored images)."""
-        arrs = [s.errors for im, s in zip(self.images, self.scores) if challenge is None or im.challenge == challenge]
+        arrs = [
+            s.errors
+            for im, s in zip(self.images, self.scores, strict=True)
+            if challenge is None or im.challenge == challenge
+        ]
         return np.concatenate(arrs) if arrs else np.zeros(0)
 
     def challenges(self) -> list[str]:
@@ -194,7 +236,7 @@ def evaluate_now(
     challenge: str | None = None,
     metrical_unit: str | None = None,
     allow_missing: bool = False,
-    settings: RefinementSettings = RefinementSettings(),
+    settings: RefinementSettings = DEFAULT_REFINEMENT,
     progress: bool = True,
     missing_listing: Path | None = None,
     on_image: Callable[[NowImage, ImageScore], None] | None = None,
@@ -224,10 +266,18 @@ def evaluate_now(
         raise MissingPredictionsError([im.relpath for im in missing], predictions, missing_listing)
     missing_set = set(missing)
     todo = [im for im in images if im not in missing_set]
+    if not todo:
+        which = f" of challenge {challenge}" if challenge is not None else ""
+        raise FocusError(
+            f"{predictions}: none of the {len(images)} image(s){which} listed in {dataset.image_list} has a "
+            "prediction, so there is nothing to score (each needs <subject>/<challenge>/<IMG>.obj or .ply and "
+            "<IMG>.npy or .txt; is this the right predictions folder?)"
+        )
     start = time.perf_counter()
     scans: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     scored: list[NowImage] = []
     scores: list[ImageScore] = []
+    notes: list[str] = []
     from tqdm import tqdm
 
     for im in tqdm(todo, desc="NoW", unit="image", disable=not progress):
@@ -243,6 +293,10 @@ def evaluate_now(
             score = score_prediction(scan, scan_lmk, verts, faces, lmk, metrical_unit, settings, cropped=True)
         except ValueError as exc:
             raise InputFileError(files.landmarks, f"cannot align this prediction ({exc})") from exc
+        if metrical_unit is not None:
+            note = metrical_scale_warning(score.landmark_scale, metrical_unit)
+            if note is not None:
+                notes.append(f"{im.key}: {note}")
         scored.append(im)
         scores.append(score)
         if on_image is not None:
@@ -255,6 +309,7 @@ def evaluate_now(
         metrical_unit=metrical_unit,
         settings=settings,
         seconds=time.perf_counter() - start,
+        warnings=notes,
     )
 
 
@@ -284,12 +339,13 @@ def save_evaluation(
         The JSON document.
     """
     out_json = Path(out_json)
-    stem = out_json.with_suffix("")
-    npz_path = stem.parent / f"{stem.name}_per_image.npz"
-    png_path = stem.parent / f"{stem.name}_cumulative_error.png"
+    paths = output_paths(out_json)
+    npz_path, png_path = paths["per_image"], paths["cumulative_error_plot"]
     summary = evaluation.summary()
     curves = {name: cumulative_error_curve(evaluation.errors(None if name == "all" else name)) for name in summary}
-    protocol = "NoW" if evaluation.metrical_unit is None else f"NoW metrical (prediction unit: {evaluation.metrical_unit})"
+    protocol = (
+        "NoW" if evaluation.metrical_unit is None else f"NoW metrical (prediction unit: {evaluation.metrical_unit})"
+    )
     plot_cumulative_errors(curves, png_path, title=f"{protocol} cumulative error")
 
     scores = evaluation.scores
@@ -328,8 +384,9 @@ def save_evaluation(
         "units": "mm; errors pooled over the cropped scan vertices of all scored images",
         "results": summary,
         "missing": [im.relpath for im in evaluation.missing],
-        "not_converged": [im.key for im, s in zip(evaluation.images, scores) if not s.converged],
-        "files": {"per_image": npz_path.name, "cumulative_error_plot": png_path.name},
+        "not_converged": [im.key for im, s in zip(evaluation.images, scores, strict=True) if not s.converged],
+        "warnings": list(evaluation.warnings),
+        "files": {"json": out_json.name, "per_image": npz_path.name, "cumulative_error_plot": png_path.name},
         "refinement": dataclasses.asdict(evaluation.settings),
         "seconds": round(evaluation.seconds, 3),
         "seconds_per_image": round(evaluation.seconds / max(1, len(scores)), 4),
@@ -338,10 +395,100 @@ def save_evaluation(
     return doc
 
 
+def output_paths(out_json: str | Path) -> dict[str, Path]:
+    """The files a scoring run writes for ``out_json``: the JSON itself, ``<stem>_per_image.npz``,
+    ``<stem>_cumulative_error.png`` and ``<stem>_missing.txt`` (only when images are missing)."""
+    out_json = Path(out_json)
+    stem = out_json.with_suffix("")
+    return {
+        "json": out_json,
+        "per_image": stem.parent / f"{stem.name}_per_image.npz",
+        "cumulative_error_plot": stem.parent / f"{stem.name}_cumulative_error.png",
+        "missing": stem.parent / f"{stem.name}_missing.txt",
+    }
+
+
+def check_output_paths(out_json: str | Path) -> None:
+    """Fail before any scoring when the outputs of ``out_json`` cannot be written.
+
+    Raises:
+        InputFileError: an output path is an existing folder, or a parent of it is a file.
+    """
+    for path in output_paths(out_json).values():
+        if path.is_dir():
+            raise InputFileError(path, "is a folder, not a file the scorer can write", "pass --out FILE.json")
+        for parent in path.parents:
+            if parent.exists():
+                if not parent.is_dir():
+                    raise InputFileError(
+                        parent, f"is a file, so {path.name} cannot be written inside it", "pass --out FILE.json"
+                    )
+                break
+
+
+def score_predictions_folder(
+    dataset: str | Path,
+    predictions: str | Path,
+    out_json: str | Path,
+    *,
+    image_list: str | Path | None = None,
+    challenge: str | None = None,
+    metrical_unit: str | None = None,
+    allow_missing: bool = False,
+    settings: RefinementSettings = DEFAULT_REFINEMENT,
+    progress: bool = False,
+) -> dict:
+    """Score a predictions folder on a NoW dataset folder and write the results (``focus now-eval``).
+
+    Args:
+        dataset: NoW dataset folder (see :mod:`focus.now.layout`).
+        predictions: folder of ``<subject>/<challenge>/<IMG>.obj|.ply`` and ``<IMG>.npy|.txt``.
+        out_json: the JSON summary to write (``.json`` is appended when missing); the per-image
+            arrays, the cumulative error plot and, when images are missing, their list are
+            written beside it (:func:`output_paths`).
+        image_list: image list (default: the dataset's ``imagepathsvalidation.txt``).
+        challenge: score one challenge only (``None``: all).
+        metrical_unit: ``None`` (standard protocol) or the predictions' unit ``"mm"``, ``"cm"``
+            or ``"m"`` (metrical protocol).
+        allow_missing: score the images that have predictions and count the others (otherwise
+            missing predictions are an error).
+        settings: refinement settings.
+        progress: show a progress bar.
+
+    Returns:
+        The JSON document written: ``results`` (per challenge and ``all``: median, mean, std in mm,
+        num_images, num_missing, num_vertices), ``missing``, ``warnings``, ``files`` and run details.
+
+    Raises:
+        FocusError: bad input (an :class:`~focus.errors.InputFileError` names the file), missing
+            predictions (:class:`MissingPredictionsError`), no prediction at all, or outputs that
+            cannot be written (checked before scoring).
+    """
+    out_json = Path(out_json)
+    if out_json.is_dir():
+        raise InputFileError(out_json, "is a folder; --out names the JSON file to write", "e.g. --out now.json")
+    if out_json.suffix.lower() != ".json":
+        out_json = out_json.with_name(out_json.name + ".json")
+    check_output_paths(out_json)
+    ds = NowDataset.open(dataset, image_list)
+    evaluation = evaluate_now(
+        ds,
+        predictions,
+        challenge=challenge,
+        metrical_unit=metrical_unit,
+        allow_missing=allow_missing,
+        settings=settings,
+        progress=progress,
+        missing_listing=output_paths(out_json)["missing"],
+    )
+    return save_evaluation(evaluation, out_json, ds, predictions)
+
+
 def format_summary(summary: dict[str, dict]) -> str:
     """A small table, numbers rounded to 2 decimals like NoW reports."""
     rows = [f"{'challenge':<24}{'median':>8}{'mean':>8}{'std':>8}{'images':>8}{'missing':>9}"]
     for name, s in summary.items():
+
         def fmt(x: float | None) -> str:
             return f"{x:8.2f}" if x is not None else f"{'-':>8}"
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from focus.now.alignment import Similarity
-from focus.now.layout import CHALLENGES, IMAGES_DIR, IMAGE_LISTS, SCAN_LANDMARKS_DIR, SCANS_DIR
+from focus.now.layout import CHALLENGES, IMAGE_LISTS, IMAGES_DIR, SCAN_LANDMARKS_DIR, SCANS_DIR
 from focus.now.pp_io import write_pp
 
 #: ``(x, y)`` of the 7 NoW landmarks on the synthetic face (mm), in the NoW order.

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from focus.config import nonnegative, param, positive
+from focus.geometry.normals import vertex_normals
 
 
 @dataclass(frozen=True)
@@ -53,15 +54,6 @@ class ScanSettings:
     random_pose: bool = True
     max_rotation_deg: float = nonnegative(10.0)
     max_translation_mm: float = nonnegative(50.0)
-
-
-def vertex_normals(v: np.ndarray, f: np.ndarray) -> np.ndarray:
-    """Area-weighted unit vertex normals ``(V, 3)`` of a triangle mesh."""
-    fn = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]])
-    n = np.zeros_like(v)
-    for k in range(3):
-        np.add.at(n, f[:, k], fn)
-    return n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
 
 
 def boundary_loops(f: np.ndarray) -> list[np.ndarray]:

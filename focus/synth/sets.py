@@ -308,7 +308,7 @@ def write_now(model, s: SynthSettings, out: Path, camera: CameraSpec, workers: i
 
 def write_scans(model, s: SynthSettings, root: Path, subject_ids: dict[int, np.ndarray]) -> None:
     """One scan (``.obj``, mm) and its 7 landmarks (``.pp``) per subject."""
-    from focus.now.mesh_io import write_obj
+    from focus.geometry.mesh_io import write_obj
     from focus.now.pp_io import write_pp
     from focus.synth.scans import make_scan
 

@@ -8,7 +8,7 @@ Method (:func:`transfer_albedo`):
    iBUG points (17..67: brows, eyes, nose, mouth) are used: the 17 jaw-contour points are not
    anatomically fixed and differ between models.
 2. For each target vertex find the closest point on the aligned source *surface* (exact
-   point-to-triangle search, :class:`focus.now.point_triangle.TriangleMeshIndex`) and its
+   point-to-triangle search, :class:`focus.geometry.closest_points.TriangleMeshIndex`) and its
    barycentric coordinates in that triangle.
 3. Interpolate the source's mean albedo and every albedo-basis column there. The result is
    linear in the source albedo, so the basis stays std-scaled with the source's stds.
@@ -76,9 +76,9 @@ def barycentric(points: np.ndarray, a: np.ndarray, b: np.ndarray, c: np.ndarray)
 
 def closest_surface_points(vertices: np.ndarray, triangles: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For ``points (P, 3)``: closest triangle ``(P,)``, barycentrics ``(P, 3)``, distance ``(P,)``."""
-    from focus.now.point_triangle import TriangleMeshIndex
+    from focus.geometry.closest_points import TriangleMeshIndex
 
-    index = TriangleMeshIndex(_np(vertices), np.asarray(triangles, dtype=np.int64), workers=1)
+    index = TriangleMeshIndex(_np(vertices), np.asarray(triangles, dtype=np.int64))
     hit = index.query(_np(points))
     tri = np.asarray(triangles, dtype=np.int64)[hit.face]
     v = index.vertices

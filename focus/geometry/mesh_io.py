@@ -1,14 +1,18 @@
-"""Mesh and landmark files of NoW scans and predictions.
+"""Triangle-mesh files: OBJ and PLY reading, colourless OBJ writing, with clear errors.
 
 * :func:`read_mesh` — ``.obj`` (own reader: ``v`` and ``f`` records, vertex order kept exactly,
-  texture/normal indices ignored, polygons fan-triangulated, extra per-vertex values such as
-  colours ignored) and ``.ply`` (trimesh, ``process=False`` so the vertex order is kept).
-* :func:`write_obj` — the submission format: ``v x y z`` lines then ``f a b c`` lines (1-based),
-  **no vertex colours** (the official scorer's loader cannot parse ``v x y z r g b``). Numbers
-  are written with round-trip precision (Python ``repr`` of the float64 value).
-* :func:`read_landmarks` / :func:`write_landmarks` — the 7 NoW landmarks of a prediction,
-  ``.npy`` (a ``(7, 3)`` array) or ``.txt`` (7 lines ``x y z``, single spaces, as the official
-  reader splits on one space).
+  texture/normal indices ignored, polygons fan-triangulated, negative (relative) ids resolved,
+  extra per-vertex values such as colours ignored) and ``.ply`` (trimesh, ``process=False`` so
+  the vertex order is kept; a point cloud is reported as one). The OBJ reader is our own because
+  trimesh's reorders or duplicates vertices of files with texture coordinates (or, with
+  ``maintain_order=True``, leaves negative face ids unresolved) and is slower on scans; see
+  ``bench/now_eval.py --compare-libraries``.
+* :func:`write_obj` — ``v x y z`` lines then ``f a b c`` lines (1-based), **no vertex colours**
+  (the official NoW scorer's loader cannot parse ``v x y z r g b``). Numbers are written with
+  round-trip precision (Python ``repr`` of the float64 value; trimesh's exporter writes a fixed
+  number of decimals, which does not round-trip small coordinates such as metres).
+
+Every problem is an :class:`~focus.errors.InputFileError` naming the file.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from focus.errors import InputFileError
-from focus.io_utils import atomic_path, write_text_atomic
+from focus.io_utils import write_text_atomic
 
 _SLASH_TAIL = re.compile(rb"/\S*")
 
@@ -45,7 +49,7 @@ def read_mesh(path: str | Path, need_faces: bool = True) -> tuple[np.ndarray, np
     if suffix == ".obj":
         vertices, faces = _read_obj(path, need_faces)
     elif suffix == ".ply":
-        vertices, faces = _read_ply(path)
+        vertices, faces = _read_ply(path, need_faces)
     else:
         raise InputFileError(path, f"unsupported mesh format '{suffix}'", "use .obj or .ply")
     if len(vertices) == 0:
@@ -57,8 +61,9 @@ def read_mesh(path: str | Path, need_faces: bool = True) -> tuple[np.ndarray, np
         raise InputFileError(path, "mesh has no faces", "write triangles ('f a b c' lines) with the vertices")
     if len(faces) and (faces.min() < 0 or faces.max() >= len(vertices)):
         raise InputFileError(
-            path, f"face vertex ids out of range (mesh has {len(vertices)} vertices, ids span "
-            f"{int(faces.min()) + 1}..{int(faces.max()) + 1} 1-based)"
+            path,
+            f"face vertex ids out of range (mesh has {len(vertices)} vertices, ids span "
+            f"{int(faces.min()) + 1}..{int(faces.max()) + 1} 1-based)",
         )
     return vertices, faces
 
@@ -129,7 +134,7 @@ def _parse_face_lines(path: Path, f_lines: list[bytes]) -> np.ndarray:
         raise InputFileError(path, f"face record {i + 1} has fewer than 3 vertices")
     try:
         ids = np.array(b" ".join(stripped).split(), dtype=np.int64) - 1
-    except ValueError as exc:
+    except (ValueError, OverflowError) as exc:
         raise InputFileError(path, f"a face record has a vertex id that is not an integer ({exc})") from None
     return _fan_triangulate(ids, lens)
 
@@ -152,7 +157,11 @@ def _parse_faces_with_relative(path: Path, lines: list[bytes]) -> np.ndarray:
                 raise InputFileError(path, f"a face record has a vertex id that is not an integer ({exc})") from None
             ids.extend(v - 1 if v > 0 else n_v + v for v in vals)
             lens.append(len(vals))
-    return _fan_triangulate(np.asarray(ids, dtype=np.int64), np.asarray(lens, dtype=np.int64))
+    try:
+        flat = np.asarray(ids, dtype=np.int64)
+    except OverflowError:
+        raise InputFileError(path, "a face record has a vertex id too large for a 64-bit integer") from None
+    return _fan_triangulate(flat, np.asarray(lens, dtype=np.int64))
 
 
 def _fan_triangulate(ids: np.ndarray, lens: np.ndarray) -> np.ndarray:
@@ -167,15 +176,21 @@ def _fan_triangulate(ids: np.ndarray, lens: np.ndarray) -> np.ndarray:
     return np.stack([ids[s], ids[s + j + 1], ids[s + j + 2]], axis=1)
 
 
-def _read_ply(path: Path) -> tuple[np.ndarray, np.ndarray]:
+def _read_ply(path: Path, need_faces: bool) -> tuple[np.ndarray, np.ndarray]:
     import trimesh
 
     try:
-        mesh = trimesh.load(path, process=False, force="mesh")
+        loaded = trimesh.load(path, file_type="ply", process=False)
+        vertices = np.asarray(getattr(loaded, "vertices", np.zeros((0, 3))), dtype=np.float64).reshape(-1, 3)
+        faces = np.asarray(getattr(loaded, "faces", np.zeros((0, 3))), dtype=np.int64).reshape(-1, 3)
     except Exception as exc:  # trimesh raises many types on bad files
-        raise InputFileError(path, f"cannot read PLY ({exc})") from exc
-    vertices = np.asarray(mesh.vertices, dtype=np.float64)
-    faces = np.asarray(getattr(mesh, "faces", np.zeros((0, 3))), dtype=np.int64).reshape(-1, 3)
+        raise InputFileError(path, f"cannot read PLY ({type(exc).__name__}: {exc})") from None
+    if need_faces and len(vertices) and not len(faces):
+        raise InputFileError(
+            path,
+            f"is a point cloud ({len(vertices)} vertices, no faces); a prediction must be a triangle mesh",
+            "export the mesh with its triangles (a 'face' element)",
+        )
     return vertices, faces
 
 
@@ -200,67 +215,6 @@ def write_obj(path: str | Path, vertices: np.ndarray, faces: np.ndarray) -> None
         "\n".join(f"f {a} {b} {c}" for a, b, c in (f + 1).tolist()),
     ]
     write_text_atomic(path, "\n".join(parts) + "\n")
-
-
-def read_landmarks(path: str | Path, num_points: int = 7) -> np.ndarray:
-    """Predicted landmarks ``(7, 3)`` float64 from ``.npy`` or ``.txt`` (``x y z`` per line).
-
-    Raises:
-        InputFileError: missing file, unknown extension, unreadable content, wrong shape or
-            non-finite values.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise InputFileError(path, "landmark file not found")
-    suffix = path.suffix.lower()
-    try:
-        if suffix == ".npy":
-            arr = np.load(path, allow_pickle=False)
-        elif suffix == ".txt":
-            rows = [ln.split() for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
-            arr = np.array(rows, dtype=np.float64) if rows and len({len(r) for r in rows}) == 1 else None
-            if arr is None:
-                raise InputFileError(
-                    path, f"expected {num_points} lines of 3 numbers 'x y z'", "write it with write_landmarks"
-                )
-        else:
-            raise InputFileError(path, f"unsupported landmark format '{suffix}'", "use .npy or .txt")
-    except InputFileError:
-        raise
-    except (ValueError, OSError) as exc:
-        raise InputFileError(path, f"cannot read landmarks ({exc})") from exc
-    arr = np.asarray(arr)
-    if arr.dtype.kind not in "fiu":
-        raise InputFileError(path, f"landmarks must be numbers, got dtype {arr.dtype}")
-    if arr.shape == (num_points * 3,):
-        arr = arr.reshape(num_points, 3)
-    if arr.shape != (num_points, 3):
-        raise InputFileError(
-            path,
-            f"landmarks have shape {arr.shape}, expected ({num_points}, 3)",
-            "the 7 NoW landmarks, one 'x y z' row each",
-        )
-    arr = arr.astype(np.float64)
-    if not np.isfinite(arr).all():
-        raise InputFileError(path, "landmarks contain NaN or infinite values")
-    return arr
-
-
-def write_landmarks(path: str | Path, landmarks: np.ndarray) -> None:
-    """Write ``(7, 3)`` landmarks as ``.npy`` or ``.txt`` (chosen by the extension)."""
-    path = Path(path)
-    arr = np.asarray(_to_numpy(landmarks))
-    if arr.shape != (7, 3) or not np.isfinite(arr).all():
-        raise ValueError(f"need finite (7, 3) landmarks, got shape {arr.shape}")
-    suffix = path.suffix.lower()
-    if suffix == ".npy":
-        with atomic_path(path) as tmp:
-            np.save(tmp, arr.astype(np.float64 if arr.dtype != np.float32 else np.float32))
-    elif suffix == ".txt":
-        text = "\n".join(" ".join(repr(float(c)) for c in row) for row in arr) + "\n"
-        write_text_atomic(path, text)
-    else:
-        raise ValueError(f"landmark file must end in .npy or .txt, got {path.name}")
 
 
 def _to_numpy(x) -> np.ndarray:
