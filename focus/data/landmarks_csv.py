@@ -86,10 +86,18 @@ def read_landmarks_csv(path: str | Path, strict: bool = False) -> LandmarkTable:
     if not path.is_file():
         raise InputFileError(path, "landmark CSV not found", "give the folder's landmark file, header `name,x1,y1,...,x68,y68`")
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark (Excel's "CSV UTF-8") is not part of the header
     except (OSError, UnicodeDecodeError) as exc:
         raise InputFileError(path, f"cannot read the landmark CSV ({exc.__class__.__name__}: {exc})") from exc
     rows = csv.reader(io.StringIO(text))
+    try:
+        return _read_rows(path, rows, strict)
+    except csv.Error as exc:  # e.g. an unclosed quote running past the csv module's field size limit
+        raise InputFileError(path, f"line {rows.line_num}: not a readable CSV ({exc})") from None
+
+
+def _read_rows(path: Path, rows, strict: bool) -> LandmarkTable:
+    """The table from ``rows`` (a :func:`csv.reader`), see :func:`read_landmarks_csv`."""
     try:
         header = next(rows)
     except StopIteration:
