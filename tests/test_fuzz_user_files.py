@@ -4,6 +4,7 @@ error naming the file -- never another exception, a hang or unbounded memory."""
 from __future__ import annotations
 
 import io
+import json
 import tempfile
 from pathlib import Path
 
@@ -91,3 +92,58 @@ def test_read_photo_any_bytes(data):
         return
     assert photo.pixels.ndim == 3 and photo.pixels.shape[2] == 3 and np.isfinite(photo.pixels).all()
     assert 0.0 <= photo.pixels.min() and photo.pixels.max() <= 1.0
+
+
+_part = st.sampled_from(["a", "A", "b", ".h", "sub", "a.png", "x_2"])
+_names = st.lists(st.lists(_part, min_size=1, max_size=3).map("/".join).map(lambda n: n + ".png"), max_size=8)
+
+
+@settings(max_examples=300, deadline=2000)
+@given(names=_names, reserved=st.lists(st.lists(_part, min_size=1, max_size=3).map("/".join), max_size=5))
+def test_unique_stems_terminate_and_never_clash(names, reserved):
+    """Output names: unique (ignoring case), never a reserved name, never inside another's folder."""
+    from focus.apps.photos import unique_stems
+
+    stems = [s.lower() for s in unique_stems(list(dict.fromkeys(names)), reserved).values()]
+    res = {r.lower() for r in reserved}
+    assert len(set(stems)) == len(stems) and not set(stems) & res
+    for s in stems:
+        assert not any(p.startswith(".") for p in s.split("/"))
+        assert not any(o.startswith(s + "/") or s.startswith(o + "/") for o in [*stems, *res] if o != s), s
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=5),
+    lambda c: (
+        st.lists(c, max_size=3)
+        | st.dictionaries(
+            st.sampled_from(["images", "status", "folder", "faces", "face", "notes", "path", "source"]), c, max_size=4
+        )
+    ),
+    max_leaves=12,
+)
+
+
+_entry = st.fixed_dictionaries(
+    {"status": st.sampled_from(["ok", "failed", 1]), "folder": st.sampled_from(["ok", "../ok", "/ok", "gone", 3, ""])},
+    optional={
+        "faces": st.lists(st.one_of(_json, st.fixed_dictionaries({"face": st.integers(-2, 3)})), max_size=3),
+        "notes": _json,
+        "path": _json,
+        "source": _json,
+    },
+)
+_report = st.one_of(_json, st.fixed_dictionaries({"images": st.lists(_entry, max_size=4)}))
+
+
+@FUZZ
+@given(doc=st.one_of(_report.map(lambda d: json.dumps(d).encode()), st.binary(max_size=200)))
+def test_earlier_report_any_content(doc):
+    """An earlier report.json that was edited or cut short never stops a run: its usable entries or none."""
+    from focus.apps.reconstruct import read_earlier_results
+
+    path = _write(doc, "report.json")
+    (path.parent / "ok").mkdir()
+    for o in read_earlier_results(path.parent):
+        assert o.earlier and o.status == "ok" and (path.parent / o.folder).is_dir()
+        assert all(f["folder"].startswith(o.folder + "/face_") for f in o.faces)

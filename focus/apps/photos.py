@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -26,10 +26,32 @@ from PIL import Image, ImageOps
 from focus.errors import InputFileError
 
 #: Extensions treated as images when a folder is scanned (case-insensitive).
-IMAGE_EXTENSIONS: frozenset[str] = frozenset({
-    ".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".bmp", ".dib", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm",
-    ".pbm", ".pnm", ".tga", ".jp2", ".j2k", ".qoi", ".avif", ".sgi", ".pcx",
-})
+IMAGE_EXTENSIONS: frozenset[str] = frozenset(
+    {
+        ".jpg",
+        ".jpeg",
+        ".jpe",
+        ".jfif",
+        ".png",
+        ".bmp",
+        ".dib",
+        ".gif",
+        ".tif",
+        ".tiff",
+        ".webp",
+        ".ppm",
+        ".pgm",
+        ".pbm",
+        ".pnm",
+        ".tga",
+        ".jp2",
+        ".j2k",
+        ".qoi",
+        ".avif",
+        ".sgi",
+        ".pcx",
+    }
+)
 #: Default limit on the decoded size of one image (Pillow's own decompression-bomb warning is at 89 MP).
 DEFAULT_MAX_MEGAPIXELS = 80.0
 #: Images smaller than this (either side, px) cannot hold a usable face.
@@ -98,8 +120,9 @@ def is_image_name(path: str | Path) -> bool:
     return Path(path).suffix.lower() in IMAGE_EXTENSIONS
 
 
-def find_images(inputs: Sequence[str | Path], recursive: bool = False,
-                exclude: str | Path | None = None) -> tuple[list[InputImage], list[Skipped]]:
+def find_images(
+    inputs: Sequence[str | Path], recursive: bool = False, exclude: str | Path | None = None
+) -> tuple[list[InputImage], list[Skipped]]:
     """The images named by ``inputs`` (files or folders), in a stable order, and what was skipped.
 
     * a file given directly is always tried (whatever its extension);
@@ -135,7 +158,9 @@ def find_images(inputs: Sequence[str | Path], recursive: bool = False,
                 if is_image_name(f):
                     add(f, rel.as_posix(), p)
                 else:
-                    skipped.append(Skipped(f, f"not an image file ('{f.suffix or 'no extension'}'), ignored", failed=False))
+                    skipped.append(
+                        Skipped(f, f"not an image file ('{f.suffix or 'no extension'}'), ignored", failed=False)
+                    )
         else:
             skipped.append(Skipped(p, "no such file or folder"))
     return images, skipped
@@ -157,10 +182,10 @@ def source_labels(items: Sequence[InputImage]) -> dict[str, str]:
         parents = [_folder_parts(it) for it in group]
         depth = max(len(p) for p in parents)
         for k in range(1, depth + 1):
-            cands = ["/".join([*p[-k:], it.name]) for p, it in zip(parents, group)]
+            cands = ["/".join([*p[-k:], it.name]) for p, it in zip(parents, group, strict=True)]
             if len({c.lower() for c in cands}) == len(cands):
                 break
-        labels.update({it.key: c for it, c in zip(group, cands)})
+        labels.update({it.key: c for it, c in zip(group, cands, strict=True)})
     return labels
 
 
@@ -170,8 +195,9 @@ def _folder_parts(item: InputImage) -> tuple[str, ...]:
     return Path(os.path.abspath(root)).parts[1:]
 
 
-def output_stems(items: Sequence[InputImage], reserved: Sequence[str] = (),
-                 earlier: Mapping[str, str] | None = None) -> dict[str, str]:
+def output_stems(
+    items: Sequence[InputImage], reserved: Sequence[str] = (), earlier: Mapping[str, str] | None = None
+) -> dict[str, str]:
     """A unique output stem (a relative ``/`` path without extension) per input, keyed by
     :attr:`InputImage.key`: :func:`source_labels` made unique by :func:`unique_stems`.
 
@@ -194,7 +220,7 @@ def output_stems(items: Sequence[InputImage], reserved: Sequence[str] = (),
         taken.add(stem)
     labels = source_labels(items)
     todo = [k for k in keys if k not in out]
-    out.update(zip(todo, _unique_stems([labels[k] for k in todo], taken)))
+    out.update(zip(todo, _unique_stems([labels[k] for k in todo], taken), strict=True))
     return out
 
 
@@ -216,9 +242,12 @@ class _Taken:
 
     def clashes(self, stem: str) -> bool:
         low = stem.lower()
-        parts = low.split("/")
-        return low in self.stems or low in self.folders or any("/".join(parts[:i]) in self.stems
-                                                                  for i in range(1, len(parts)))
+        return low in self.stems or low in self.folders or self.inside_a_stem(low)
+
+    def inside_a_stem(self, stem: str) -> bool:
+        """Whether a folder of ``stem`` is a taken stem (no suffix on ``stem`` can fix that)."""
+        parts = stem.lower().split("/")
+        return any("/".join(parts[:i]) in self.stems for i in range(1, len(parts)))
 
 
 def unique_stems(names: Sequence[str], reserved: Sequence[str] = ()) -> dict[str, str]:
@@ -226,7 +255,7 @@ def unique_stems(names: Sequence[str], reserved: Sequence[str] = ()) -> dict[str
     with ``_<ext>`` added where two names would collide (``a.jpg`` and ``a.png``) and a counter
     where that is not enough. Comparisons ignore case (case-insensitive file systems); no path
     part starts with ``.``; no stem equals one of ``reserved`` or is a folder of another stem."""
-    return dict(zip(names, _unique_stems(list(names), _Taken(reserved))))
+    return dict(zip(names, _unique_stems(list(names), _Taken(reserved)), strict=True))
 
 
 def _unique_stems(names: list[str], taken: _Taken) -> list[str]:
@@ -235,9 +264,11 @@ def _unique_stems(names: list[str], taken: _Taken) -> list[str]:
     for b in base:
         counts[b.lower()] = counts.get(b.lower(), 0) + 1
     out = []
-    for n, b in zip(names, base):
+    for n, b in zip(names, base, strict=True):
         if counts[b.lower()] > 1:
             b = f"{b}_{Path(n).suffix.lstrip('.').lower() or 'noext'}"
+        if taken.inside_a_stem(b):
+            b = b.replace("/", "_")  # flat: only its own name can clash, and a counter fixes that
         k, cand = 1, b
         while taken.clashes(cand):
             k += 1
@@ -252,7 +283,9 @@ def _unhidden(stem: str) -> str:
     return "/".join("_" + p.lstrip(".") if p.startswith(".") else p for p in stem.split("/"))
 
 
-def read_photo(path: str | Path, max_megapixels: float = DEFAULT_MAX_MEGAPIXELS, exif_orientation: bool = True) -> Photo:
+def read_photo(
+    path: str | Path, max_megapixels: float = DEFAULT_MAX_MEGAPIXELS, exif_orientation: bool = True
+) -> Photo:
     """Decode ``path`` into a :class:`Photo` (see the module docstring for the modes handled).
 
     ``exif_orientation=False`` keeps the pixels as stored (what landmark CSVs refer to, as in
@@ -269,8 +302,11 @@ def read_photo(path: str | Path, max_megapixels: float = DEFAULT_MAX_MEGAPIXELS,
             with Image.open(path) as im:
                 w, h = im.size
                 if w * h > max_megapixels * 1e6:
-                    raise InputFileError(path, f"image is too large ({w} x {h} = {w * h / 1e6:.0f} megapixels, limit "
-                                         f"{max_megapixels:g})", "downscale it or raise --max-megapixels")
+                    raise InputFileError(
+                        path,
+                        f"image is too large ({w} x {h} = {w * h / 1e6:.0f} megapixels, limit {max_megapixels:g})",
+                        "downscale it or raise --max-megapixels",
+                    )
                 if min(w, h) < MIN_SIDE:
                     raise InputFileError(path, f"image is too small ({w} x {h} px) to hold a face")
                 mode = im.mode
@@ -326,5 +362,17 @@ def _to_rgb(im: Image.Image) -> tuple[np.ndarray, list[str]]:
     return np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0, notes
 
 
-__all__ = ["DEFAULT_MAX_MEGAPIXELS", "IMAGE_EXTENSIONS", "InputImage", "MIN_SIDE", "Photo", "Skipped", "find_images",
-           "is_image_name", "output_stems", "read_photo", "source_labels", "unique_stems"]
+__all__ = [
+    "DEFAULT_MAX_MEGAPIXELS",
+    "IMAGE_EXTENSIONS",
+    "InputImage",
+    "MIN_SIDE",
+    "Photo",
+    "Skipped",
+    "find_images",
+    "is_image_name",
+    "output_stems",
+    "read_photo",
+    "source_labels",
+    "unique_stems",
+]

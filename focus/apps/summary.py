@@ -11,7 +11,7 @@ the overlays as one PNG.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote
 
@@ -28,14 +28,17 @@ img{image-rendering:auto;border:1px solid #ccc}.ov{max-width:320px;max-height:32
 .bad{color:#a00}.meta{color:#555;font-size:90%}code{background:#f4f4f4;padding:0 3px}
 </style></head><body>
 <h1>focus reconstruct</h1>
-<p class='meta'>{{ when }} &middot; model <code>{{ model.checkpoint }}</code> (face model <code>{{ model.facemodel }}</code>,
+<p class='meta'>{{ when }} &middot; model <code>{{ model.checkpoint }}</code>
+(face model <code>{{ model.facemodel }}</code>,
 crop {{ model.crop_size }} px, {{ model.segmentation }}, {{ model.device }}) &middot; detector {{ detector.name }}
 &middot; {{ adaptation }} &middot; {{ "%.1f"|format(seconds) }} s</p>
-<p><b>{{ n_ok }}</b> images reconstructed ({{ n_faces }} faces), <b class='{{ "bad" if failed else "" }}'>{{ failed|length }}</b>
-failed, {{ ignored|length }} ignored.{% if n_earlier %} {{ n_earlier }} earlier result{{ "" if n_earlier == 1 else "s" }}
+<p><b>{{ n_ok }}</b> images reconstructed ({{ n_faces }} faces),
+<b class='{{ "bad" if failed else "" }}'>{{ failed|length }}</b> failed, {{ ignored|length }} ignored.
+{%- if n_earlier %} {{ n_earlier }} earlier result{{ "" if n_earlier == 1 else "s" }}
 kept from earlier runs into this folder.{% endif %}</p>
 {% if rows %}
-<table><tr><th>image / face</th><th>overlay</th><th>crop</th><th>render</th><th>outliers</th><th>numbers</th><th>files</th></tr>
+<table><tr><th>image / face</th><th>overlay</th><th>crop</th><th>render</th><th>outliers</th><th>numbers</th>
+<th>files</th></tr>
 {% for r in rows %}{% set d = r.url %}
 <tr><td>{{ r.name }}<br>face {{ r.face }}<br><span class='meta'><code>{{ r.path }}</code>{% if r.earlier %}
 <br>from an earlier run{% endif %}{% if r.notes %}<br>{{ r.notes }}{% endif %}</span></td>
@@ -43,7 +46,8 @@ kept from earlier runs into this folder.{% endif %}</p>
 <td><img class='sm' src='{{ d }}/crop.png' alt='crop'></td>
 <td><img class='sm' src='{{ d }}/render.png' alt='render'></td>
 <td><img class='sm' src='{{ d }}/outlier_crop.png' alt='outliers'></td>
-<td>detector score {{ r.score }}<br>eye distance {{ r.eye_distance }} px<br>5-point error {{ r.nme5 }} IOD ({{ r.px5 }} px)
+<td>detector score {{ r.score }}<br>eye distance {{ r.eye_distance }} px
+<br>5-point error {{ r.nme5 }} IOD ({{ r.px5 }} px)
 {% if r.nme68 %}<br>68-point error {{ r.nme68 }} IOD{% endif %}<br>outlier share {{ r.outlier_share }}
 <br>pitch / yaw / roll {{ r.pose }} deg</td>
 <td><a href='{{ d }}/posed.obj'>posed.obj</a><br><a href='{{ d }}/neutral.obj'>neutral.obj</a>
@@ -71,10 +75,16 @@ def _face_row(o, f: dict) -> dict:
     """The numbers of one face of the outcome ``o``, formatted for the page."""
     fit = f.get("fit") or {}
     return {
-        "name": o.name, "path": o.path, "face": f.get("face"), "earlier": o.earlier, "notes": "; ".join(o.notes),
+        "name": o.name,
+        "path": o.path,
+        "face": f.get("face"),
+        "earlier": o.earlier,
+        "notes": "; ".join(o.notes),
         "url": quote(f["folder"]),  # a URL path: spaces, '#' and '?' in photo names are escaped
-        "score": _fmt(f.get("score")), "eye_distance": _fmt(f.get("eye_distance_px"), 1),
-        "nme5": _fmt(fit.get("nme5")), "px5": _fmt(fit.get("px5"), 1),
+        "score": _fmt(f.get("score")),
+        "eye_distance": _fmt(f.get("eye_distance_px"), 1),
+        "nme5": _fmt(fit.get("nme5")),
+        "px5": _fmt(fit.get("px5"), 1),
         "nme68": _fmt(fit.get("nme68")) if "nme68" in fit else "",
         "outlier_share": _fmt(f.get("outlier_share")),
         "pose": " / ".join(_fmt(a, 1) for a in f.get("pitch_yaw_roll_deg") or [None] * 3),
@@ -85,12 +95,17 @@ def summary_html(report) -> str:
     """The page for a :class:`focus.apps.reconstruct.RunReport`."""
     m = report.model
     return _TEMPLATE.render(
-        when=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        when=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         model={k: m.get(k, "") for k in ("checkpoint", "facemodel", "crop_size", "segmentation", "device")},
-        detector={"name": report.detector.get("name", "")}, adaptation=_adaptation(m.get("adaptation")),
-        seconds=report.seconds, n_ok=len(report.ok), n_faces=report.n_faces, n_earlier=len(report.earlier),
+        detector={"name": report.detector.get("name", "")},
+        adaptation=_adaptation(m.get("adaptation")),
+        seconds=report.seconds,
+        n_ok=len(report.ok),
+        n_faces=report.n_faces,
+        n_earlier=len(report.earlier),
         rows=[_face_row(o, f) for o in report.listed for f in o.faces],
-        failed=report.failed, ignored=[o for o in report.outcomes if o.status == "ignored"],
+        failed=report.failed,
+        ignored=[o for o in report.outcomes if o.status == "ignored"],
     )
 
 
@@ -98,8 +113,10 @@ def _adaptation(info: dict | None) -> str:
     if not info:
         return "no test-time adaptation"
     n = info["rounds"]
-    return (f"test-time adaptation: {n} round{'' if n == 1 else 's'} of {info['seg_steps']} + {info['rec_steps']} steps "
-            f"per batch of faces")
+    return (
+        f"test-time adaptation: {n} round{'' if n == 1 else 's'} of {info['seg_steps']} + {info['rec_steps']} steps "
+        f"per batch of faces"
+    )
 
 
 def write_summary(report, tile_px: int = 200, columns: int = 4) -> None:
