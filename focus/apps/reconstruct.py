@@ -489,51 +489,63 @@ class Reconstructor:
         return summaries
 
     def _write_face(self, p: _Pending, k: int, d: Path, folder: str) -> dict:
-        m, r, face, M = self.model, p.results[k], p.faces[k], p.matrices[k]
-        S, V = m.crop_size, self.view_size
+        """Write face ``k`` of ``p`` into the new folder ``d``; returns its line of the run report."""
+        m, r, face = self.model, p.results[k], p.faces[k]
         d.mkdir(parents=True)
+        lm_img = self._write_face_images(p, k, d)
         fm = m.face_model
+        header = f"focus reconstruct: {p.item.name}, face {k}; model {m.checkpoint}; face model {fm.name}"
+        files = X.write_face_meshes(d, fm.triangles.cpu().numpy(), fm.now_landmarks7.cpu().numpy(), r.posed,
+                                    r.posed_colors, r.neutral, r.neutral_colors, header)
+        info = self._face_info(p, k, lm_img, files)
+        write_json_atomic(d / "coeffs.json", info)
+        ang = np.degrees(r.coeffs["angles"])
+        return {"face": k, "folder": f"{folder}/face_{k}", "score": face.score, "fit": info["fit"],
+                "outlier_share": info["outlier_share"], "pitch_yaw_roll_deg": [round(float(a), 2) for a in ang],
+                "eye_distance_px": face.eye_distance}
+
+    def _write_face_images(self, p: _Pending, k: int, d: Path) -> np.ndarray:
+        """The crop, render, masks (in the crop and pasted back into the photo) and the overlay of
+        face ``k``; returns the projected model landmarks ``(68, 2)`` in photo pixels."""
+        r, face, M = p.results[k], p.faces[k], p.matrices[k]
+        S, V = self.model.crop_size, self.view_size
         X.save_png(d / "crop.png", p.crops[k])
         X.save_png(d / "render.png", r.render)
         X.save_png(d / "outlier_crop.png", r.outlier)
         X.save_png(d / "outlier.png", X.paste_back(r.outlier, M, p.shape))
         X.save_png(d / "face_mask.png", X.paste_back(r.coverage * r.face_prob, M, p.shape))
         M_view = np.diag([V / S, V / S, 1.0]) @ M
-        inv = np.linalg.inv(M)
-        lm_img = X.transform_points(inv, r.landmarks)
+        lm_img = X.transform_points(np.linalg.inv(M), r.landmarks)
         sx, sy = p.overlay_scale
         to_overlay = np.diag([sx, sy, 1.0])
         overlay = X.compose_overlay(p.overlay_photo, M_view @ np.linalg.inv(to_overlay), r.view_render, r.view_coverage,
                                     r.view_outlier, X.transform_points(to_overlay, lm_img),
                                     X.transform_points(to_overlay, face.points5))
         X.save_png(d / "overlay.png", overlay)
-        header = f"focus reconstruct: {p.item.name}, face {k}; model {m.checkpoint}; face model {fm.name}"
-        files = X.write_face_meshes(d, fm.triangles.cpu().numpy(), fm.now_landmarks7.cpu().numpy(), r.posed,
-                                    r.posed_colors, r.neutral, r.neutral_colors, header)
-        fit = landmark_fit(lm_img, face)
+        return lm_img
+
+    def _face_info(self, p: _Pending, k: int, lm_img: np.ndarray, files: dict[str, str]) -> dict:
+        """The content of face ``k``'s ``coeffs.json``."""
+        m, r, face, M = self.model, p.results[k], p.faces[k], p.matrices[k]
         inside = r.coverage > 0.5
-        outlier_share = float((r.face_prob[inside] < 0.5).mean()) if inside.any() else None
-        info = {
+        return {
             "image": p.item.name, "source": str(p.item.path), "face": k, "image_size": [p.shape[1], p.shape[0]],
             "detector": {"name": face.source, "score": face.score, "box": face.box.tolist(),
                          "points5": face.points5.tolist(),
                          "landmarks68": None if face.landmarks68 is None else face.landmarks68.tolist()},
-            "alignment": {"method": m.data.align_method, "crop_size": S, "image_to_crop": M.tolist(),
+            "alignment": {"method": m.data.align_method, "crop_size": m.crop_size, "image_to_crop": M.tolist(),
                           "frame": "image frame of focus.render.camera: pixels, x right, y down, pixel centres at +0.5"},
-            "model": {"checkpoint": str(m.checkpoint), "facemodel": str(m.facemodel_path), "facemodel_name": fm.name,
+            "model": {"checkpoint": str(m.checkpoint), "facemodel": str(m.facemodel_path),
+                      "facemodel_name": m.face_model.name,
                       "misfit_prior": None if m.misfit_prior_path is None else str(m.misfit_prior_path),
                       "adapted": self.settings.adapt.enabled},
             "coefficients": named_coefficients(r.coeffs),
             "landmarks68_image": lm_img.tolist(),
-            "fit": fit,
-            "outlier_share": outlier_share,
+            "fit": landmark_fit(lm_img, face),
+            "outlier_share": float((r.face_prob[inside] < 0.5).mean()) if inside.any() else None,
             "files": {**files, "crop": "crop.png", "render": "render.png", "outlier_crop": "outlier_crop.png",
                       "outlier": "outlier.png", "face_mask": "face_mask.png", "overlay": "overlay.png"},
         }
-        write_json_atomic(d / "coeffs.json", info)
-        ang = np.degrees(r.coeffs["angles"])
-        return {"face": k, "folder": f"{folder}/face_{k}", "score": face.score, "fit": fit, "outlier_share": outlier_share,
-                "pitch_yaw_roll_deg": [round(float(a), 2) for a in ang], "eye_distance_px": face.eye_distance}
 
     # -------------------------------------------------------------- the run
     def _flush(self, pending: list[_Pending], out_dir: Path, folders: dict[str, str], outcomes: list[ImageOutcome]) -> None:
