@@ -159,7 +159,8 @@ def test_same_file_name_in_two_folders_gives_two_crops(tmp_path):
         photos[d] = (rng.random((400, 400, 3)) * 255).astype(np.uint8)
         Image.fromarray(photos[d]).save(tmp_path / d / "a.png")
     out = tmp_path / "train"
-    report = prepare([tmp_path / "DIR1", tmp_path / "DIR2"], out, _CentredFace(), PrepareSettings(size=64, progress=False))
+    settings = PrepareSettings(size=64, progress=False)
+    report = prepare([tmp_path / "DIR1", tmp_path / "DIR2"], out, _CentredFace(), settings)
     assert sorted(report.prepared) == ["DIR1/a.png", "DIR2/a.png"]
     rows = [line.split(",")[0] for line in (out / "landmarks.csv").read_text().splitlines()[1:]]
     assert sorted(rows) == ["DIR1/a.png", "DIR2/a.png"]

@@ -288,7 +288,8 @@ def test_second_run_into_the_same_folder_keeps_earlier_results_listed(setup, tmp
     assert {(i["folder"], i["earlier"]) for i in rep["images"]} == {("astronaut", True), ("astronaut_2", False)}
     assert rep["counts"]["images_ok"] == 1 and rep["counts"]["earlier_images"] == 1
     html = (out / "summary.html").read_text()
-    assert html.count("src='astronaut/face_0/overlay.png'") == 1 and html.count("src='astronaut_2/face_0/overlay.png'") == 1
+    for folder in ("astronaut", "astronaut_2"):
+        assert html.count(f"src='{folder}/face_0/overlay.png'") == 1
     third = run("DIR1")  # the same photo again: its own folder, replaced; DIR2's stays listed
     assert [o.folder for o in third.ok] == ["astronaut"] and [o.folder for o in third.earlier] == ["astronaut_2"]
     rep = json.loads((out / "report.json").read_text())
@@ -336,7 +337,8 @@ def test_same_file_name_with_a_detector_is_not_overwritten(setup, tmp_path):
     model = load_focus_model(setup["ckpt"], device="cpu")
     _two_folders_one_name(model, tmp_path)
     out = tmp_path / "out"
-    report = Reconstructor(model, _PortraitDetector(model), _settings()).run([tmp_path / "DIR1", tmp_path / "DIR2"], out)
+    recon = Reconstructor(model, _PortraitDetector(model), _settings())
+    report = recon.run([tmp_path / "DIR1", tmp_path / "DIR2"], out)
     assert report.exit_code == 0 and sorted(o.folder for o in report.ok) == ["DIR1/astronaut", "DIR2/astronaut"]
     sizes = {json.loads((out / o.folder / "face_0" / "coeffs.json").read_text())["image_size"][1] for o in report.ok}
     assert sizes == {512, 600}  # each folder holds its own photo's results

@@ -9,6 +9,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -79,6 +80,7 @@ def _mutated_image(draw) -> bytes:
     return bytes(data[:cut]) + draw(st.binary(max_size=16))
 
 
+@pytest.mark.filterwarnings("ignore::UserWarning")  # Pillow warns about the corrupt EXIF it skips
 @FUZZ
 @given(data=st.one_of(st.binary(max_size=300), _mutated_image()))
 def test_read_photo_any_bytes(data):

@@ -153,7 +153,9 @@ def run_reconstruct(args: argparse.Namespace) -> int:
         detector.close()
     failed = report.failed
     print(f"{len(report.ok)} images ({report.n_faces} faces) reconstructed, {len(failed)} failed, "
-          f"{sum(o.status == 'ignored' for o in report.outcomes)} ignored: {report.out_dir / 'summary.html'}")
+          f"{sum(o.status == 'ignored' for o in report.outcomes)} ignored"
+          f"{f', {len(report.earlier)} earlier results kept' if report.earlier else ''}: "
+          f"{report.out_dir / 'summary.html'}")
     for o in failed:
         print(f"  failed: {o.path}: {o.reason}", file=sys.stderr)
     return report.exit_code

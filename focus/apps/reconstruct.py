@@ -836,4 +836,5 @@ def landmark_fit(model_landmarks: np.ndarray, face: Face) -> dict:
 
 __all__ = ["DEFAULT_MODEL", "FaceResult", "FocusModel", "ImageOutcome", "ReconstructSettings", "Reconstructor", "RunReport",
            "alignment_matrix", "landmark_fit", "load_focus_model", "named_coefficients",
-           "read_earlier_results", "remove_stale_temporaries", "resolve_device", "run_model", "save_untrained_checkpoint"]
+           "read_earlier_results", "remove_stale_temporaries", "resolve_device", "run_model",
+           "save_untrained_checkpoint"]
