@@ -125,3 +125,15 @@ def test_mediapipe_in_mtcnn_boxes(photos):
     finally:
         det.close()
         full.close()
+
+
+def test_csv_landmarks_match_the_longest_part_of_the_path(tmp_path):
+    """Issue 15: rows may name an image by a longer part of its path; the most specific row wins."""
+    lms = np.random.default_rng(1).random((3, 68, 2)) * 50
+    write_landmarks_csv(tmp_path / "lm.csv", ["DIR1/a.png", "a.png", str(tmp_path / "DIR3" / "a.png")], lms)
+    src = CsvLandmarks(tmp_path / "lm.csv")
+    assert src.row_for("a.png", tmp_path / "DIR1" / "a.png") == "DIR1/a.png"
+    assert src.row_for("a.png", tmp_path / "DIR2" / "a.png") == "a.png"
+    assert src.row_for("a.png", tmp_path / "DIR3" / "a.png") == str(tmp_path / "DIR3" / "a.png")
+    assert np.allclose(src.faces_for("a.png", tmp_path / "DIR1" / "a.png")[0].landmarks68, lms[0], atol=1e-3)
+    assert src.row_for("b.png", tmp_path / "b.png") is None

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from focus.apps.photos import find_images, read_photo, unique_stems
+from focus.apps.photos import find_images, output_stems, read_photo, unique_stems
 from focus.errors import InputFileError
 
 
@@ -111,3 +111,27 @@ def test_read_photo_bad_files(tmp_path):
     Image.fromarray(_rgb(8, 8)).save(tmp_path / "tiny.png")
     with pytest.raises(InputFileError, match="too small"):
         read_photo(tmp_path / "tiny.png")
+
+
+def test_output_stems_tell_same_named_inputs_apart(tmp_path):
+    """Issue 15: inputs are keyed by their full path; same-named photos get stems from the part of the
+    path that differs; no stem is a folder of another; earlier stems stay with their photo."""
+    rels = ("x/DIR1/a.png", "y/DIR1/a.png", "z/DIR2/a.png", "z/DIR2/b.png", "r/sub/c.png", "r/sub.png")
+    rels += ("h/.cache/a.png",)
+    for rel in rels:
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(_rgb()).save(tmp_path / rel)
+    inputs = [tmp_path / p for p in ("x/DIR1", "y/DIR1", "z/DIR2", "h/.cache/a.png")]
+    items, _ = find_images(inputs)
+    stems = output_stems(items)
+    by = {it.path.relative_to(tmp_path).as_posix(): stems[it.key] for it in items}
+    assert by == {"x/DIR1/a.png": "x/DIR1/a", "y/DIR1/a.png": "y/DIR1/a", "z/DIR2/a.png": "z/DIR2/a",
+                  "z/DIR2/b.png": "b", "h/.cache/a.png": "h/_cache/a"}
+    assert output_stems(list(reversed(items))) == stems  # deterministic, whatever the order
+    items, _ = find_images([tmp_path / "r"], recursive=True)
+    stems = output_stems(items)
+    assert sorted(stems.values()) == ["sub/c", "sub_2"]  # 'sub' would be the folder holding sub/c's results
+    a = next(it for it in items if it.name == "sub.png")
+    assert output_stems(items, earlier={a.key: "sub", "/elsewhere/sub/c.png": "sub/c"})[a.key] == "sub"
+    # a stem inside another's result folder is flattened, not counted up forever
+    assert unique_stems(["sub/c.png"], reserved=["sub", "sub/c"]) == {"sub/c.png": "sub_c"}

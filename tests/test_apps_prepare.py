@@ -133,3 +133,41 @@ def test_prepare_with_no_usable_photo_fails(tmp_path):
     finally:
         det.close()
     assert "grey.png" in (tmp_path / "out" / "rejected.csv").read_text()
+
+
+class _CentredFace:
+    """A stand-in detector: the frontal landmarks of :func:`_frontal_landmarks` on every photo."""
+
+    name, licence = "stub", "test"
+
+    def detect(self, image):
+        from focus.apps.detect import face_from_landmarks
+
+        return [face_from_landmarks(_frontal_landmarks(), 1.0, self.name)]
+
+    def close(self):
+        pass
+
+
+def test_same_file_name_in_two_folders_gives_two_crops(tmp_path):
+    """Issue 15: DIR1/a.png and DIR2/a.png give a crop each, named after their folder, each listed once
+    in landmarks.csv; the loader pairs each crop with its own landmarks."""
+    rng = np.random.default_rng(0)
+    photos = {}
+    for d in ("DIR1", "DIR2"):
+        (tmp_path / d).mkdir()
+        photos[d] = (rng.random((400, 400, 3)) * 255).astype(np.uint8)
+        Image.fromarray(photos[d]).save(tmp_path / d / "a.png")
+    out = tmp_path / "train"
+    settings = PrepareSettings(size=64, progress=False)
+    report = prepare([tmp_path / "DIR1", tmp_path / "DIR2"], out, _CentredFace(), settings)
+    assert sorted(report.prepared) == ["DIR1/a.png", "DIR2/a.png"]
+    rows = [line.split(",")[0] for line in (out / "landmarks.csv").read_text().splitlines()[1:]]
+    assert sorted(rows) == ["DIR1/a.png", "DIR2/a.png"]
+    M = framing_matrix(_frontal_landmarks(), 64, 1.25)
+    from focus.data.alignment import warp_to_crop
+
+    for d in ("DIR1", "DIR2"):
+        expected = np.clip(warp_to_crop(photos[d] / 255.0, M, 64, order=1, mode="reflect"), 0, 1)
+        with Image.open(out / "images" / d / "a.png") as im:
+            assert np.abs(np.asarray(im) / 255.0 - expected).max() < 1.5 / 255  # its own photo

@@ -221,3 +221,125 @@ def test_cli(setup, tmp_path, capsys):
                      "--model", str(setup["ckpt"]), "--landmarks", str(tmp_path / "lm.csv"), "--quiet", "--device", "cpu"])
     assert rc == 0 and (tmp_path / "o" / "my photo #1" / "face_0" / "overlay.png").is_file()
     assert "src='my%20photo%20%231/face_0/overlay.png'" in (tmp_path / "o" / "summary.html").read_text()
+
+
+def _two_folders_one_name(model, root: Path) -> dict[str, np.ndarray]:
+    """``root/DIR1/astronaut.png`` (the astronaut) and ``root/DIR2/astronaut.png`` (Grace Hopper) with
+    ``root/lm.csv`` naming each by its folder; returns the photos by folder."""
+    photos = portraits()
+    lms = []
+    for d, base in (("DIR1", "astronaut"), ("DIR2", "grace_hopper")):
+        (root / d).mkdir()
+        Image.fromarray(photos[base]).save(root / d / "astronaut.png")
+        lms.append(_mean_face_landmarks(model, POINTS5[base]))
+    write_landmarks_csv(root / "lm.csv", ["DIR1/astronaut.png", "DIR2/astronaut.png"], np.stack(lms))
+    return {"DIR1": photos["astronaut"], "DIR2": photos["grace_hopper"]}
+
+
+def _crop(out: Path, folder: str) -> np.ndarray:
+    with Image.open(out / folder / "face_0" / "crop.png") as im:
+        return np.asarray(im, np.float64)
+
+
+def test_same_file_name_in_two_folders_keeps_both(setup, tmp_path, capsys):
+    """Issue 15: DIR1/a.png and DIR2/a.png get a result folder each, named after their folder, each
+    with its own photo's results; the summary shows each face once."""
+    model = load_focus_model(setup["ckpt"], device="cpu")
+    photos = _two_folders_one_name(model, tmp_path)
+    out = tmp_path / "out"
+    rc = focus_main(["reconstruct", str(tmp_path / "DIR1"), str(tmp_path / "DIR2"), "--out", str(out), "--model",
+                     str(setup["ckpt"]), "--landmarks", str(tmp_path / "lm.csv"), "--quiet", "--device", "cpu"])
+    assert rc == 0 and "2 images (2 faces) reconstructed" in capsys.readouterr().out
+    rep = json.loads((out / "report.json").read_text())
+    assert sorted(i["folder"] for i in rep["images"]) == ["DIR1/astronaut", "DIR2/astronaut"]
+    for img in rep["images"]:
+        folder = img["folder"]
+        info = json.loads((out / folder / "face_0" / "coeffs.json").read_text())
+        assert Path(info["source"]) == tmp_path / folder.split("/")[0] / "astronaut.png"
+        h, w = photos[folder.split("/")[0]].shape[:2]
+        assert info["image_size"] == [w, h] and info["fit"]["px5"] < 1e-2  # its own photo, its own landmarks
+    assert np.abs(_crop(out, "DIR1/astronaut") - _crop(out, "DIR2/astronaut")).mean() > 10
+    html = (out / "summary.html").read_text()
+    for folder in ("DIR1/astronaut", "DIR2/astronaut"):
+        assert html.count(f"src='{folder}/face_0/overlay.png'") == 1
+    # one CSV row that fits both photos is refused for both, by name, instead of used twice
+    write_landmarks_csv(tmp_path / "one.csv", ["astronaut.png"], np.zeros((1, 68, 2)) + np.arange(68)[:, None])
+    report = Reconstructor(model, CsvLandmarks(tmp_path / "one.csv"), _settings()).run(
+        [tmp_path / "DIR1", tmp_path / "DIR2"], tmp_path / "o2")
+    assert len(report.failed) == 2 and all("fits 2 inputs" in o.reason and "DIR" in o.reason for o in report.failed)
+
+
+def test_second_run_into_the_same_folder_keeps_earlier_results_listed(setup, tmp_path):
+    """Issue 15: a second run lists the first run's results (report.json, summary) and never takes the
+    folder of another photo; a photo processed again replaces its own earlier result."""
+    model = load_focus_model(setup["ckpt"], device="cpu")
+    _two_folders_one_name(model, tmp_path)
+    out = tmp_path / "out"
+
+    def run(folder):
+        return Reconstructor(model, CsvLandmarks(tmp_path / "lm.csv"), _settings()).run([tmp_path / folder], out)
+
+    first = run("DIR1")
+    assert [o.folder for o in first.ok] == ["astronaut"]
+    crop1 = _crop(out, "astronaut")
+    second = run("DIR2")
+    assert [o.folder for o in second.ok] == ["astronaut_2"] and [o.folder for o in second.earlier] == ["astronaut"]
+    assert np.array_equal(_crop(out, "astronaut"), crop1)  # DIR1's result is not overwritten by DIR2's photo
+    rep = json.loads((out / "report.json").read_text())
+    assert {(i["folder"], i["earlier"]) for i in rep["images"]} == {("astronaut", True), ("astronaut_2", False)}
+    assert rep["counts"]["images_ok"] == 1 and rep["counts"]["earlier_images"] == 1
+    html = (out / "summary.html").read_text()
+    for folder in ("astronaut", "astronaut_2"):
+        assert html.count(f"src='{folder}/face_0/overlay.png'") == 1
+    third = run("DIR1")  # the same photo again: its own folder, replaced; DIR2's stays listed
+    assert [o.folder for o in third.ok] == ["astronaut"] and [o.folder for o in third.earlier] == ["astronaut_2"]
+    rep = json.loads((out / "report.json").read_text())
+    assert sorted(i["folder"] for i in rep["images"]) == ["astronaut", "astronaut_2"]
+    # an unreadable earlier report is passed over, not fatal
+    (out / "report.json").write_text("{not json")
+    assert R.read_earlier_results(out) == [] and run("DIR1").exit_code == 0
+
+
+def test_summary_escapes_file_names(setup, tmp_path):
+    """Issue 14: file names are escaped in summary.html (autoescaping template)."""
+    model = load_focus_model(setup["ckpt"], device="cpu")
+    name = "<script>alert(1).png"  # no '/' in a file name
+    lm = _mean_face_landmarks(model, POINTS5["astronaut"])
+    write_landmarks_csv(tmp_path / "lm.csv", [name], lm[None])
+    (tmp_path / "in").mkdir()
+    Image.fromarray(portraits()["astronaut"]).save(tmp_path / "in" / name, format="PNG")
+    (tmp_path / "in" / "<b>bad<b>.png").write_bytes(b"not a png")
+    report = Reconstructor(model, CsvLandmarks(tmp_path / "lm.csv"), _settings()).run([tmp_path / "in"], tmp_path / "o")
+    assert len(report.ok) == 1 and len(report.failed) == 1
+    html = (tmp_path / "o" / "summary.html").read_text()
+    assert "<script>" not in html and "<b>bad<b>" not in html
+    assert "&lt;script&gt;alert(1).png" in html and "&lt;b&gt;bad&lt;b&gt;.png" in html
+    assert "src='%3Cscript%3Ealert%281%29/face_0/overlay.png'" in html
+
+
+class _PortraitDetector:
+    """A stand-in detector: the mean face's landmarks on whichever portrait it is shown (by its size)."""
+
+    name, licence = "stub", "test"
+
+    def __init__(self, model) -> None:
+        self.lms = {portraits()[b].shape[:2]: _mean_face_landmarks(model, POINTS5[b]) for b in POINTS5}
+
+    def detect(self, image):
+        from focus.apps.detect import face_from_landmarks
+
+        return [face_from_landmarks(self.lms[image.shape[:2]], 1.0, self.name)]
+
+    def close(self):
+        pass
+
+
+def test_same_file_name_with_a_detector_is_not_overwritten(setup, tmp_path):
+    model = load_focus_model(setup["ckpt"], device="cpu")
+    _two_folders_one_name(model, tmp_path)
+    out = tmp_path / "out"
+    recon = Reconstructor(model, _PortraitDetector(model), _settings())
+    report = recon.run([tmp_path / "DIR1", tmp_path / "DIR2"], out)
+    assert report.exit_code == 0 and sorted(o.folder for o in report.ok) == ["DIR1/astronaut", "DIR2/astronaut"]
+    sizes = {json.loads((out / o.folder / "face_0" / "coeffs.json").read_text())["image_size"][1] for o in report.ok}
+    assert sizes == {512, 600}  # each folder holds its own photo's results

@@ -71,3 +71,12 @@ def test_writer_rejects_bad_input() -> None:
         format_landmarks_csv(["a"], np.full((1, 68, 2), np.nan))
     with pytest.raises(ValueError, match="commas"):
         format_landmarks_csv(["a,b"], np.zeros((1, 68, 2)))
+
+
+def test_utf8_byte_order_mark_is_read(tmp_path: Path) -> None:
+    """Excel's "CSV UTF-8" starts the file with a byte-order mark: the header must still match."""
+    rng = np.random.default_rng(2)
+    text = ",".join(HEADER) + "\n" + _row("a.png", rng) + "\n" + _row("b.png", rng) + "\r\n"
+    (tmp_path / "bom.csv").write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
+    t = read_landmarks_csv(tmp_path / "bom.csv", strict=True)
+    assert t.names == ("a.png", "b.png") and t.landmarks.shape == (2, 68, 2)

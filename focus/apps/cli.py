@@ -15,9 +15,19 @@ outlier mask (in the aligned crop and pasted back into the photo), an overlay of
 the photo and the coefficients as JSON; summary.html shows all faces at a glance.
 
 Faces are found with MTCNN (facenet-pytorch) unless --landmarks gives a CSV
-`name,x1,y1,...,x68,y68` (68 iBUG points, pixels of the image as stored; name = the image's path
-relative to its input folder, or its file name). Unreadable, truncated, oversized or faceless
-images are reported and skipped. Exit status: 0 when every image was processed, 1 otherwise.
+`name,x1,y1,...,x68,y68` (68 iBUG points, pixels of the image as stored; name = the image's file
+name, its path relative to its input folder, or a longer part of its path such as DIR1/a.jpg;
+the longest match wins, and a row that fits two photos is used for neither). Unreadable,
+truncated, oversized or faceless images are reported and skipped. Exit status: 0 when every image
+was processed, 1 otherwise.
+
+Results go to OUT/<image name without extension>/face_<k>/. Photos are told apart by their full
+path: when two inputs share a name (DIR1/a.jpg, DIR2/a.jpg), each result folder is named after the
+part of the path that differs (OUT/DIR1/a/, OUT/DIR2/a/). Running again into the same --out adds
+to it: earlier results stay on disk and stay listed in report.json and summary.html (marked as
+earlier); a photo processed again replaces its own earlier result (newest wins), and a different
+photo with the same name gets a new folder (a/ stays, the new one is a_2/). Failures and ignored
+files are those of the latest run.
 
 example:  focus reconstruct my_photos/ --out results/   then open results/summary.html
 """
@@ -26,7 +36,9 @@ PREPARE_HELP = """\
 Turn a folder of photos (CelebA-HQ or your own) into a training folder: loosely aligned crops
 in images/, the 68 landmarks in landmarks.csv (MediaPipe face mesh mapped to iBUG-68), the
 photos that were not used in rejected.csv with the reason, and prepare_report.json. Train on it
-with `train.data: <OUT>` in params.yaml. Exit status: 0 when at least one photo was usable.
+with `train.data: <OUT>` in params.yaml. Photos with the same name in different folders
+(DIR1/a.jpg, DIR2/a.jpg) give one crop each, named after the part of the path that differs
+(images/DIR1/a.png, images/DIR2/a.png). Exit status: 0 when at least one photo was usable.
 
 example:  focus prepare ~/celeba_hq --out data/celeba_hq
 """
@@ -36,7 +48,8 @@ def register(subparsers) -> None:
     r = subparsers.add_parser("reconstruct", help="3D faces, outlier masks and overlays from your photos",
                               description=RECONSTRUCT_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     r.add_argument("inputs", nargs="+", metavar="IMAGE_OR_FOLDER", help="photos and/or folders of photos")
-    r.add_argument("--out", required=True, metavar="DIR", help="output folder (created)")
+    r.add_argument("--out", required=True, metavar="DIR",
+                   help="output folder (created; earlier results in it are kept and listed, see above)")
     r.add_argument("--model", default=None, metavar="CHECKPOINT",
                    help="trained model (default: models/focus.pt, the pipeline's output)")
     r.add_argument("--misfit-prior", default="auto", metavar="NPZ",
@@ -140,7 +153,9 @@ def run_reconstruct(args: argparse.Namespace) -> int:
         detector.close()
     failed = report.failed
     print(f"{len(report.ok)} images ({report.n_faces} faces) reconstructed, {len(failed)} failed, "
-          f"{sum(o.status == 'ignored' for o in report.outcomes)} ignored: {report.out_dir / 'summary.html'}")
+          f"{sum(o.status == 'ignored' for o in report.outcomes)} ignored"
+          f"{f', {len(report.earlier)} earlier results kept' if report.earlier else ''}: "
+          f"{report.out_dir / 'summary.html'}")
     for o in failed:
         print(f"  failed: {o.path}: {o.reason}", file=sys.stderr)
     return report.exit_code

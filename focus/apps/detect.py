@@ -27,6 +27,7 @@ Large images are searched at a reduced size (``max_side``) and the coordinates s
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -280,10 +281,12 @@ class MediaPipe68Detector:
 
 
 class CsvLandmarks:
-    """Landmarks from a CSV instead of a detector: ``faces_for(name)`` gives at most one face.
+    """Landmarks from a CSV instead of a detector: ``faces_for(name, path)`` gives at most one face.
 
-    Names are matched as given in the CSV against the image's name relative to its input folder,
-    then against its bare file name.
+    A CSV row names an image by its full path, by any trailing part of it (``DIR1/a.png``), by its
+    path relative to its input folder or by its file name. The most specific row wins: the
+    longest trailing part of ``path`` that has a row, then ``name``, then the file name when
+    exactly one row has that file name.
     """
 
     name = "csv"
@@ -296,18 +299,31 @@ class CsvLandmarks:
         table = read_landmarks_csv(self.path, strict=False)
         self.problems = table.problems
         self.table = dict(zip(table.names, table.landmarks))
-        self.by_basename: dict[str, np.ndarray | None] = {}
-        for n, lm in self.table.items():
+        self.by_basename: dict[str, str | None] = {}
+        for n in self.table:
             b = Path(n).name
-            self.by_basename[b] = None if b in self.by_basename else lm  # ambiguous basenames: no match
+            self.by_basename[b] = None if b in self.by_basename else n  # ambiguous basenames: no match
 
-    def faces_for(self, name: str) -> list[Face]:
-        lm = self.table.get(name)
-        if lm is None:
-            lm = self.by_basename.get(Path(name).name)
-        if lm is None:
+    def row_for(self, name: str, path: str | Path | None = None) -> str | None:
+        """The CSV row (its name) that holds the landmarks of the image ``name`` at ``path``, or ``None``."""
+        if path is not None:
+            full = Path(os.path.abspath(path))
+            if str(full) in self.table:
+                return str(full)
+            parts = full.parts[1:]
+            for k in range(len(parts), 0, -1):
+                cand = "/".join(parts[-k:])
+                if cand in self.table:
+                    return cand
+        if name in self.table:
+            return name
+        return self.by_basename.get(Path(name).name)
+
+    def faces_for(self, name: str, path: str | Path | None = None) -> list[Face]:
+        row = self.row_for(name, path)
+        if row is None:
             return []
-        return [face_from_landmarks(lm, 1.0, self.name)]
+        return [face_from_landmarks(self.table[row], 1.0, self.name)]
 
     def close(self) -> None:
         pass

@@ -42,7 +42,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from focus.apps.detect import Face, FaceDetector
-from focus.apps.photos import DEFAULT_MAX_MEGAPIXELS, find_images, read_photo, unique_stems
+from focus.apps.photos import DEFAULT_MAX_MEGAPIXELS, InputImage, find_images, output_stems, read_photo, source_labels
 from focus.config import check_fields, nonnegative, param, positive, probability
 from focus.data.alignment import transform_points, warp_to_crop
 from focus.data.landmarks_csv import write_landmarks_csv
@@ -158,6 +158,11 @@ def prepare(photos: str | Path | Sequence[str | Path], out_dir: str | Path, dete
             settings: PrepareSettings = PrepareSettings()) -> PrepareReport:
     """Turn the photos (a folder, or several files / folders) into a training folder at ``out_dir``.
 
+    Photos are keyed by their full path: two photos of the same name in different folders give
+    two crops, named after the part of their path that tells them apart (``DIR1/a.png``,
+    ``DIR2/a.png``, see :func:`focus.apps.photos.output_stems`); ``rejected.csv`` and the report
+    name photos the same way.
+
     Raises:
         FocusError: when not a single photo could be used (the report files are written first).
     """
@@ -168,51 +173,24 @@ def prepare(photos: str | Path | Sequence[str | Path], out_dir: str | Path, dete
     items, skipped = find_images(inputs, s.recursive, exclude=out_dir)
     rejected = [(str(x.path), x.reason) for x in skipped if x.failed]
     ignored = [(str(x.path), x.reason) for x in skipped if not x.failed]
-    stems = unique_stems([it.name for it in items])
+    stems = output_stems(items)
+    labels = source_labels(items)
     names: list[str] = []
     lms: list[np.ndarray] = []
     notes: list[tuple[str, str]] = []
     for it in tqdm(items, desc="prepare", unit="photo", disable=not s.progress):
+        label = labels[it.key]
         try:
-            photo = read_photo(it.path, s.max_megapixels)
-            faces = detector.detect(photo.pixels)
-            if not faces:
-                rejected.append((it.name, "no face found"))
-                continue
-            face = faces[0]
-            problem = _check_face(face, (photo.height, photo.width), s)
-            if problem:
-                rejected.append((it.name, problem))
-                continue
-            M = framing_matrix(face.landmarks68, s.size, s.zoom_out)
-            crop = np.clip(warp_to_crop(photo.pixels, M, s.size, order=1, mode="reflect"), 0.0, 1.0)
-            name = f"{stems[it.name]}.{s.image_format}"
-            _save_image(out_dir / "images" / name, crop, s)
-        except InputFileError as exc:
-            rejected.append((it.name, exc.problem))
+            name, lm, photo_notes = _prepare_photo(it, f"{stems[it.key]}.{s.image_format}", out_dir, detector, s)
+        except _Rejected as exc:
+            rejected.append((label, str(exc)))
             continue
-        except ValueError as exc:
-            rejected.append((it.name, str(exc)))
-            continue
-        if len(faces) > 1:
-            notes.append((it.name, f"{len(faces)} faces found; kept the largest"))
-        if photo.notes:
-            notes.append((it.name, "; ".join(photo.notes)))
         names.append(name)
-        lms.append(transform_points(M, face.landmarks68))
-    out_dir.mkdir(parents=True, exist_ok=True)
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["name", "reason"])
-    w.writerows(rejected)
-    write_text_atomic(out_dir / "rejected.csv", buf.getvalue())
-    if names:
-        write_landmarks_csv(out_dir / "landmarks.csv", names, np.stack(lms))
-    elif (out_dir / "landmarks.csv").exists():
-        (out_dir / "landmarks.csv").unlink()
-    sd = asdict(s)
+        lms.append(lm)
+        notes += [(label, n) for n in photo_notes]
     report = PrepareReport(out_dir, names, rejected, ignored, notes,
-                           {"name": detector.name, "licence": detector.licence}, sd)
+                           {"name": detector.name, "licence": detector.licence}, asdict(s))
+    _write_tables(out_dir, names, lms, rejected)
     if names and s.preview_count > 0:
         from focus.synth.contact_sheet import contact_sheet
 
@@ -225,6 +203,55 @@ def prepare(photos: str | Path | Sequence[str | Path], out_dir: str | Path, dete
         raise FocusError(f"no usable photo among {len(items)} images in {', '.join(map(str, inputs))}; "
                          f"see {out_dir / 'rejected.csv'}")
     return report
+
+
+class _Rejected(Exception):
+    """A photo that cannot be used; the message is the reason."""
+
+
+def _prepare_photo(it: InputImage, name: str, out_dir: Path, detector: FaceDetector,
+                   s: PrepareSettings) -> tuple[str, np.ndarray, list[str]]:
+    """Detect, check and crop one photo into ``out_dir/images/name``.
+
+    Returns ``(name, (68, 2) landmarks in the crop's pixels, notes)``.
+
+    Raises:
+        _Rejected: unreadable photo, no face, or a face that fails :func:`_check_face`.
+    """
+    try:
+        photo = read_photo(it.path, s.max_megapixels)
+        faces = detector.detect(photo.pixels)
+        if not faces:
+            raise _Rejected("no face found")
+        face = faces[0]
+        problem = _check_face(face, (photo.height, photo.width), s)
+        if problem:
+            raise _Rejected(problem)
+        M = framing_matrix(face.landmarks68, s.size, s.zoom_out)
+        crop = np.clip(warp_to_crop(photo.pixels, M, s.size, order=1, mode="reflect"), 0.0, 1.0)
+        _save_image(out_dir / "images" / name, crop, s)
+    except InputFileError as exc:
+        raise _Rejected(exc.problem) from exc
+    except ValueError as exc:
+        raise _Rejected(str(exc)) from exc
+    notes = [f"{len(faces)} faces found; kept the largest"] if len(faces) > 1 else []
+    if photo.notes:
+        notes.append("; ".join(photo.notes))
+    return name, transform_points(M, face.landmarks68), notes
+
+
+def _write_tables(out_dir: Path, names: list[str], lms: list[np.ndarray], rejected: list[tuple[str, str]]) -> None:
+    """``rejected.csv`` and (when a photo was used) ``landmarks.csv``; a stale ``landmarks.csv`` is removed."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["name", "reason"])
+    w.writerows(rejected)
+    write_text_atomic(out_dir / "rejected.csv", buf.getvalue())
+    if names:
+        write_landmarks_csv(out_dir / "landmarks.csv", names, np.stack(lms))
+    elif (out_dir / "landmarks.csv").exists():
+        (out_dir / "landmarks.csv").unlink()
 
 
 def _save_image(path: Path, crop: np.ndarray, s: PrepareSettings) -> None:

@@ -15,6 +15,12 @@ Output layout (``OUT``)::
         crop.png render.png outlier_crop.png outlier.png face_mask.png overlay.png coeffs.json
         posed.obj neutral.obj now/posed.{obj,npy} now/neutral.{obj,npy}
 
+Inputs are keyed by their full path: two photos with the same name in different folders get
+folders named after the part of their paths that differs (:func:`focus.apps.photos.output_stems`).
+A second run into the same ``OUT`` keeps the earlier results listed in ``report.json`` and the
+summary (:func:`read_earlier_results`); a photo processed again replaces its own result, and no
+photo takes another photo's folder.
+
 Each image's folder is built under a hidden temporary name and renamed into place when complete,
 so an interrupted run leaves no half-written results (stale temporary folders of an earlier,
 killed run are removed at the start). Bad inputs (unreadable, truncated, too large, no face, no
@@ -25,6 +31,7 @@ scanning a folder, are listed but do not count as failures).
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -43,7 +50,7 @@ from tqdm import tqdm
 from focus.apps import exports as X
 from focus.apps.adapt import AdaptSettings, adapt_networks
 from focus.apps.detect import CsvLandmarks, Face, FaceDetector
-from focus.apps.photos import DEFAULT_MAX_MEGAPIXELS, InputImage, find_images, read_photo, unique_stems
+from focus.apps.photos import DEFAULT_MAX_MEGAPIXELS, InputImage, find_images, output_stems, read_photo, source_labels
 from focus.config import check_fields, param, positive
 from focus.data.alignment import AlignmentTemplate, alignment_from_five_points, five_points, warp_to_crop
 from focus.data.dataset import DataSettings
@@ -252,7 +259,12 @@ class ReconstructSettings:
 
 @dataclass
 class ImageOutcome:
-    """What happened to one input: ``status`` is ``"ok"``, ``"failed"`` or ``"ignored"``."""
+    """What happened to one input: ``status`` is ``"ok"``, ``"failed"`` or ``"ignored"``.
+
+    ``path`` is the input as named, ``name`` its name for landmark look-ups, ``source`` its full
+    path (what identifies it), ``folder`` its result folder in ``OUT``; ``earlier`` marks a result
+    of an earlier run into the same ``OUT`` that this run left in place.
+    """
 
     path: str
     name: str
@@ -261,6 +273,8 @@ class ImageOutcome:
     folder: str = ""
     faces: list[dict] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    source: str = ""
+    earlier: bool = False
 
 
 @dataclass
@@ -273,6 +287,12 @@ class RunReport:
     detector: dict
     seconds: float = 0.0
     timings: dict = field(default_factory=dict)
+    earlier: list[ImageOutcome] = field(default_factory=list)
+
+    @property
+    def listed(self) -> list[ImageOutcome]:
+        """The results in ``OUT``: this run's, then those of earlier runs it left in place."""
+        return self.ok + self.earlier
 
     @property
     def failed(self) -> list[ImageOutcome]:
@@ -294,9 +314,10 @@ class RunReport:
         return {
             "out_dir": str(self.out_dir), "model": self.model, "detector": self.detector,
             "counts": {"images_ok": len(self.ok), "images_failed": len(self.failed),
-                       "ignored": sum(o.status == "ignored" for o in self.outcomes), "faces": self.n_faces},
+                       "ignored": sum(o.status == "ignored" for o in self.outcomes), "faces": self.n_faces,
+                       "earlier_images": len(self.earlier)},
             "seconds": self.seconds, "timings": self.timings,
-            "images": [o.__dict__ for o in self.outcomes],
+            "images": [o.__dict__ for o in self.outcomes + self.earlier],
         }
 
 
@@ -369,10 +390,11 @@ class Reconstructor:
     # -------------------------------------------------------------- per image
     def _faces(self, item: InputImage, pixels: np.ndarray) -> list[Face]:
         if isinstance(self.detector, CsvLandmarks):
-            faces = self.detector.faces_for(item.name)
+            faces = self.detector.faces_for(item.name, item.path)
             if not faces:
                 raise InputFileError(item.path, f"no landmarks for {item.name!r} in {self.detector.path}",
-                                     "add a row for it, or leave out --landmarks to detect faces")
+                                     "add a row for it (its file name or a longer part of its path), or leave out "
+                                     "--landmarks to detect faces")
             return faces
         faces = self.detector.detect(pixels)
         if not faces:
@@ -416,51 +438,63 @@ class Reconstructor:
         return summaries
 
     def _write_face(self, p: _Pending, k: int, d: Path, folder: str) -> dict:
-        m, r, face, M = self.model, p.results[k], p.faces[k], p.matrices[k]
-        S, V = m.crop_size, self.view_size
+        """Write face ``k`` of ``p`` into the new folder ``d``; returns its line of the run report."""
+        m, r, face = self.model, p.results[k], p.faces[k]
         d.mkdir(parents=True)
+        lm_img = self._write_face_images(p, k, d)
         fm = m.face_model
+        header = f"focus reconstruct: {p.item.name}, face {k}; model {m.checkpoint}; face model {fm.name}"
+        files = X.write_face_meshes(d, fm.triangles.cpu().numpy(), fm.now_landmarks7.cpu().numpy(), r.posed,
+                                    r.posed_colors, r.neutral, r.neutral_colors, header)
+        info = self._face_info(p, k, lm_img, files)
+        write_json_atomic(d / "coeffs.json", info)
+        ang = np.degrees(r.coeffs["angles"])
+        return {"face": k, "folder": f"{folder}/face_{k}", "score": face.score, "fit": info["fit"],
+                "outlier_share": info["outlier_share"], "pitch_yaw_roll_deg": [round(float(a), 2) for a in ang],
+                "eye_distance_px": face.eye_distance}
+
+    def _write_face_images(self, p: _Pending, k: int, d: Path) -> np.ndarray:
+        """The crop, render, masks (in the crop and pasted back into the photo) and the overlay of
+        face ``k``; returns the projected model landmarks ``(68, 2)`` in photo pixels."""
+        r, face, M = p.results[k], p.faces[k], p.matrices[k]
+        S, V = self.model.crop_size, self.view_size
         X.save_png(d / "crop.png", p.crops[k])
         X.save_png(d / "render.png", r.render)
         X.save_png(d / "outlier_crop.png", r.outlier)
         X.save_png(d / "outlier.png", X.paste_back(r.outlier, M, p.shape))
         X.save_png(d / "face_mask.png", X.paste_back(r.coverage * r.face_prob, M, p.shape))
         M_view = np.diag([V / S, V / S, 1.0]) @ M
-        inv = np.linalg.inv(M)
-        lm_img = X.transform_points(inv, r.landmarks)
+        lm_img = X.transform_points(np.linalg.inv(M), r.landmarks)
         sx, sy = p.overlay_scale
         to_overlay = np.diag([sx, sy, 1.0])
         overlay = X.compose_overlay(p.overlay_photo, M_view @ np.linalg.inv(to_overlay), r.view_render, r.view_coverage,
                                     r.view_outlier, X.transform_points(to_overlay, lm_img),
                                     X.transform_points(to_overlay, face.points5))
         X.save_png(d / "overlay.png", overlay)
-        header = f"focus reconstruct: {p.item.name}, face {k}; model {m.checkpoint}; face model {fm.name}"
-        files = X.write_face_meshes(d, fm.triangles.cpu().numpy(), fm.now_landmarks7.cpu().numpy(), r.posed,
-                                    r.posed_colors, r.neutral, r.neutral_colors, header)
-        fit = landmark_fit(lm_img, face)
+        return lm_img
+
+    def _face_info(self, p: _Pending, k: int, lm_img: np.ndarray, files: dict[str, str]) -> dict:
+        """The content of face ``k``'s ``coeffs.json``."""
+        m, r, face, M = self.model, p.results[k], p.faces[k], p.matrices[k]
         inside = r.coverage > 0.5
-        outlier_share = float((r.face_prob[inside] < 0.5).mean()) if inside.any() else None
-        info = {
+        return {
             "image": p.item.name, "source": str(p.item.path), "face": k, "image_size": [p.shape[1], p.shape[0]],
             "detector": {"name": face.source, "score": face.score, "box": face.box.tolist(),
                          "points5": face.points5.tolist(),
                          "landmarks68": None if face.landmarks68 is None else face.landmarks68.tolist()},
-            "alignment": {"method": m.data.align_method, "crop_size": S, "image_to_crop": M.tolist(),
+            "alignment": {"method": m.data.align_method, "crop_size": m.crop_size, "image_to_crop": M.tolist(),
                           "frame": "image frame of focus.render.camera: pixels, x right, y down, pixel centres at +0.5"},
-            "model": {"checkpoint": str(m.checkpoint), "facemodel": str(m.facemodel_path), "facemodel_name": fm.name,
+            "model": {"checkpoint": str(m.checkpoint), "facemodel": str(m.facemodel_path),
+                      "facemodel_name": m.face_model.name,
                       "misfit_prior": None if m.misfit_prior_path is None else str(m.misfit_prior_path),
                       "adapted": self.settings.adapt.enabled},
             "coefficients": named_coefficients(r.coeffs),
             "landmarks68_image": lm_img.tolist(),
-            "fit": fit,
-            "outlier_share": outlier_share,
+            "fit": landmark_fit(lm_img, face),
+            "outlier_share": float((r.face_prob[inside] < 0.5).mean()) if inside.any() else None,
             "files": {**files, "crop": "crop.png", "render": "render.png", "outlier_crop": "outlier_crop.png",
                       "outlier": "outlier.png", "face_mask": "face_mask.png", "overlay": "overlay.png"},
         }
-        write_json_atomic(d / "coeffs.json", info)
-        ang = np.degrees(r.coeffs["angles"])
-        return {"face": k, "folder": f"{folder}/face_{k}", "score": face.score, "fit": fit, "outlier_share": outlier_share,
-                "pitch_yaw_roll_deg": [round(float(a), 2) for a in ang], "eye_distance_px": face.eye_distance}
 
     # -------------------------------------------------------------- the run
     def _flush(self, pending: list[_Pending], out_dir: Path, folders: dict[str, str], outcomes: list[ImageOutcome]) -> None:
@@ -486,13 +520,13 @@ class Reconstructor:
         t1 = time.perf_counter()
         self.timings["model"] += t1 - t0
         for p in pending:
-            folder = folders[p.item.name]
+            folder = folders[p.item.key]
             try:
                 faces = self._write_image(p, out_dir, folder)
-                outcomes.append(ImageOutcome(str(p.item.path), p.item.name, "ok", folder=folder, faces=faces, notes=p.notes))
+                outcomes.append(_outcome(p.item, "ok", folder=folder, faces=faces, notes=p.notes))
             except (OSError, ValueError, FocusError) as exc:
                 log.warning("%s: writing the results failed: %s", p.item.path, exc)
-                outcomes.append(ImageOutcome(str(p.item.path), p.item.name, "failed", f"writing the results failed: {exc}"))
+                outcomes.append(_outcome(p.item, "failed", f"writing the results failed: {exc}"))
         self.timings["write"] += time.perf_counter() - t1
         pending.clear()
 
@@ -517,7 +551,11 @@ class Reconstructor:
         return replace(m, encoder=enc, unet=unet)
 
     def run(self, inputs: Sequence[str | Path], out_dir: str | Path) -> RunReport:
-        """Process ``inputs`` (files and folders) into ``out_dir``; returns the :class:`RunReport`."""
+        """Process ``inputs`` (files and folders) into ``out_dir``; returns the :class:`RunReport`.
+
+        Results of earlier runs into ``out_dir`` stay listed (see :func:`read_earlier_results`): a
+        photo processed again replaces its own earlier result; no other photo takes its folder.
+        """
         from focus.apps.summary import write_summary
 
         t_start = time.perf_counter()
@@ -526,21 +564,44 @@ class Reconstructor:
         removed = remove_stale_temporaries(out_dir)
         if removed:
             log.info("removed %d temporary folders of an interrupted run", removed)
+        items, outcomes = self._collect(inputs, out_dir)
+        earlier = read_earlier_results(out_dir)
+        folders = output_stems(items, SUMMARY_FILES, {o.source: o.folder for o in earlier})
+        self._process(items, out_dir, folders, outcomes)
+        order = {it.key: i for i, it in enumerate(items)}
+        outcomes.sort(key=lambda o: (o.status == "ignored", order.get(o.source, -1) if o.status != "ignored" else 0))
+        rewritten = {o.folder.lower() for o in outcomes if o.status == "ok"}
+        report = self._report(out_dir, outcomes, [o for o in earlier if o.folder.lower() not in rewritten])
+        report.seconds = round(time.perf_counter() - t_start, 3)
+        write_summary(report)
+        write_json_atomic(out_dir / "report.json", report.to_dict())
+        return report
+
+    def _collect(self, inputs: Sequence[str | Path], out_dir: Path) -> tuple[list[InputImage], list[ImageOutcome]]:
+        """The images to process and the outcomes of the inputs skipped while finding them."""
         items, skipped = find_images(inputs, self.settings.recursive, exclude=out_dir)
-        outcomes = [ImageOutcome(str(s.path), s.path.name, "failed" if s.failed else "ignored", s.reason) for s in skipped]
+        outcomes = [ImageOutcome(str(s.path), s.path.name, "failed" if s.failed else "ignored", s.reason,
+                                 source=os.path.abspath(s.path)) for s in skipped]
         for s in skipped:
             log.warning("%s", s)
-        folders = unique_stems([it.name for it in items], SUMMARY_FILES)
+        return items, outcomes
+
+    def _process(self, items: list[InputImage], out_dir: Path, folders: dict[str, str],
+                 outcomes: list[ImageOutcome]) -> None:
+        """Read, detect and align each image, run the model on batches of faces, write the results."""
+        shared = self._shared_csv_rows(items)
         pending: list[_Pending] = []
         n_faces = 0
         bar = tqdm(items, desc="reconstruct", unit="image", disable=not self.settings.progress)
         for item in bar:
             t0 = time.perf_counter()
             try:
+                if item.key in shared:
+                    raise InputFileError(item.path, *shared[item.key])
                 p = self._prepare(item)
             except InputFileError as exc:
                 log.warning("skipping %s", exc)
-                outcomes.append(ImageOutcome(str(item.path), item.name, "failed", exc.problem + (f" ({exc.fix})" if exc.fix else "")))
+                outcomes.append(_outcome(item, "failed", exc.problem + (f" ({exc.fix})" if exc.fix else "")))
                 continue
             finally:
                 self.timings["read_detect_align"] += time.perf_counter() - t0
@@ -551,21 +612,72 @@ class Reconstructor:
                 n_faces = 0
         self._flush(pending, out_dir, folders, outcomes)
         bar.close()
-        order = {it.name: i for i, it in enumerate(items)}
-        outcomes.sort(key=lambda o: (o.status == "ignored", order.get(o.name, -1) if o.status != "ignored" else 0))
+
+    def _shared_csv_rows(self, items: list[InputImage]) -> dict[str, tuple[str, str]]:
+        """``{input key: (problem, fix)}`` for the inputs whose landmark-CSV row fits another input
+        too (``a.png`` for ``DIR1/a.png`` and ``DIR2/a.png``): no input gets another's landmarks."""
+        if not isinstance(self.detector, CsvLandmarks):
+            return {}
+        users: dict[str, list[InputImage]] = {}
+        for it in items:
+            row = self.detector.row_for(it.name, it.path)
+            if row is not None:
+                users.setdefault(row, []).append(it)
+        labels = source_labels(items)
+        out = {}
+        for row, group in users.items():
+            if len(group) < 2:
+                continue
+            for it in group:
+                out[it.key] = (f"the row {row!r} of {self.detector.path} fits {len(group)} inputs "
+                               f"({', '.join(str(g.path) for g in group[:3])}{', ...' if len(group) > 3 else ''})",
+                               f"name each image in the CSV by a longer part of its path, e.g. {labels[it.key]!r}")
+        return out
+
+    def _report(self, out_dir: Path, outcomes: list[ImageOutcome], earlier: list[ImageOutcome]) -> RunReport:
         m = self.model
-        report = RunReport(out_dir, outcomes,
-                           model={"checkpoint": str(m.checkpoint), "facemodel": str(m.facemodel_path),
-                                  "crop_size": m.crop_size, "device": str(m.device),
-                                  "misfit_prior": None if m.misfit_prior_path is None else str(m.misfit_prior_path),
-                                  "segmentation": "unet" if m.unet is not None else "robust pseudo mask",
-                                  "adaptation": _adapt_info(self.settings.adapt, self.perceptual_source, self.adapt_log)},
-                           detector={"name": self.detector.name, "licence": self.detector.licence},
-                           timings={k: round(v, 3) for k, v in self.timings.items()})
-        report.seconds = round(time.perf_counter() - t_start, 3)
-        write_summary(report)
-        write_json_atomic(out_dir / "report.json", report.to_dict())
-        return report
+        return RunReport(out_dir, outcomes,
+                         model={"checkpoint": str(m.checkpoint), "facemodel": str(m.facemodel_path),
+                                "crop_size": m.crop_size, "device": str(m.device),
+                                "misfit_prior": None if m.misfit_prior_path is None else str(m.misfit_prior_path),
+                                "segmentation": "unet" if m.unet is not None else "robust pseudo mask",
+                                "adaptation": _adapt_info(self.settings.adapt, self.perceptual_source, self.adapt_log)},
+                         detector={"name": self.detector.name, "licence": self.detector.licence},
+                         timings={k: round(v, 3) for k, v in self.timings.items()}, earlier=earlier)
+
+
+def _outcome(item: InputImage, status: str, reason: str = "", **kw) -> ImageOutcome:
+    return ImageOutcome(str(item.path), item.name, status, reason, source=item.key, **kw)
+
+
+def read_earlier_results(out_dir: Path) -> list[ImageOutcome]:
+    """The results listed in ``out_dir/report.json`` by an earlier run whose folders are still there
+    (``earlier=True``); none when there is no report. A report that cannot be read is passed over
+    with a warning (its result folders stay on disk, unlisted)."""
+    path = Path(out_dir) / "report.json"
+    if not path.is_file():
+        return []
+    try:
+        images = json.loads(path.read_text(encoding="utf-8"))["images"]
+        found = [_earlier_outcome(out_dir, d) for d in images if isinstance(d, dict) and d.get("status") == "ok"]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
+        log.warning("%s: cannot read the earlier report (%s); its results are not listed", path, exc)
+        return []
+    return [o for o in found if o is not None]
+
+
+def _earlier_outcome(out_dir: Path, d: dict) -> ImageOutcome | None:
+    """One ``ok`` entry of an earlier report, or ``None`` when its folder is gone or not a plain sub-folder."""
+    folder = d.get("folder")
+    if not isinstance(folder, str) or not folder or Path(folder).is_absolute() or ".." in Path(folder).parts \
+            or not (Path(out_dir) / folder).is_dir():
+        return None
+    faces = [{**f, "folder": f"{folder}/face_{int(f['face'])}"} for f in d.get("faces") or []
+             if isinstance(f, dict) and isinstance(f.get("face"), int)]
+    path = str(d.get("path", ""))
+    return ImageOutcome(path, str(d.get("name", "")), "ok", folder=folder, faces=faces,
+                        notes=[str(n) for n in d.get("notes") or []],
+                        source=str(d.get("source") or os.path.abspath(path)), earlier=True)
 
 
 def _adapt_info(a: AdaptSettings, perceptual: str | None, batches: list[dict]) -> dict | None:
@@ -675,4 +787,5 @@ def landmark_fit(model_landmarks: np.ndarray, face: Face) -> dict:
 
 __all__ = ["DEFAULT_MODEL", "FaceResult", "FocusModel", "ImageOutcome", "ReconstructSettings", "Reconstructor", "RunReport",
            "alignment_matrix", "landmark_fit", "load_focus_model", "named_coefficients",
-           "remove_stale_temporaries", "resolve_device", "run_model", "save_untrained_checkpoint"]
+           "read_earlier_results", "remove_stale_temporaries", "resolve_device", "run_model",
+           "save_untrained_checkpoint"]

@@ -13,16 +13,16 @@ Format (one header line, then one row per image)::
 
 Bad rows (wrong number of columns, a value that is not a number, NaN or infinite values, an empty
 or duplicated name) are reported as :class:`LandmarkProblem` naming the file and the 1-based line
-number; the caller decides whether they are fatal (see :func:`read_landmarks_csv`).
+number; the caller decides whether they are fatal (see :func:`read_landmarks_csv`). A UTF-8
+byte-order mark at the start (Excel's "CSV UTF-8") is allowed; other encodings are refused.
 """
 
 from __future__ import annotations
 
 import csv
-import io
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -84,16 +84,27 @@ def read_landmarks_csv(path: str | Path, strict: bool = False) -> LandmarkTable:
     """
     path = Path(path)
     if not path.is_file():
-        raise InputFileError(path, "landmark CSV not found", "give the folder's landmark file, header `name,x1,y1,...,x68,y68`")
+        raise InputFileError(path, "landmark CSV not found",
+                             "give the folder's landmark file, header `name,x1,y1,...,x68,y68`")
     try:
-        text = path.read_text(encoding="utf-8")
+        # streamed (memory grows with the rows kept, not twice the file); a byte-order mark (Excel's
+        # "CSV UTF-8") is not part of the header
+        with path.open(encoding="utf-8-sig", newline="") as f:
+            rows = csv.reader(f)
+            return _read_rows(path, rows, strict)
+    except csv.Error as exc:  # e.g. an unclosed quote running past the csv module's field size limit
+        raise InputFileError(path, f"line {rows.line_num}: not a readable CSV ({exc})") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise InputFileError(path, f"cannot read the landmark CSV ({exc.__class__.__name__}: {exc})") from exc
-    rows = csv.reader(io.StringIO(text))
+
+
+def _read_rows(path: Path, rows, strict: bool) -> LandmarkTable:
+    """The table from ``rows`` (a :func:`csv.reader`), see :func:`read_landmarks_csv`."""
     try:
         header = next(rows)
     except StopIteration:
-        raise InputFileError(path, "the landmark CSV is empty", "the first line must be `name,x1,y1,...,x68,y68`") from None
+        raise InputFileError(path, "the landmark CSV is empty",
+                             "the first line must be `name,x1,y1,...,x68,y68`") from None
     header = [h.strip() for h in header]
     if tuple(header) != HEADER:
         raise InputFileError(
@@ -161,7 +172,7 @@ def format_landmarks_csv(names: Sequence[str], landmarks: np.ndarray, decimals: 
     if not np.isfinite(lms).all():
         raise ValueError("landmarks contain NaN or infinite values")
     out = [",".join(HEADER)]
-    for name, lm in zip(names, lms):
+    for name, lm in zip(names, lms, strict=True):
         if "," in name or "\n" in name or '"' in name:
             raise ValueError(f"image name {name!r} must not contain commas, quotes or newlines")
         out.append(name + "," + ",".join(f"{v:.{decimals}f}" for v in lm.reshape(-1)))

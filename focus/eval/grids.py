@@ -8,10 +8,11 @@ column titles and a caption per row.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
+import torch
 
 from focus.io_utils import atomic_path
 
@@ -54,31 +55,51 @@ def example_panels(pred, i: int, extra_seg: Sequence[str] = ()) -> list[np.ndarr
     return panels
 
 
+def panel_mosaic(rows: Sequence[Sequence[np.ndarray]], n_cols: int, gap: int = 2) -> np.ndarray:
+    """The panels as one ``(H, W, 3)`` image with :func:`torchvision.utils.make_grid`: ``n_cols``
+    per row, ``gap`` px of white between them; missing panels of a short row and the margins of a
+    smaller panel (placed top left) are white."""
+    from torchvision.utils import make_grid
+
+    h = max(p.shape[0] for row in rows for p in row)
+    w = max(p.shape[1] for row in rows for p in row)
+    cells = torch.ones((len(rows) * n_cols, 3, h, w))
+    for r, row in enumerate(rows):
+        for c, p in enumerate(row[:n_cols]):
+            panel = torch.from_numpy(np.clip(np.asarray(p, np.float32), 0, 1)).permute(2, 0, 1)
+            cells[r * n_cols + c, :, : panel.shape[1], : panel.shape[2]] = panel
+    return make_grid(cells, nrow=n_cols, padding=gap, pad_value=1.0).permute(1, 2, 0).numpy()
+
+
 def save_grid(rows: Sequence[Sequence[np.ndarray]], captions: Sequence[str], columns: Sequence[str], path: str | Path,
               title: str = "", panel_inches: float = 1.35) -> None:
-    """Draw ``rows`` of equally many panels with ``columns`` titles and one caption per row (PNG)."""
+    """Draw ``rows`` of panels with ``columns`` titles on top and one caption left of each row (PNG).
+
+    The panels are laid out by :func:`panel_mosaic` and drawn as one image; titles and captions
+    are the tick labels at the panels' centres.
+    """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    n_rows = len(rows)
     n_cols = max((len(r) for r in rows), default=len(columns))
-    if n_rows == 0:
-        n_rows, rows, captions = 1, [[np.zeros((8, 8, 3))] * n_cols], ["(no examples)"]
-    fig = Figure(figsize=(panel_inches * n_cols + 1.9, panel_inches * n_rows + 0.6), dpi=100)
+    if not rows:
+        rows, captions = [[np.zeros((8, 8, 3))] * n_cols], ["(no examples)"]
+    gap = max(2, round(min(p.shape[0] for row in rows for p in row) / 8))
+    mosaic = panel_mosaic(rows, n_cols, gap)
+    h = (mosaic.shape[0] - gap) / len(rows)
+    w = (mosaic.shape[1] - gap) / n_cols
+    fig = Figure(figsize=(panel_inches * n_cols + 1.9, panel_inches * len(rows) + 0.6), dpi=100)
     FigureCanvasAgg(fig)
-    axes = fig.subplots(n_rows, n_cols, squeeze=False)
-    for r, (row, cap) in enumerate(zip(rows, captions)):
-        for c in range(n_cols):
-            ax = axes[r][c]
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if c < len(row):
-                ax.imshow(np.clip(row[c], 0, 1), interpolation="nearest")
-            else:
-                ax.axis("off")
-            if r == 0 and c < len(columns):
-                ax.set_title(columns[c], fontsize=8)
-        axes[r][0].set_ylabel(cap, fontsize=7, rotation=0, ha="right", va="center", labelpad=4)
+    ax = fig.add_subplot()
+    ax.imshow(mosaic, interpolation="nearest")
+    ax.xaxis.tick_top()
+    ax.set_xticks([gap + c * w + (w - gap) / 2 for c in range(min(n_cols, len(columns)))])
+    ax.set_xticklabels(list(columns)[:n_cols], fontsize=8)
+    ax.set_yticks([gap + r * h + (h - gap) / 2 for r in range(len(rows))])
+    ax.set_yticklabels(list(captions), fontsize=7)
+    ax.tick_params(length=0)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
@@ -86,4 +107,4 @@ def save_grid(rows: Sequence[Sequence[np.ndarray]], captions: Sequence[str], col
         fig.savefig(tmp, format="png")
 
 
-__all__ = ["example_panels", "mask_panel", "overlay_render", "save_grid"]
+__all__ = ["example_panels", "mask_panel", "overlay_render", "panel_mosaic", "save_grid"]

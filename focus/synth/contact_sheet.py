@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image, ImageDraw
 
 from focus.data.dataset import mask_name
@@ -52,31 +53,54 @@ def tile(root: Path, name: str, landmarks: np.ndarray, images_dir: str, scale: i
     return out
 
 
-def contact_sheet(root: str | Path, out: str | Path, title: str, count: int = 24, columns: int = 4, tile_px: int = 160,
-                  images_dir: str = "images", names: list[str] | None = None) -> Path:
+def contact_sheet(
+    root: str | Path,
+    out: str | Path,
+    title: str,
+    count: int = 24,
+    columns: int = 4,
+    tile_px: int = 160,
+    images_dir: str = "images",
+    names: list[str] | None = None,
+) -> Path:
     """Write a PNG contact sheet of the first ``count`` samples (or ``names``) of a folder."""
     root = Path(root)
     table = read_landmarks_csv(root / "landmarks.csv")
-    lms = dict(zip(table.names, table.landmarks))
+    lms = dict(zip(table.names, table.landmarks, strict=True))
     names = list(names or table.names[:count])
     tiles = [tile(root, n, lms[n], images_dir, max(1, tile_px // 64), tile_px) for n in names]
     return save_grid(tiles, names, out, title, columns)
 
 
+#: Layout of :func:`save_grid`, pixels: title band, label band above each tile, gap between tiles.
+_TITLE_PX, _LABEL_PX, _GAP_PX = 20, 14, 8
+_BACKGROUND = 250
+
+
 def save_grid(tiles: list[Image.Image], labels: list[str], out: str | Path, title: str, columns: int) -> Path:
-    """Arrange labelled tiles in a grid under a title and write it as PNG."""
+    """Arrange labelled tiles in a grid under a title and write it as PNG.
+
+    Each cell is as large as the largest tile (smaller tiles sit at its top left) with the label
+    above it; :func:`torchvision.utils.make_grid` lays out the cells with an 8 px gap, in rows of
+    ``columns`` (the sheet is always ``columns`` cells wide).
+    """
+    from torchvision.utils import make_grid
+
     tw = max(t.width for t in tiles)
     th = max(t.height for t in tiles)
-    lab = 14
-    rows = (len(tiles) + columns - 1) // columns
-    sheet = Image.new("RGB", (columns * (tw + 8) + 8, 28 + rows * (th + lab + 8)), (250, 250, 250))
+    cells = torch.full((max(len(tiles), columns), 3, _LABEL_PX + th, tw), _BACKGROUND, dtype=torch.uint8)
+    for cell, t in zip(cells, tiles, strict=False):  # blank cells fill the first row
+        pixels = torch.from_numpy(np.array(t.convert("RGB"))).permute(2, 0, 1)  # (3, h, w) uint8
+        cell[:, _LABEL_PX : _LABEL_PX + t.height, : t.width] = pixels
+    grid = make_grid(cells, nrow=columns, padding=_GAP_PX, pad_value=_BACKGROUND)
+    sheet = Image.new("RGB", (grid.shape[2], _TITLE_PX + grid.shape[1]), (_BACKGROUND,) * 3)
+    sheet.paste(Image.fromarray(grid.permute(1, 2, 0).numpy()), (0, _TITLE_PX))
     d = ImageDraw.Draw(sheet)
-    d.text((8, 8), title, fill=(0, 0, 0))
-    for i, (t, name) in enumerate(zip(tiles, labels)):
+    d.text((_GAP_PX, _GAP_PX), title, fill=(0, 0, 0))
+    for i, name in enumerate(labels[: len(tiles)]):
         r, c = divmod(i, columns)
-        x, y = 8 + c * (tw + 8), 28 + r * (th + lab + 8)
+        x, y = _GAP_PX + c * (tw + _GAP_PX), _TITLE_PX + _GAP_PX + r * (th + _LABEL_PX + _GAP_PX)
         d.text((x, y), name[-40:], fill=(60, 60, 60))
-        sheet.paste(t, (x, y + lab))
     out = Path(out)
     with atomic_path(out) as tmp:
         sheet.save(tmp, format="PNG", optimize=True)
