@@ -1,4 +1,4 @@
-"""The losses of FOCUS, one small function per term, and the per-phase combinations (method.md, section 3).
+"""The losses of FOCUS, one small function per term, and the per-phase combinations (docs/method.md, section 3).
 
 Conventions: images ``I`` (target) and ``R`` (render on black) are ``(B, 3, H, W)`` RGB in [0, 1]
 (``S = H = W`` in the formulas; ``H * W`` is used for ``S^2``); masks are ``(B, 1, H, W)``:
@@ -15,7 +15,7 @@ Phases and their default weights (the authors' latest public settings, all param
 
 Crops for the face-recognition network (``phi_deep``, ``phi_sh``): anything made from the target
 (``I``, ``I V``) is aligned with the given landmarks ``l``, anything made from the render (``R``,
-``R V``) with the projected model landmarks ``l_hat`` (method.md, section 2); masking is applied
+``R V``) with the projected model landmarks ``l_hat`` (docs/method.md, section 2); masking is applied
 in the image frame before cropping, so masked pixels are black (-1) in the crop.
 """
 
@@ -31,7 +31,7 @@ from torch import Tensor
 from focus.coeffs import Coeffs
 from focus.config import nonnegative, param, positive
 
-#: Pixel noise of the photometric likelihood (Egger et al.; method.md 3.1).
+#: Pixel noise of the photometric likelihood (Egger et al.; docs/method.md 3.1).
 ROBUST_SIGMA = 0.043
 #: The constant outlier likelihood sits where the Gaussian is at this many sigmas.
 ROBUST_THRESHOLD = 3.0
@@ -70,7 +70,7 @@ def robust_inlier_mask(image: Tensor, render: Tensor, render_mask: Tensor,
 
     ``ll_outlier`` is the Gaussian's log-likelihood at ``||I - R|| = threshold * sigma``, so
     ``z(p) = m_r(p) [||I(p) - R(p)||_2 < threshold * sigma]`` (strict). No gradient. With the
-    initialised encoder these are the pseudo masks of the U-Net pre-training (method.md 3.2).
+    initialised encoder these are the pseudo masks of the U-Net pre-training (docs/method.md 3.2).
     """
     inside = _rgb_dist(image, render) < threshold * sigma
     return render_mask * inside.to(render_mask.dtype)
@@ -162,7 +162,7 @@ def distance_loss(feat_masked_render: Tensor, feat_masked_target: Tensor) -> Ten
 def neighbour_loss(image: Tensor, render: Tensor, face_mask: Tensor, window: int = 5) -> Tensor:
     """``L_nbr = mean_{b,p} min_{d in window x window} ||V(p) R(p) - V(p+d) I(p+d)||_2``.
 
-    Boundary handling (method.md is silent): offsets ``d`` that leave the image are not
+    Boundary handling (docs/method.md is silent): offsets ``d`` that leave the image are not
     candidates; the minimum runs over the neighbours inside the image (``d = 0`` always is).
     Vectorised over pixels with a padded copy of ``V I`` and one shifted view per offset.
     """
@@ -184,7 +184,7 @@ def neighbour_loss(image: Tensor, render: Tensor, face_mask: Tensor, window: int
 def bce_loss(pred: Tensor, target: Tensor, eps: float = 1e-6) -> Tensor:
     """``-mean [t log p + (1 - t) log(1 - p)]`` on the U-Net's sigmoid output ``p`` (clamped to ``[eps, 1-eps]``).
 
-    The U-Net pre-training loss against the pseudo masks (method.md 3.2): plain BCE on the
+    The U-Net pre-training loss against the pseudo masks (docs/method.md 3.2): plain BCE on the
     probability, not BCE-with-logits on it.
     """
     p = pred.clamp(eps, 1.0 - eps)
@@ -194,7 +194,7 @@ def bce_loss(pred: Tensor, target: Tensor, eps: float = 1e-6) -> Tensor:
 # ---------------------------------------------------------------------------- phase weights
 @dataclass(frozen=True)
 class InitLossWeights:
-    """Weights of ``L_init`` (method.md 3.1) and the robust likelihood's constants; ``lm_heavy``
+    """Weights of ``L_init`` (docs/method.md 3.1) and the robust likelihood's constants; ``lm_heavy``
     is ``L_lm``'s ``w_k`` of the nose and inner-mouth points (published: 20)."""
 
     rob: float = nonnegative(0.5)
@@ -208,7 +208,7 @@ class InitLossWeights:
 
 @dataclass(frozen=True)
 class ReconstructionLossWeights:
-    """Weights of ``L_E`` (method.md 3.3); ``lm_heavy`` is ``L_lm``'s ``w_k`` of the heavy points."""
+    """Weights of ``L_E`` (docs/method.md 3.3); ``lm_heavy`` is ``L_lm``'s ``w_k`` of the heavy points."""
 
     pix: float = nonnegative(0.5)
     id: float = nonnegative(0.25)
@@ -220,7 +220,7 @@ class ReconstructionLossWeights:
 
 @dataclass(frozen=True)
 class SegmentationLossWeights:
-    """Weights of ``L_S`` (method.md 3.4) and the neighbour window."""
+    """Weights of ``L_S`` (docs/method.md 3.4) and the neighbour window."""
 
     bin: float = nonnegative(10.0)
     area: float = nonnegative(0.5)
@@ -249,7 +249,7 @@ def _identity_term(perceptual, image: Tensor, render: Tensor, landmarks: Tensor,
 def init_loss(image: Tensor, render: Tensor, render_mask: Tensor, landmarks: Tensor, pred_landmarks: Tensor,
               coeffs: Coeffs, perceptual=None, weights: InitLossWeights = InitLossWeights()
               ) -> tuple[Tensor, dict[str, Tensor]]:
-    """``L_init = w_rob L_rob + w_id L_id + w_lm L_lm + w_reg L_reg`` (method.md 3.1).
+    """``L_init = w_rob L_rob + w_id L_id + w_lm L_lm + w_reg L_reg`` (docs/method.md 3.1).
 
     Args:
         image, render: ``(B, 3, H, W)`` target and render on black, [0, 1].
@@ -276,7 +276,7 @@ def reconstruction_loss(image: Tensor, render: Tensor, render_mask: Tensor, seg_
                         pred_landmarks: Tensor, coeffs: Coeffs, perceptual=None,
                         weights: ReconstructionLossWeights = ReconstructionLossWeights()
                         ) -> tuple[Tensor, dict[str, Tensor]]:
-    """``L_E = w_pix L_pix + w_id L_id + w_reg L_reg + w_lm L_lm + w_area L_area`` (method.md 3.3).
+    """``L_E = w_pix L_pix + w_id L_id + w_reg L_reg + w_lm L_lm + w_area L_area`` (docs/method.md 3.3).
 
     ``seg_mask`` is the (frozen, eval-mode) U-Net's ``M`` for this render; whether gradients reach
     the encoder through it (the U-Net's input) is decided by the caller. ``V = m_r M``. Other
@@ -299,7 +299,7 @@ def segmentation_loss(image: Tensor, render: Tensor, render_mask: Tensor, seg_ma
                       pred_landmarks: Tensor, perceptual=None,
                       weights: SegmentationLossWeights = SegmentationLossWeights()
                       ) -> tuple[Tensor, dict[str, Tensor]]:
-    """``L_S = w_bin L_bin + w_area L_area + w_presv L_presv + w_dist L_dist + w_nbr L_nbr`` (method.md 3.4).
+    """``L_S = w_bin L_bin + w_area L_area + w_presv L_presv + w_dist L_dist + w_nbr L_nbr`` (docs/method.md 3.4).
 
     ``seg_mask`` is the U-Net's ``M`` (the trained quantity); ``render`` and ``render_mask`` come
     from the frozen encoder. ``L_presv`` and ``L_dist`` need ``perceptual`` (``None`` leaves them

@@ -148,7 +148,7 @@ class FocusModel:
         device: where the networks run.
         facemodel_path: the face model's file (``None`` when given as a model).
         meta: the checkpoint's entries other than the networks (settings, recorded face model).
-        misfit_prior: subtracted from the neutral shape before export (method.md 5), or ``None``.
+        misfit_prior: subtracted from the neutral shape before export (docs/method.md 5), or ``None``.
         misfit_prior_path: its file.
     """
 

@@ -9,7 +9,7 @@ from focus.eval.ar_metrics import METRICS, image_metrics, segmentation_metrics, 
 
 
 def direct(pred: np.ndarray, truth: np.ndarray, region: np.ndarray) -> dict[str, float]:
-    """One image, pixel by pixel, straight from evaluation.md section 2."""
+    """One image, pixel by pixel, straight from docs/evaluation.md section 2."""
     tp = fp = fn = tn = 0.0
     for p, t, r in zip(pred.ravel(), truth.ravel(), region.ravel()):
         tp += r * p * t

@@ -1,4 +1,4 @@
-"""Test-time adaptation: the FOCUS EM, unsupervised, on the photos being reconstructed (method.md 4).
+"""Test-time adaptation: the FOCUS EM, unsupervised, on the photos being reconstructed (docs/method.md 4).
 
 The trained networks have seen the training domain only (for the CPU default: synthetic faces).
 On other photos the fit is coarse and the U-Net, which compares the render with the photo, has

@@ -5,7 +5,7 @@ Frames and units (see :mod:`focus.render.camera`):
 * ``posed.obj``: the reconstructed face as seen, **world frame**, mm (``R v + t``; the camera sits
   at ``(0, 0, distance)`` looking along ``-z``); vertex colours = albedo x SH shading.
 * ``neutral.obj``: identity only (expression zero), **model frame**, mm, no pose, minus the misfit
-  prior when one is used (method.md 5); vertex colours = albedo (unlit).
+  prior when one is used (docs/method.md 5); vertex colours = albedo (unlit).
 * ``now/{posed,neutral}.obj`` + ``.npy``: the same meshes without colours plus their 7 NoW
   landmarks ``(7, 3)`` (:mod:`focus.geometry.mesh_io`, :mod:`focus.now.landmark_io`: the NoW challenge's submission format).
 * Images: the aligned crop and the render in the crop (``crop.png``, ``render.png``), the outlier

@@ -1,4 +1,4 @@
-"""The paper's training augmentation: shift, scale, rotation and horizontal flip (method.md, 4).
+"""The paper's training augmentation: shift, scale, rotation and horizontal flip (docs/method.md, 4).
 
 Paper scale (224 x 224 crop): shift +-10 px, scale 1 +- 0.1, rotation +-10 degrees, horizontal
 flip with landmark index mirroring. Each is drawn uniformly; shifts are given at 224 px and scaled

@@ -1,4 +1,4 @@
-"""Segmentation metrics of the face (inlier) class (``evaluation.md`` section 2).
+"""Segmentation metrics of the face (inlier) class (``docs/evaluation.md`` section 2).
 
 Per image, with ``M`` the estimated face probability, ``m_r`` the prediction's rendered face
 region and ``T`` the true visible-face mask (all ``(H, W)``, in the aligned crop), counted over a

@@ -1,4 +1,4 @@
-"""The statistical misfit prior (``method.md`` section 5).
+"""The statistical misfit prior (``docs/method.md`` section 5).
 
 Some face regions are fitted badly in a systematic way (eyebrows, eyes, lips, nostrils): the
 encoder bends the shape to explain appearance the albedo model cannot produce. On synthetic faces

@@ -600,7 +600,7 @@ def run_eval_ar(params: dict, paths: EvalPaths = EvalPaths()) -> dict:
     write_json_atomic(paths.reports / "ar" / "metrics.json", metrics)
     details = {
         "dataset": str(es.ar_root), "synthetic": es.synthetic_ar,
-        "definition": "per image inside the rendered face region m_r of the prediction (evaluation.md 2); soft: "
+        "definition": "per image inside the rendered face region m_r of the prediction (docs/evaluation.md 2); soft: "
                       "the face probability M as predicted; hard: M > 0.5; mean and population std over images",
         "methods": {m.key: {"label": m.label, "checkpoint": str(m.checkpoint), "segmentation": m.segmentation}
                     for m in ms},

@@ -40,7 +40,7 @@ END_MARKER = "<!-- results:end -->"
 #: The report stage's block for the project README, written beside ``reports/README.md``.
 RESULTS_BLOCK_NAME = "results_block.md"
 
-#: Published NoW **test-set** numbers (median / mean / std, mm), evaluation.md section 1.
+#: Published NoW **test-set** numbers (median / mean / std, mm), docs/evaluation.md section 1.
 PUBLISHED_NOW = {
     "FOCUS (Li et al. 2023)": (1.04, 1.30, 1.10),
     "DECA (Feng et al. 2021)": (1.09, 1.38, 1.18),

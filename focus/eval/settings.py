@@ -14,7 +14,7 @@ SYNTH_AR = Path("data/synth/ar")
 
 @dataclass(frozen=True)
 class MisfitPriorSettings:
-    """How the misfit prior is estimated (``method.md`` section 5; stage ``misfit_prior``).
+    """How the misfit prior is estimated (``docs/method.md`` section 5; stage ``misfit_prior``).
 
     Attributes:
         count: fresh synthetic faces without occluders (drawn like the training set: shape,
@@ -45,7 +45,7 @@ class EvalSettings:
     """What the evaluation stages read and how (``params.yaml`` group ``eval``).
 
     Attributes:
-        now_dir: a real NoW folder (validation layout, ``evaluation.md`` section 1); ``None``:
+        now_dir: a real NoW folder (validation layout, ``docs/evaluation.md`` section 1); ``None``:
             the synthetic NoW-like set ``data/synth/now``.
         now_landmarks: ``name,x1,y1,...,x68,y68`` CSV of the NoW pictures (names as in the image
             list); ``None``: ``<now_dir>/landmarks.csv``.

@@ -156,7 +156,7 @@ FIVE_POINT_NAMES: tuple[str, ...] = (
 def five_points(landmarks68: Array) -> Array:
     """iBUG-68 landmarks ``(..., 68, D)`` -> the five alignment points ``(..., 5, D)``.
 
-    The points of method.md section 2 and Deep3DFaceRecon's ``extract_5p`` (0-based ids): right
+    The points of docs/method.md section 2 and Deep3DFaceRecon's ``extract_5p`` (0-based ids): right
     eye centre = mean of its corners 36 and 39, left eye centre = mean of 42 and 45, nose tip 30,
     mouth corners 48 and 54. Any frame (pixels, mm). numpy input gives float64 numpy; a torch
     tensor gives a tensor of its own dtype and device (differentiable).

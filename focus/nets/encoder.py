@@ -6,7 +6,7 @@ fully connected layer is replaced by a **zero-initialised** linear head with
 the mean face, frontal, at the default distance, under the default ambient light (see
 :mod:`focus.coeffs`). Input: ``(B, 3, H, W)`` RGB in [0, 1], any size the ResNet accepts
 (paper: 224; the global average pool makes the head size-independent); no ImageNet
-normalisation (method.md, section 2). Weights start random (``weights=None``, nothing is
+normalisation (docs/method.md, section 2). Weights start random (``weights=None``, nothing is
 downloaded) unless ``pretrained_path`` names a torchvision ImageNet state dict file.
 """
 

@@ -1,4 +1,4 @@
-"""5-point similarity alignment onto the ArcFace template (method.md, section 2).
+"""5-point similarity alignment onto the ArcFace template (docs/method.md, section 2).
 
 Frames: landmarks and template points are continuous **image-frame** pixel coordinates
 ``(u, v)`` of :mod:`focus.render.camera` (``(0, 0)`` the top-left corner of the top-left pixel,

@@ -1,4 +1,4 @@
-"""The frozen face-recognition ("perceptual") network used by the losses (method.md, section 2).
+"""The frozen face-recognition ("perceptual") network used by the losses (docs/method.md, section 2).
 
 :class:`PerceptualNet` wraps any backbone that satisfies :class:`FaceFeatureBackbone` (an
 :class:`focus.nets.iresnet.IResNet` loaded from insightface's ArcFace weights at paper scale, or

@@ -1,4 +1,4 @@
-"""The outlier-segmentation U-Net ``S_theta(R, I) -> M`` (method.md, section 2).
+"""The outlier-segmentation U-Net ``S_theta(R, I) -> M`` (docs/method.md, section 2).
 
 Input: the rendered face over a black background ``R`` and the target image ``I``, both
 ``(B, 3, H, W)`` RGB in [0, 1], concatenated in that order (6 channels). Output: ``(B, 1, H, W)``

@@ -8,7 +8,7 @@
     meta.csv           name, occluders, occluded share, pose, appearance per image
     info.json          the face model and the image count
 
-``now`` (the NoW validation layout of evaluation.md, plus ground-truth extras)::
+``now`` (the NoW validation layout of docs/evaluation.md, plus ground-truth extras)::
 
     imagepathsvalidation.txt
     NoW_Dataset/final_release_version/iphone_pictures/<subject>/<challenge>/IMG_NNNN.jpg

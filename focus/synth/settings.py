@@ -34,7 +34,7 @@ class TrainSetSettings:
 
 @dataclass(frozen=True)
 class NowSetSettings:
-    """The NoW-like set (validation layout of evaluation.md).
+    """The NoW-like set (validation layout of docs/evaluation.md).
 
     Attributes:
         subjects: number of subjects (one neutral scan each).

@@ -1,4 +1,4 @@
-"""Validation metrics of the training loop, per image (evaluation.md, section 2, and shape error).
+"""Validation metrics of the training loop, per image (docs/evaluation.md, section 2, and shape error).
 
 * :func:`segmentation_scores` -- accuracy, precision, recall, F1 and IoU of the face (inlier)
   class inside a region (the prediction's rendered face ``m_r``), from soft or hard masks:

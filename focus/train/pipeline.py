@@ -232,7 +232,7 @@ def _prepare_trainer(ctx: Context, trainer: Trainer, n_phases: int) -> None:
 
 # ---------------------------------------------------------------------------- stage 1: init
 def run_init(params: dict, paths: TrainPaths | None = None) -> list[dict]:
-    """Unsupervised initialisation of the encoder (method.md 3.1)."""
+    """Unsupervised initialisation of the encoder (docs/method.md 3.1)."""
     t0 = time.perf_counter()
     check_params(params)  # every group, before anything is read or written
     st = from_dict(InitSettings, params.get("init"), "params.yaml", key="init")
@@ -262,7 +262,7 @@ def run_init(params: dict, paths: TrainPaths | None = None) -> list[dict]:
 
 # ---------------------------------------------------------------------------- stage 2: pseudo masks + U-Net
 def run_pretrain_seg(params: dict, paths: TrainPaths | None = None) -> list[dict]:
-    """Pseudo masks from the initialised encoder and U-Net pre-training with BCE (method.md 3.2)."""
+    """Pseudo masks from the initialised encoder and U-Net pre-training with BCE (docs/method.md 3.2)."""
     t0 = time.perf_counter()
     check_params(params)  # every group, before anything is read or written
     st = from_dict(PretrainSegSettings, params.get("pretrain_seg"), "params.yaml", key="pretrain_seg")
@@ -312,7 +312,7 @@ def em_phases(ctx: Context, st: EMSettings, trainer: Trainer, encoder, unet) -> 
 
 
 def run_em(params: dict, paths: TrainPaths | None = None) -> list[dict]:
-    """``em.rounds`` EM rounds from the pre-trained networks (method.md 3.3, 3.4)."""
+    """``em.rounds`` EM rounds from the pre-trained networks (docs/method.md 3.3, 3.4)."""
     t0 = time.perf_counter()
     # every group checked before anything is read or written: e.g. ``em.rounds: 0`` would otherwise
     # replace the trained model with the pre-trained one and delete the round snapshots

@@ -1,4 +1,4 @@
-"""Pseudo masks ``z(p)`` of the initialised encoder, stored losslessly as PNG (method.md 3.2).
+"""Pseudo masks ``z(p)`` of the initialised encoder, stored losslessly as PNG (docs/method.md 3.2).
 
 For every training image the initialised encoder predicts the face, the render is compared with
 the image, and ``z(p) = m_r(p) [||I(p) - R(p)||_2 < 3 sigma]`` (:func:`focus.losses.robust_inlier_mask`)

@@ -3,9 +3,9 @@
 
 Defaults here are the project's **CPU default** at 64 px (what ``dvc repro`` runs on a CPU); the
 published schedule lives in ``configs/paper.yaml`` (docs/method.md 4). Where a CPU default departs
-from method.md, the attribute's docstring says why.
+from docs/method.md, the attribute's docstring says why.
 
-Loss-weight scaling at 64 px (why ``lm`` and ``reg`` differ from method.md). The published
+Loss-weight scaling at 64 px (why ``lm`` and ``reg`` differ from docs/method.md). The published
 weights are tuned for 224 px. ``L_lm`` is a squared *pixel* error: at 64 px the same angular
 misfit is ``64/224 = 0.29`` as many pixels, so ``L_lm`` is ``(224/64)^2 = 12.25`` times smaller
 and carries ~12x less force; ``L_reg`` divides by the image side ``S``, so at 64 px it is
@@ -93,11 +93,11 @@ class TrainSettings:
         batch_size: images per step **per process** (DDP multiplies it by the world size).
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, or ``"auto"`` (CUDA when available).
         workers: DataLoader worker processes (0 = load in the main process).
-        num_threads: ``torch.set_num_threads``; 0 leaves torch's default, -1 ("auto") takes the
-            cores that are idle when the stage starts (measured over 0.5 s from ``/proc/stat``,
-            at least 1; :func:`focus.train.pipeline.resolve_threads`):
-            on a shared 2-core machine one thread is ~2x faster than two when others are busy
-            (thread contention), two are ~1.7x faster than one when the machine is idle.
+        num_threads: ``torch.set_num_threads``; 0 leaves torch's default, -1 ("auto") takes
+            ``os.cpu_count()`` shared among the processes (:func:`focus.devices.resolve_threads`;
+            never the current load, so a run's numbers do not depend on what else the machine
+            does). Results depend on it: it is part of what a run is. On a busy machine fewer
+            threads avoid contention.
         augment: the paper's shift / scale / rotation / flip augmentation on training crops.
         encoder, unet: network shapes. CPU default U-Net: base width 8 (8-16-32-64-128; cheaper
             per step than 16, so more steps fit the budget) and **no dropout**: the
@@ -226,7 +226,7 @@ class EMSettings:
         encoder_optim: the encoder's optimiser in EM (paper: Adadelta lr 0.0438, x0.99 per 5k).
         unet_optim: the U-Net's optimiser in EM (paper: Adadelta lr 0.06 * 0.0438, x0.95 per 5k).
         rec_weights: ``L_E`` weights (64 px default scales ``lm`` and ``reg``).
-        seg_weights: ``L_S`` weights. CPU default ``bin = 1.0``, ``area = 1.5`` (method.md: 10, 0.5).
+        seg_weights: ``L_S`` weights. CPU default ``bin = 1.0``, ``area = 1.5`` (docs/method.md: 10, 0.5).
             Per face pixel ``L_nbr`` vs ``L_area`` keep a pixel as face when its neighbourhood
             residual ``n(p)`` is below ``w_area H W / (w_nbr N_face)``; the published weights set
             that bound below the residual a CPU-budget initialisation leaves on the visible face,

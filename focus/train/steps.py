@@ -1,4 +1,4 @@
-"""The objective of one training step of each FOCUS phase, on one batch (method.md, section 3).
+"""The objective of one training step of each FOCUS phase, on one batch (docs/method.md, section 3).
 
 Every function takes the networks explicitly and returns ``(loss, terms)`` where ``terms`` holds
 the unweighted loss terms (and ``"total"``), detached, for logging. Which networks are trained
@@ -33,7 +33,7 @@ from focus.render.renderer import FaceRenderer, RenderOutput
 
 def init_objective(encoder: nn.Module, renderer: FaceRenderer, perceptual: nn.Module | None, batch: dict,
                    weights: L.InitLossWeights) -> tuple[Tensor, dict[str, Tensor]]:
-    """``L_init`` on one batch (method.md 3.1)."""
+    """``L_init`` on one batch (docs/method.md 3.1)."""
     image, lms = batch["image"], batch["landmarks"]
     coeffs, out = encode_render(encoder, renderer, image)
     return L.init_loss(image, out.image, out.mask, lms, out.landmarks, coeffs, perceptual, weights)
@@ -47,7 +47,7 @@ def frozen_render(encoder: nn.Module, renderer: FaceRenderer, image: Tensor) -> 
 
 def pretrain_seg_objective(unet: nn.Module, encoder: nn.Module, renderer: FaceRenderer, batch: dict
                            ) -> tuple[Tensor, dict[str, Tensor]]:
-    """Plain BCE of ``M = S(R, I)`` against the stored pseudo masks ``z`` (method.md 3.2).
+    """Plain BCE of ``M = S(R, I)`` against the stored pseudo masks ``z`` (docs/method.md 3.2).
 
     The BCE runs over the whole image: outside the rendered face ``z = 0``, so the U-Net also
     learns to call the background an outlier (harmless: ``V = m_r M`` ignores it).
@@ -61,7 +61,7 @@ def pretrain_seg_objective(unet: nn.Module, encoder: nn.Module, renderer: FaceRe
 
 def segmentation_objective(unet: nn.Module, encoder: nn.Module, renderer: FaceRenderer, perceptual: nn.Module | None,
                            batch: dict, weights: L.SegmentationLossWeights) -> tuple[Tensor, dict[str, Tensor]]:
-    """``L_S`` on one batch (method.md 3.4); the encoder is frozen (its render carries no gradient)."""
+    """``L_S`` on one batch (docs/method.md 3.4); the encoder is frozen (its render carries no gradient)."""
     image, lms = batch["image"], batch["landmarks"]
     out = frozen_render(encoder, renderer, image)
     seg = segment(unet, out.image, image)
@@ -71,7 +71,7 @@ def segmentation_objective(unet: nn.Module, encoder: nn.Module, renderer: FaceRe
 def reconstruction_objective(encoder: nn.Module, unet: nn.Module, renderer: FaceRenderer, perceptual: nn.Module | None,
                              batch: dict, weights: L.ReconstructionLossWeights, grad_through_unet: bool = True
                              ) -> tuple[Tensor, dict[str, Tensor]]:
-    """``L_E`` on one batch (method.md 3.3); the U-Net is frozen by the caller (eval mode, no grad
+    """``L_E`` on one batch (docs/method.md 3.3); the U-Net is frozen by the caller (eval mode, no grad
     for its parameters). With ``grad_through_unet`` the mask is a differentiable function of the
     render, else it is computed from a detached render and carries no gradient."""
     image, lms = batch["image"], batch["landmarks"]

@@ -4,7 +4,7 @@ The same held-out images are measured after the initialisation (with the pseudo 
 pre-training, and after every EM phase:
 
 * segmentation F1 and IoU of the face (inlier) class against the true visible-face mask, inside
-  the prediction's rendered face region (evaluation.md, section 2), soft and thresholded at 0.5,
+  the prediction's rendered face region (docs/evaluation.md, section 2), soft and thresholded at 0.5,
   averaged over images, separately on **occluded** and **unoccluded** images;
 * photometric error ``||I - R||_2`` on the truly visible rendered face;
 * landmark error (px) of the projected model landmarks against the true landmarks (the noise-free
