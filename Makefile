@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-all install clean-venv bench readme
+.PHONY: run test test-all install clean-venv bench lint readme
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,8 +25,13 @@ run: $(STAMP)
 readme: $(STAMP)
 	$(PY) -m focus.eval.report
 
-## Run the default test suite (skips slow, gpu and pipeline tests).
-test: $(STAMP)
+## Lint and format check (ruff, line length 120; settings in pyproject.toml).
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+## Run the lint check and the default test suite (skips slow, gpu and pipeline tests).
+test: lint
 	$(PY) -m pytest -q
 
 ## Everything, including slow and pipeline tests (gpu tests skip without CUDA).

@@ -64,11 +64,17 @@ def run(params: dict, steps: int, augment: bool, every: int = 500) -> dict:
     def validate(step: int, train_terms: dict) -> dict:
         enc.eval()
         with torch.no_grad():
-            ids = torch.cat([r.split(enc(vs.images[s:s + 32])).id for s in range(0, len(vs), 32)])
+            ids = torch.cat([r.split(enc(vs.images[s : s + 32])).id for s in range(0, len(vs), 32)])
             err = M.shape_error(r.shape(ids, zeros), true_shape, region)
         enc.train()
-        rec = {"step": step, "shape_mm": float(err.mean()), "shape_mm_occluded": float(err[vs.occluded].mean()),
-               "shape_mm_mean_face": mean_face, "id_corr": M.coefficient_correlation(ids, vs.true_id), **train_terms}
+        rec = {
+            "step": step,
+            "shape_mm": float(err.mean()),
+            "shape_mm_occluded": float(err[vs.occluded].mean()),
+            "shape_mm_mean_face": mean_face,
+            "id_corr": M.coefficient_correlation(ids, vs.true_id),
+            **train_terms,
+        }
         print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in rec.items()}), flush=True)
         return rec
 
@@ -92,9 +98,16 @@ def run(params: dict, steps: int, augment: bool, every: int = 500) -> dict:
         if step % every == 0 or step == steps:
             records.append(validate(step, {**acc, "seconds": round(time.perf_counter() - t0, 1)}))
             acc = dict.fromkeys(acc, 0.0)
-    return {"steps": steps, "augment": augment, "batch_size": ctx.train.batch_size,
-            "encoder": ctx.train.encoder.arch, "image_size": r.settings.image_size,
-            "identity_variance": float(t_id.var()), "expression_variance": float(t_exp.var()), "records": records}
+    return {
+        "steps": steps,
+        "augment": augment,
+        "batch_size": ctx.train.batch_size,
+        "encoder": ctx.train.encoder.arch,
+        "image_size": r.settings.image_size,
+        "identity_variance": float(t_id.var()),
+        "expression_variance": float(t_exp.var()),
+        "records": records,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

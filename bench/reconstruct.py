@@ -51,7 +51,12 @@ for p in (ROOT, ROOT / "tests", ROOT / "bench"):
         sys.path.insert(0, str(p))
 
 from focus.apps.reconstruct import (  # noqa: E402
-    DEFAULT_MODEL, ReconstructSettings, Reconstructor, load_focus_model, run_model, save_untrained_checkpoint,
+    DEFAULT_MODEL,
+    Reconstructor,
+    ReconstructSettings,
+    load_focus_model,
+    run_model,
+    save_untrained_checkpoint,
 )
 from focus.facemodel.model import save_face_model  # noqa: E402
 
@@ -94,8 +99,9 @@ def bench_speed(scale: str, device: torch.device, n_images: int, batch: int, tmp
 
     cfg = SCALES[scale]
     fm = _facemodel(cfg["mesh"], tmp)
-    ckpt = save_untrained_checkpoint(tmp / f"{scale}.pt", fm, image_size=cfg["image_size"], encoder_arch=cfg["encoder"],
-                                     unet_width=cfg["unet_width"])
+    ckpt = save_untrained_checkpoint(
+        tmp / f"{scale}.pt", fm, image_size=cfg["image_size"], encoder_arch=cfg["encoder"], unet_width=cfg["unet_width"]
+    )
     model = load_focus_model(ckpt, fm, device=str(device), misfit_prior="none")
     photos = _portraits()
     folder = tmp / f"photos_{scale}"
@@ -125,27 +131,56 @@ def bench_speed(scale: str, device: torch.device, n_images: int, batch: int, tmp
         run_model(model, crops, max(256, model.crop_size))
     _sync(device)
     model_s = (time.perf_counter() - t0) / reps
-    rec = {"device": str(device), "scale": scale, "images": n_images, "faces": report.n_faces, "batch": batch,
-           "image_size": cfg["image_size"], "encoder": cfg["encoder"], "unet_width": cfg["unet_width"],
-           "vertices": model.face_model.num_vertices, "seconds": round(seconds, 3),
-           "images_per_s": round(n_images / seconds, 3), "breakdown_s": report.timings,
-           "model_faces_per_s": round(batch / model_s, 2)}
+    rec = {
+        "device": str(device),
+        "scale": scale,
+        "images": n_images,
+        "faces": report.n_faces,
+        "batch": batch,
+        "image_size": cfg["image_size"],
+        "encoder": cfg["encoder"],
+        "unet_width": cfg["unet_width"],
+        "vertices": model.face_model.num_vertices,
+        "seconds": round(seconds, 3),
+        "images_per_s": round(n_images / seconds, 3),
+        "breakdown_s": report.timings,
+        "model_faces_per_s": round(batch / model_s, 2),
+    }
     if adapt_rounds > 0:
         from focus.apps.adapt import AdaptSettings, adapt_networks
 
         a = AdaptSettings(rounds=adapt_rounds)
         x = torch.from_numpy(crops.transpose(0, 3, 1, 2).copy()).to(device)
         p5 = torch.from_numpy(np.tile(model.template.points2d[None], (batch, 1, 1))).float().to(device)
-        adapt_networks(model.encoder, model.unet, model.renderer, None, x, p5, None, AdaptSettings(rounds=1, seg_steps=2, rec_steps=2))
+        adapt_networks(
+            model.encoder,
+            model.unet,
+            model.renderer,
+            None,
+            x,
+            p5,
+            None,
+            AdaptSettings(rounds=1, seg_steps=2, rec_steps=2),
+        )
         _sync(device)
         t0 = time.perf_counter()
         adapt_networks(model.encoder, model.unet, model.renderer, None, x, p5, None, a)
         _sync(device)
         sec = time.perf_counter() - t0
-        rec.update({"adapt_rounds": adapt_rounds, "adapt_steps": [a.seg_steps, a.rec_steps], "adapt_s_per_batch": round(sec, 3),
-                    "adapt_faces_per_s": round(batch / sec, 3), "adapt_perceptual": None})
-    print(f"{device} {scale:7s} {rec['images_per_s']:7.2f} images/s end to end, {rec['model_faces_per_s']:8.2f} faces/s "
-          f"networks+render; {report.timings}", flush=True)
+        rec.update(
+            {
+                "adapt_rounds": adapt_rounds,
+                "adapt_steps": [a.seg_steps, a.rec_steps],
+                "adapt_s_per_batch": round(sec, 3),
+                "adapt_faces_per_s": round(batch / sec, 3),
+                "adapt_perceptual": None,
+            }
+        )
+    print(
+        f"{device} {scale:7s} {rec['images_per_s']:7.2f} images/s end to end, {rec['model_faces_per_s']:8.2f} faces/s "
+        f"networks+render; {report.timings}",
+        flush=True,
+    )
     return rec
 
 
@@ -175,10 +210,14 @@ def bench_quality(model_path: Path, tmp: Path, adapt_rounds: int = 3) -> dict:
     if adapt_rounds > 0:
         adapted = ReconstructSettings(progress=False, adapt=AdaptSettings(rounds=adapt_rounds))
         t0 = time.perf_counter()
-        Reconstructor(model, MTCNNDetector(), adapted, load_adapt_perceptual("auto", model_path)).run([folder], tmp / "q_adapt")
+        Reconstructor(model, MTCNNDetector(), adapted, load_adapt_perceptual("auto", model_path)).run(
+            [folder], tmp / "q_adapt"
+        )
         out["mtcnn_adapt"] = collect_run_numbers(tmp / "q_adapt", boxes)
         out["mtcnn_adapt"]["seconds"] = round(time.perf_counter() - t0, 2)
-        out["mtcnn_adapt"]["adaptation"] = json.loads((tmp / "q_adapt" / "report.json").read_text())["model"]["adaptation"]
+        out["mtcnn_adapt"]["adaptation"] = json.loads((tmp / "q_adapt" / "report.json").read_text())["model"][
+            "adaptation"
+        ]
     if "mediapipe" in available_backends():
         det = make_detector("mediapipe")
         try:
@@ -200,14 +239,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=2, help="torch threads on the CPU")
     p.add_argument("--quality", action="store_true", help="measure the trained model's quality instead of speed")
     p.add_argument("--model", type=Path, default=ROOT / DEFAULT_MODEL, help="trained model for --quality")
-    p.add_argument("--adapt", type=int, default=None,
-                   help="test-time adaptation rounds (speed: also time the adaptation of a batch, default off; "
-                        "--quality: default 3, 0 leaves it out)")
+    p.add_argument(
+        "--adapt",
+        type=int,
+        default=None,
+        help="test-time adaptation rounds (speed: also time the adaptation of a batch, default off; "
+        "--quality: default 3, 0 leaves it out)",
+    )
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    meta = {"torch": torch.__version__, "python": platform.python_version(), "threads": torch.get_num_threads(),
-            "cpu_count": os.cpu_count(), "load_average_at_start": list(os.getloadavg()),
-            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+    meta = {
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "threads": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(),
+        "load_average_at_start": list(os.getloadavg()),
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    }
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         if args.quality:

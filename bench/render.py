@@ -100,8 +100,8 @@ def disk_mesh(n_vertices: int, n_triangles: int) -> tuple[np.ndarray, np.ndarray
     # strips between ring k and k+1: merge by angle
     for k in range(1, R):
         na, nb = counts[k], counts[k + 1]
-        ta = (phases[k] + 2 * math.pi * (np.arange(na) + 0.5) / na)  # angle of edge midpoints
-        tb = (phases[k + 1] + 2 * math.pi * (np.arange(nb) + 0.5) / nb)
+        ta = phases[k] + 2 * math.pi * (np.arange(na) + 0.5) / na  # angle of edge midpoints
+        tb = phases[k + 1] + 2 * math.pi * (np.arange(nb) + 0.5) / nb
         ev = np.concatenate([ta, tb])
         lab = np.concatenate([np.zeros(na, np.int64), np.ones(nb, np.int64)])
         order = np.argsort(ev, kind="stable")
@@ -113,7 +113,7 @@ def disk_mesh(n_vertices: int, n_triangles: int) -> tuple[np.ndarray, np.ndarray
         a1 = starts[k] + (ia + 1) % na
         b0 = starts[k + 1] + ib % nb
         b1 = starts[k + 1] + (ib + 1) % nb
-        t_in = np.stack([a0, b0, a1], 1)   # advance inner
+        t_in = np.stack([a0, b0, a1], 1)  # advance inner
         t_out = np.stack([a0, b0, b1], 1)  # advance outer
         tris.append(np.where((lab == 0)[:, None], t_in, t_out))
     P = np.concatenate(pts)
@@ -153,9 +153,9 @@ def basel_sized_model(seed: int = 0, n_id: int = 80, n_exp: int = 64, n_albedo: 
     y = 92.0 * P[:, 1] + 5.0
     r2 = np.clip((x / 80.0) ** 2 + ((y - 5.0) / 104.0) ** 2, 0.0, 0.99)
     z = 100.0 * np.sqrt(1.0 - r2)
-    z += 22.0 * np.exp(-(x / 9.0) ** 2 - ((y + 5.0) / 22.0) ** 2)              # nose
-    z += 6.0 * np.exp(-(x / 45.0) ** 2 - ((y - 38.0) / 6.0) ** 2)              # brow
-    z -= 7.0 * np.exp(-((np.abs(x) - 32.0) / 12.0) ** 2 - ((y - 25.0) / 8.0) ** 2)  # eye sockets
+    z += 22.0 * np.exp(-((x / 9.0) ** 2) - ((y + 5.0) / 22.0) ** 2)  # nose
+    z += 6.0 * np.exp(-((x / 45.0) ** 2) - ((y - 38.0) / 6.0) ** 2)  # brow
+    z -= 7.0 * np.exp(-(((np.abs(x) - 32.0) / 12.0) ** 2) - ((y - 25.0) / 8.0) ** 2)  # eye sockets
     mean_shape = np.stack([x, y, z], 1).astype(np.float32)
     xy = mean_shape[:, :2]
     decay = lambda k, s: s / np.sqrt(1.0 + np.arange(k) / 10.0)  # noqa: E731
@@ -193,8 +193,9 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def run_one(mesh: str, model_path: Path, device: str, backend: str, size: int, batch: int, iters: int,
-            warmup: int) -> dict:
+def run_one(
+    mesh: str, model_path: Path, device: str, backend: str, size: int, batch: int, iters: int, warmup: int
+) -> dict:
     from focus.render.renderer import FaceRenderer, RenderSettings
 
     rss_import = _peak_rss_mb()  # torch alone is several hundred MB
@@ -206,8 +207,8 @@ def run_one(mesh: str, model_path: Path, device: str, backend: str, size: int, b
     g = torch.Generator().manual_seed(0)
     base = torch.randn(batch, layout.dim, generator=g) * 0.3
     c = layout.split(base)
-    c.angles.mul_(0.2)   # about +-10 degrees
-    c.trans.mul_(10.0)   # a few mm
+    c.angles.mul_(0.2)  # about +-10 degrees
+    c.trans.mul_(10.0)  # a few mm
     c.sh.mul_(0.3)
     coeffs = base.to(dev).requires_grad_(True)
     if dev.type == "cuda":
@@ -263,26 +264,37 @@ def run_one(mesh: str, model_path: Path, device: str, backend: str, size: int, b
 # Driver
 # ---------------------------------------------------------------------------------------------
 def _table(records: list[dict]) -> str:
-    head = (f"{'mesh':<12} {'device':<6} {'backend':<10} {'res':>4} {'B':>3} {'verts':>6} {'tris':>6} {'img/s':>8} "
-            f"{'s/batch':>8} {'cpu s':>7} {'thr':>3} {'rss MB':>7} {'cuda MB':>7}")
+    head = (
+        f"{'mesh':<12} {'device':<6} {'backend':<10} {'res':>4} {'B':>3} {'verts':>6} {'tris':>6} {'img/s':>8} "
+        f"{'s/batch':>8} {'cpu s':>7} {'thr':>3} {'rss MB':>7} {'cuda MB':>7}"
+    )
     lines = [head, "-" * len(head)]
     for r in records:
         if "error" in r:
-            lines.append(f"{r['mesh']:<12} {r['device']:<6} {r['backend']:<10} {r['resolution']:>4}  FAILED: {r['error'][:80]}")
+            lines.append(
+                f"{r['mesh']:<12} {r['device']:<6} {r['backend']:<10} {r['resolution']:>4}  FAILED: {r['error'][:80]}"
+            )
             continue
         cuda = f"{r['peak_cuda_mb']:7.0f}" if "peak_cuda_mb" in r else f"{'-':>7}"
-        lines.append(f"{r['mesh']:<12} {r['device']:<6} {r['backend']:<10} {r['resolution']:>4} {r['batch']:>3} "
-                     f"{r['vertices']:>6} {r['triangles']:>6} {r['fwd_bwd_img_per_s']:8.1f} {r['median_s_per_batch']:8.3f} "
-                     f"{r['cpu_s_per_batch']:7.3f} {r['threads']:>3} {r['peak_rss_mb']:7.0f} {cuda}")
+        lines.append(
+            f"{r['mesh']:<12} {r['device']:<6} {r['backend']:<10} {r['resolution']:>4} {r['batch']:>3} "
+            f"{r['vertices']:>6} {r['triangles']:>6} {r['fwd_bwd_img_per_s']:8.1f} {r['median_s_per_batch']:8.3f} "
+            f"{r['cpu_s_per_batch']:7.3f} {r['threads']:>3} {r['peak_rss_mb']:7.0f} {cuda}"
+        )
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--out", required=True, help="JSON file for the list of records")
     ap.add_argument("--devices", default="cpu,cuda", help="comma-separated: cpu,cuda (cuda skipped without a GPU)")
-    ap.add_argument("--backends", default="torch,nvdiffrast",
-                    help="comma-separated: torch,nvdiffrast (nvdiffrast only on cuda, skipped if not installed)")
+    ap.add_argument(
+        "--backends",
+        default="torch,nvdiffrast",
+        help="comma-separated: torch,nvdiffrast (nvdiffrast only on cuda, skipped if not installed)",
+    )
     ap.add_argument("--sizes", default="128,224", help="comma-separated image sizes")
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--meshes", default="facemodel,basel_sized")
@@ -329,8 +341,20 @@ def main(argv: list[str] | None = None) -> int:
             for mesh in meshes:
                 for size in [int(s) for s in args.sizes.split(",") if s]:
                     cfg = f"{mesh}:{device}:{backend}:{size}"
-                    cmd = [sys.executable, str(Path(__file__).resolve()), "--out", os.devnull, "--one", cfg,
-                           "--model-path", str(paths[mesh]), "--batch", str(args.batch), "--iters", str(iters)]
+                    cmd = [
+                        sys.executable,
+                        str(Path(__file__).resolve()),
+                        "--out",
+                        os.devnull,
+                        "--one",
+                        cfg,
+                        "--model-path",
+                        str(paths[mesh]),
+                        "--batch",
+                        str(args.batch),
+                        "--iters",
+                        str(iters),
+                    ]
                     cmd += ["--quick"] if args.quick else []
                     cmd += ["--threads", str(args.threads)] if args.threads else []
                     env = dict(os.environ)
@@ -343,7 +367,7 @@ def main(argv: list[str] | None = None) -> int:
                         err = (proc.stderr.strip().splitlines() or ["unknown error"])[-1]
                         rec = {"mesh": mesh, "device": device, "backend": backend, "resolution": size, "error": err}
                     else:
-                        rec = json.loads(res[-1][len("RESULT "):])
+                        rec = json.loads(res[-1][len("RESULT ") :])
                     records.append(rec)
                     print(_table([rec]).splitlines()[-1], flush=True)
     try:

@@ -56,8 +56,15 @@ def bench_size(model, settings: SynthSettings, size: int, count: int, workers: i
     t0 = time.perf_counter()
     n = sum(1 for _ in run_jobs(model, settings, jobs, workers=workers))
     dt = time.perf_counter() - t0
-    return {"size": size, "supersample": settings.supersample, "count": n, "workers": workers, "seconds": round(dt, 3),
-            "img_per_s": round(n / dt, 2), "ms_per_img": round(1000 * dt / n, 1)}
+    return {
+        "size": size,
+        "supersample": settings.supersample,
+        "count": n,
+        "workers": workers,
+        "seconds": round(dt, 3),
+        "img_per_s": round(n / dt, 2),
+        "ms_per_img": round(1000 * dt / n, 1),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -90,8 +97,13 @@ def main(argv: list[str] | None = None) -> int:
         n_now = settings.now.subjects * 4 * settings.now.images_per_challenge
         est = (settings.train.count * per + 3 * settings.ar.per_subset * per + n_now * per_now) / 2
         doc["default_stage_estimate_2_cores_s"] = round(est, 1)
-        doc["default_stage_sizes"] = {"train": settings.train.count, "now": n_now, "ar": 3 * settings.ar.per_subset,
-                                      "image_size": base, "now_image_size": now_px}
+        doc["default_stage_sizes"] = {
+            "train": settings.train.count,
+            "now": n_now,
+            "ar": 3 * settings.ar.per_subset,
+            "image_size": base,
+            "now_image_size": now_px,
+        }
         print(f"default synth stage on 2 cores (estimate, without start-up and file writing): {est:.0f} s")
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(doc, indent=2) + "\n")

@@ -50,10 +50,28 @@ from focus.train import steps as S  # noqa: E402
 from focus.train.settings import scaled_lm_weight, scaled_reg_weight  # noqa: E402
 
 SCALES = {
-    "default": {"image_size": 64, "encoder": "resnet18", "unet_width": 16, "batch": 16, "id_size": 56,
-                "id_layers": (1, 1, 1, 1), "id_width": 16, "id_features": 128, "optimizer": "adam"},
-    "paper": {"image_size": 224, "encoder": "resnet50", "unet_width": 64, "batch": 12, "id_size": 112,
-              "id_layers": (3, 4, 14, 3), "id_width": 64, "id_features": 512, "optimizer": "adadelta"},
+    "default": {
+        "image_size": 64,
+        "encoder": "resnet18",
+        "unet_width": 16,
+        "batch": 16,
+        "id_size": 56,
+        "id_layers": (1, 1, 1, 1),
+        "id_width": 16,
+        "id_features": 128,
+        "optimizer": "adam",
+    },
+    "paper": {
+        "image_size": 224,
+        "encoder": "resnet50",
+        "unet_width": 64,
+        "batch": 12,
+        "id_size": 112,
+        "id_layers": (3, 4, 14, 3),
+        "id_width": 64,
+        "id_features": 512,
+        "optimizer": "adadelta",
+    },
 }
 
 
@@ -76,7 +94,7 @@ def _batch(renderer: FaceRenderer, b: int, device) -> dict:
     g = torch.Generator().manual_seed(0)
     c = torch.randn(b, renderer.layout.dim, generator=g) * 0.3
     lay = renderer.layout
-    c[:, lay.n_id + lay.n_exp + lay.n_albedo:] *= 0.1
+    c[:, lay.n_id + lay.n_exp + lay.n_albedo :] *= 0.1
     with torch.no_grad():
         out = renderer(c.to(device))
     image = (out.image.clamp(0, 1) + 0.3 * (1 - out.mask) * torch.rand_like(out.image)).clamp(0, 1)
@@ -96,8 +114,15 @@ def bench_scale(scale: str, device: torch.device, iters: int) -> list[dict]:
     torch.manual_seed(0)
     enc = ReconstructionEncoder(renderer.layout, EncoderSettings(cfg["encoder"])).to(device)
     unet = SegmentationUNet(UNetSettings(base_width=cfg["unet_width"], depth=4)).to(device)
-    idnet = IResNet(IResNetSettings(arch="custom", layers=cfg["id_layers"], base_width=cfg["id_width"],
-                                    input_size=cfg["id_size"], num_features=cfg["id_features"]))
+    idnet = IResNet(
+        IResNetSettings(
+            arch="custom",
+            layers=cfg["id_layers"],
+            base_width=cfg["id_width"],
+            input_size=cfg["id_size"],
+            num_features=cfg["id_features"],
+        )
+    )
     per = PerceptualNet(idnet).to(device)
     batch = _batch(renderer, cfg["batch"], device)
     opt_cls = torch.optim.Adadelta if cfg["optimizer"] == "adadelta" else torch.optim.Adam
@@ -126,9 +151,21 @@ def bench_scale(scale: str, device: torch.device, iters: int) -> list[dict]:
             if i > 0:
                 times.append(time.perf_counter() - t0)
         med = statistics.median(times)
-        results.append({"device": str(device), "scale": scale, "step": step, "batch": cfg["batch"], "image_size": size,
-                        "encoder": cfg["encoder"], "unet_width": cfg["unet_width"], "vertices": model.num_vertices,
-                        "iters": iters, "seconds_per_step": round(med, 4), "images_per_s": round(cfg["batch"] / med, 2)})
+        results.append(
+            {
+                "device": str(device),
+                "scale": scale,
+                "step": step,
+                "batch": cfg["batch"],
+                "image_size": size,
+                "encoder": cfg["encoder"],
+                "unet_width": cfg["unet_width"],
+                "vertices": model.num_vertices,
+                "iters": iters,
+                "seconds_per_step": round(med, 4),
+                "images_per_s": round(cfg["batch"] / med, 2),
+            }
+        )
         print(f"{device} {scale:7s} {step:15s} {med:8.3f} s/step  {cfg['batch'] / med:8.2f} img/s", flush=True)
     return results
 
@@ -155,10 +192,18 @@ def main(argv: list[str] | None = None) -> int:
         for scale in [s for s in a.scales.split(",") if s]:
             iters = a.paper_iters if (scale == "paper" and device.type == "cpu") else a.iters
             records.extend(bench_scale(scale, device, iters))
-    out = {"benchmark": "train_step", "torch": torch.__version__, "python": platform.python_version(),
-           "machine": platform.machine(), "cpu_count": os.cpu_count(), "threads": torch.get_num_threads(),
-           "load_average_at_start": load, "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-           "results": records, "skipped": skipped}
+    out = {
+        "benchmark": "train_step",
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "threads": torch.get_num_threads(),
+        "load_average_at_start": load,
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "results": records,
+        "skipped": skipped,
+    }
     from focus.io_utils import write_json_atomic
 
     write_json_atomic(a.out, out)

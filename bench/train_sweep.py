@@ -49,7 +49,16 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-KEYS = ("f1_occluded", "f1_unoccluded", "f1_allface_occluded", "photo", "landmark_px", "shape_mm", "shape_mm_occluded", "id_corr")
+KEYS = (
+    "f1_occluded",
+    "f1_unoccluded",
+    "f1_allface_occluded",
+    "photo",
+    "landmark_px",
+    "shape_mm",
+    "shape_mm_occluded",
+    "id_corr",
+)
 
 
 def _merge(dst: dict, src: dict) -> dict:
@@ -85,9 +94,12 @@ def run_one(spec_path: Path) -> int:
     out = Path(spec["out"])
     params = spec["params"]
     stages = spec["stages"]
-    paths = TrainPaths(run_dirs={s: out / "runs" / s for s in ("init", "pretrain_seg", "em")},
-                       finals={s: out / f"{s}.pt" for s in ("init", "pretrain_seg", "em")},
-                       pseudo_masks=out / "pseudo_masks", reports=out / "reports")
+    paths = TrainPaths(
+        run_dirs={s: out / "runs" / s for s in ("init", "pretrain_seg", "em")},
+        finals={s: out / f"{s}.pt" for s in ("init", "pretrain_seg", "em")},
+        pseudo_masks=out / "pseudo_masks",
+        reports=out / "reports",
+    )
     if spec.get("from"):
         src = Path(spec["from"])
         for s in ("init", "pretrain_seg"):
@@ -105,7 +117,9 @@ def run_one(spec_path: Path) -> int:
                     continue  # the EM report repeats the earlier stages' records
                 records.append({"stage": s, "phase": r["phase"], **{k: r.get(k) for k in KEYS}})
             records.append({"stage": s, "phase": f"{s} done", "seconds": round(time.perf_counter() - ts, 1)})
-            (out / "result.json").write_text(json.dumps({"name": spec["name"], "records": records, "done": False}, indent=1))
+            (out / "result.json").write_text(
+                json.dumps({"name": spec["name"], "records": records, "done": False}, indent=1)
+            )
         ok = True
     except Exception as exc:  # noqa: BLE001 -- a sweep reports a failed run and goes on
         import traceback
@@ -113,9 +127,18 @@ def run_one(spec_path: Path) -> int:
         traceback.print_exc()
         records.append({"error": repr(exc)})
         ok = False
-    (out / "result.json").write_text(json.dumps({"name": spec["name"], "records": records, "done": ok,
-                                                 "seconds": round(time.perf_counter() - t0, 1),
-                                                 "device": str(torch.device(params["train"]["device"]))}, indent=1))
+    (out / "result.json").write_text(
+        json.dumps(
+            {
+                "name": spec["name"],
+                "records": records,
+                "done": ok,
+                "seconds": round(time.perf_counter() - t0, 1),
+                "device": str(torch.device(params["train"]["device"])),
+            },
+            indent=1,
+        )
+    )
     return 0 if ok else 1
 
 
@@ -139,8 +162,10 @@ def _table(results: list[dict]) -> str:
             elif "seconds" in r:
                 lines.append(f"{res['name']:<22} {r['phase']:<14} {r['seconds']:>10.1f} s")
             else:
-                lines.append(f"{res['name']:<22} {r['phase']:<14} " + " ".join(
-                    f"{r[k]:>12.4f}" if isinstance(r.get(k), (int, float)) else f"{'-':>12}" for k in KEYS))
+                lines.append(
+                    f"{res['name']:<22} {r['phase']:<14} "
+                    + " ".join(f"{r[k]:>12.4f}" if isinstance(r.get(k), (int, float)) else f"{'-':>12}" for k in KEYS)
+                )
     return "\n".join(lines)
 
 
@@ -186,9 +211,16 @@ def main(argv: list[str] | None = None) -> int:
             out = (a.out / r["name"]).resolve()
             out.mkdir(parents=True, exist_ok=True)
             params = _merge(base, r.get("params") or {})
-            params["train"] = _merge(params["train"], {"device": a.device, "num_threads": a.threads,
-                                                       "progress": False, "checkpoint_every": 0,
-                                                       "workers": a.workers})
+            params["train"] = _merge(
+                params["train"],
+                {
+                    "device": a.device,
+                    "num_threads": a.threads,
+                    "progress": False,
+                    "checkpoint_every": 0,
+                    "workers": a.workers,
+                },
+            )
             src = None
             if r.get("from"):
                 name = r["from"]
@@ -203,8 +235,13 @@ def main(argv: list[str] | None = None) -> int:
             (out / "spec.json").write_text(json.dumps(spec, indent=1))
             log = open(out / "log.txt", "w")
             env = {**os.environ, "OMP_NUM_THREADS": str(a.threads), "PYTHONUNBUFFERED": "1"}
-            proc = subprocess.Popen([sys.executable, __file__, str(a.sweep), "--out", str(a.out), "--child",
-                                     str(out / "spec.json")], stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+            proc = subprocess.Popen(
+                [sys.executable, __file__, str(a.sweep), "--out", str(a.out), "--child", str(out / "spec.json")],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=ROOT,
+            )
             live.append((r["name"], proc, log))
             print(f"started {r['name']} ({', '.join(stages)}{' from ' + src if src else ''})", flush=True)
         if not live and not any(ready(x) for x in pending):  # nothing runs and nothing can start

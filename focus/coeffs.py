@@ -35,7 +35,14 @@ class Coeffs:
         return int(self.id.shape[0])
 
     def as_dict(self) -> dict[str, Tensor]:
-        return {"id": self.id, "exp": self.exp, "albedo": self.albedo, "angles": self.angles, "trans": self.trans, "sh": self.sh}
+        return {
+            "id": self.id,
+            "exp": self.exp,
+            "albedo": self.albedo,
+            "angles": self.angles,
+            "trans": self.trans,
+            "sh": self.sh,
+        }
 
 
 @dataclass(frozen=True)
@@ -47,7 +54,7 @@ class CoeffLayout:
     n_albedo: int
 
     @classmethod
-    def for_model(cls, model) -> "CoeffLayout":  # model: focus.facemodel.FaceModel
+    def for_model(cls, model) -> CoeffLayout:  # model: focus.facemodel.FaceModel
         return cls(model.n_id, model.n_exp, model.n_albedo)
 
     @property

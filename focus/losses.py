@@ -64,8 +64,9 @@ def gaussian_log_likelihood(image: Tensor, render: Tensor, sigma: float = ROBUST
 
 
 @torch.no_grad()
-def robust_inlier_mask(image: Tensor, render: Tensor, render_mask: Tensor,
-                       sigma: float = ROBUST_SIGMA, threshold: float = ROBUST_THRESHOLD) -> Tensor:
+def robust_inlier_mask(
+    image: Tensor, render: Tensor, render_mask: Tensor, sigma: float = ROBUST_SIGMA, threshold: float = ROBUST_THRESHOLD
+) -> Tensor:
     """The outlier process' hard inlier label ``z(p) = m_r(p) [ll(p) > ll_outlier]`` ``(B, 1, H, W)``.
 
     ``ll_outlier`` is the Gaussian's log-likelihood at ``||I - R|| = threshold * sigma``, so
@@ -76,8 +77,9 @@ def robust_inlier_mask(image: Tensor, render: Tensor, render_mask: Tensor,
     return render_mask * inside.to(render_mask.dtype)
 
 
-def robust_loss(image: Tensor, render: Tensor, render_mask: Tensor,
-                sigma: float = ROBUST_SIGMA, threshold: float = ROBUST_THRESHOLD) -> Tensor:
+def robust_loss(
+    image: Tensor, render: Tensor, render_mask: Tensor, sigma: float = ROBUST_SIGMA, threshold: float = ROBUST_THRESHOLD
+) -> Tensor:
     """``L_rob = -(1 / (B S^2)) sum_b sum_p z(p) ll(p)``, with ``z`` from :func:`robust_inlier_mask`.
 
     Negative by design (an inlier's ``ll`` is above the outlier level, which is positive for
@@ -106,8 +108,9 @@ def identity_loss(emb_render: Tensor, emb_target: Tensor) -> Tensor:
     return (1.0 - (F.normalize(emb_render, dim=-1) * F.normalize(emb_target, dim=-1)).sum(dim=-1)).mean()
 
 
-def landmark_weights(n: int = 68, dtype: torch.dtype = torch.float32, device=None,
-                     heavy: float = LANDMARK_HEAVY_WEIGHT) -> Tensor:
+def landmark_weights(
+    n: int = 68, dtype: torch.dtype = torch.float32, device=None, heavy: float = LANDMARK_HEAVY_WEIGHT
+) -> Tensor:
     """Per-landmark weights ``w_k`` ``(68,)``: ``heavy`` (published: 20) at :data:`LANDMARK_HEAVY`, else 1."""
     w = torch.ones(n, dtype=dtype, device=device)
     w[list(LANDMARK_HEAVY)] = heavy
@@ -176,8 +179,8 @@ def neighbour_loss(image: Tensor, render: Tensor, face_mask: Tensor, window: int
     dists = []
     for dy in range(window):
         for dx in range(window):
-            d = _rgb_dist(vr, vi[:, :, dy:dy + h, dx:dx + w])
-            dists.append(d.masked_fill(~valid[:, :, dy:dy + h, dx:dx + w], math.inf))
+            d = _rgb_dist(vr, vi[:, :, dy : dy + h, dx : dx + w])
+            dists.append(d.masked_fill(~valid[:, :, dy : dy + h, dx : dx + w], math.inf))
     return torch.cat(dists, dim=1).amin(dim=1).mean()
 
 
@@ -246,9 +249,16 @@ def _identity_term(perceptual, image: Tensor, render: Tensor, landmarks: Tensor,
     return identity_loss(emb_r, emb_i)
 
 
-def init_loss(image: Tensor, render: Tensor, render_mask: Tensor, landmarks: Tensor, pred_landmarks: Tensor,
-              coeffs: Coeffs, perceptual=None, weights: InitLossWeights = InitLossWeights()
-              ) -> tuple[Tensor, dict[str, Tensor]]:
+def init_loss(
+    image: Tensor,
+    render: Tensor,
+    render_mask: Tensor,
+    landmarks: Tensor,
+    pred_landmarks: Tensor,
+    coeffs: Coeffs,
+    perceptual=None,
+    weights: InitLossWeights = InitLossWeights(),
+) -> tuple[Tensor, dict[str, Tensor]]:
     """``L_init = w_rob L_rob + w_id L_id + w_lm L_lm + w_reg L_reg`` (docs/method.md 3.1).
 
     Args:
@@ -272,10 +282,17 @@ def init_loss(image: Tensor, render: Tensor, render_mask: Tensor, landmarks: Ten
     return _combine(terms, w, image)
 
 
-def reconstruction_loss(image: Tensor, render: Tensor, render_mask: Tensor, seg_mask: Tensor, landmarks: Tensor,
-                        pred_landmarks: Tensor, coeffs: Coeffs, perceptual=None,
-                        weights: ReconstructionLossWeights = ReconstructionLossWeights()
-                        ) -> tuple[Tensor, dict[str, Tensor]]:
+def reconstruction_loss(
+    image: Tensor,
+    render: Tensor,
+    render_mask: Tensor,
+    seg_mask: Tensor,
+    landmarks: Tensor,
+    pred_landmarks: Tensor,
+    coeffs: Coeffs,
+    perceptual=None,
+    weights: ReconstructionLossWeights = ReconstructionLossWeights(),
+) -> tuple[Tensor, dict[str, Tensor]]:
     """``L_E = w_pix L_pix + w_id L_id + w_reg L_reg + w_lm L_lm + w_area L_area`` (docs/method.md 3.3).
 
     ``seg_mask`` is the (frozen, eval-mode) U-Net's ``M`` for this render; whether gradients reach
@@ -295,10 +312,16 @@ def reconstruction_loss(image: Tensor, render: Tensor, render_mask: Tensor, seg_
     return _combine(terms, w, image)
 
 
-def segmentation_loss(image: Tensor, render: Tensor, render_mask: Tensor, seg_mask: Tensor, landmarks: Tensor,
-                      pred_landmarks: Tensor, perceptual=None,
-                      weights: SegmentationLossWeights = SegmentationLossWeights()
-                      ) -> tuple[Tensor, dict[str, Tensor]]:
+def segmentation_loss(
+    image: Tensor,
+    render: Tensor,
+    render_mask: Tensor,
+    seg_mask: Tensor,
+    landmarks: Tensor,
+    pred_landmarks: Tensor,
+    perceptual=None,
+    weights: SegmentationLossWeights = SegmentationLossWeights(),
+) -> tuple[Tensor, dict[str, Tensor]]:
     """``L_S = w_bin L_bin + w_area L_area + w_presv L_presv + w_dist L_dist + w_nbr L_nbr`` (docs/method.md 3.4).
 
     ``seg_mask`` is the U-Net's ``M`` (the trained quantity); ``render`` and ``render_mask`` come

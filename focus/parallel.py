@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import multiprocessing as mp
+from collections.abc import Callable
 from multiprocessing.pool import Pool
-from typing import Callable
 
 
 def spawn_pool(workers: int, initializer: Callable, initargs: tuple) -> Pool | None:

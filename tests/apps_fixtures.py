@@ -42,7 +42,7 @@ def occlude(image: np.ndarray, box: tuple[int, int, int, int], seed: int = 0) ->
     from skimage import data
 
     x0, y0, x1, y1 = box
-    patch = np.asarray(data.coffee())[40:40 + (y1 - y0), 100:100 + (x1 - x0)]
+    patch = np.asarray(data.coffee())[40 : 40 + (y1 - y0), 100 : 100 + (x1 - x0)]
     out = np.array(image, copy=True)
     out[y0:y1, x0:x1] = patch
     return out

@@ -14,14 +14,18 @@ def tiny_model():
     """The embedded face model at a coarse resolution (about 1,200 vertices, built in < 1 s)."""
     from focus.facemodel.embedded import EmbeddedModelSettings, generate_face_model
 
-    return generate_face_model(EmbeddedModelSettings(resolution=35, population_size=30, albedo_population_size=30,
-                                                     n_id=10, n_albedo=10))
+    return generate_face_model(
+        EmbeddedModelSettings(resolution=35, population_size=30, albedo_population_size=30, n_id=10, n_albedo=10)
+    )
 
 
 def tiny_settings(**kw) -> SynthSettings:
     """Synth settings for tests: 32 px images, few images, in-process, small chunks."""
     base = SynthSettings(
-        image_size=32, supersample=2, batch_size=4, workers=0,
+        image_size=32,
+        supersample=2,
+        batch_size=4,
+        workers=0,
         train=TrainSetSettings(count=6, occluder_prob=0.5),
         now=NowSetSettings(subjects=2, images_per_challenge=1),
         ar=ArSetSettings(per_subset=2),

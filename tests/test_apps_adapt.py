@@ -10,19 +10,18 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
+from test_apps_reconstruct import SIZE, _portraits_with_landmarks, tiny_checkpoint
 
 from focus import losses as L
 from focus.apps.adapt import AdaptSettings, _targets, adapt_networks, five_point_loss
 from focus.apps.detect import CsvLandmarks
-from focus.apps.reconstruct import ReconstructSettings, Reconstructor, load_adapt_perceptual, load_focus_model
+from focus.apps.reconstruct import Reconstructor, ReconstructSettings, load_adapt_perceptual, load_focus_model
 from focus.cli import main as focus_main
 from focus.errors import InputFileError
 from focus.idnet.network import IdentityNetSettings, build_identity_net, save_identity_net
 from focus.nets.face_align import five_points
 from focus.predictor import encode_render
 from focus.train.settings import EMSettings, OptimSettings
-
-from test_apps_reconstruct import SIZE, _portraits_with_landmarks, tiny_checkpoint
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -33,8 +32,12 @@ def tiny(tmp_path_factory):
     root = tmp_path_factory.mktemp("adapt")
     ckpt = tiny_checkpoint(root)
     torch.manual_seed(0)
-    save_identity_net(build_identity_net(IdentityNetSettings(crop_size=28, layers=(1, 1, 1, 1), base_width=8,
-                                                             embedding_dim=32)).eval(), root / "idnet.pt")
+    save_identity_net(
+        build_identity_net(
+            IdentityNetSettings(crop_size=28, layers=(1, 1, 1, 1), base_width=8, embedding_dim=32)
+        ).eval(),
+        root / "idnet.pt",
+    )
     return root, ckpt
 
 
@@ -48,7 +51,9 @@ def _batch(model, n: int = 3, seed: int = 0):
         out = r(c)
     noise = torch.rand(out.image.shape, generator=g)
     image = (out.mask * out.image.clamp(0, 1) + (1 - out.mask) * noise).float()
-    image[:, :, SIZE // 2:SIZE // 2 + 5, SIZE // 3:SIZE // 3 + 8] = torch.tensor([0.1, 0.8, 0.2])[:, None, None]  # occluder
+    image[:, :, SIZE // 2 : SIZE // 2 + 5, SIZE // 3 : SIZE // 3 + 8] = torch.tensor([0.1, 0.8, 0.2])[
+        :, None, None
+    ]  # occluder
     return image, five_points(out.landmarks), out.landmarks
 
 
@@ -84,8 +89,10 @@ def test_adaptation_copies_fits_and_repeats(tiny, use_68):
     unet_before = {k: v.clone() for k, v in model.unet.state_dict().items()}
     em = EMSettings(encoder_optim=OptimSettings(lr=1e-3), unet_optim=OptimSettings(lr=1e-3))
     s = AdaptSettings(rounds=2, seg_steps=3, rec_steps=6, em=em)
-    runs = [adapt_networks(model.encoder, model.unet, model.renderer, perc, image, p5, lm68 if use_68 else None, s)
-            for _ in range(2)]
+    runs = [
+        adapt_networks(model.encoder, model.unet, model.renderer, perc, image, p5, lm68 if use_68 else None, s)
+        for _ in range(2)
+    ]
     for k, v in model.encoder.state_dict().items():  # the loaded model is untouched
         assert torch.equal(v, before[k]), k
     for k, v in model.unet.state_dict().items():
@@ -102,8 +109,9 @@ def test_adaptation_copies_fits_and_repeats(tiny, use_68):
     # with the landmark term alone, the adapted encoder moves the face onto the batch's landmarks
     # (the 68 given ones, or the 5 points): the targets reach the reconstruction steps
     lm_only = replace(em, rec_weights=L.ReconstructionLossWeights(pix=0.0, id=0.0, reg=0.0, lm=1.0, area=0.0))
-    enc3, _, _ = adapt_networks(model.encoder, model.unet, model.renderer, perc, image, p5, lm68 if use_68 else None,
-                                replace(s, em=lm_only))
+    enc3, _, _ = adapt_networks(
+        model.encoder, model.unet, model.renderer, perc, image, p5, lm68 if use_68 else None, replace(s, em=lm_only)
+    )
     err = L.landmark_loss if use_68 else five_point_loss
     target = lm68 if use_68 else p5
     with torch.no_grad():
@@ -116,7 +124,9 @@ def test_reconstruct_with_adaptation(tiny, tmp_path):
     root, ckpt = tiny
     model = load_focus_model(ckpt, device="cpu")
     _, names, _ = _portraits_with_landmarks(model, tmp_path)
-    s = ReconstructSettings(batch_size=4, view_size=64, progress=False, adapt=AdaptSettings(rounds=1, seg_steps=2, rec_steps=2))
+    s = ReconstructSettings(
+        batch_size=4, view_size=64, progress=False, adapt=AdaptSettings(rounds=1, seg_steps=2, rec_steps=2)
+    )
     r = Reconstructor(model, CsvLandmarks(tmp_path / "lm.csv"), s, load_adapt_perceptual("auto", ckpt))
     report = r.run([tmp_path / "in"], tmp_path / "out")
     assert report.exit_code == 0 and len(report.ok) == 2
@@ -125,7 +135,8 @@ def test_reconstruct_with_adaptation(tiny, tmp_path):
     assert [b["faces"] for b in info["batches"]] == [2] and info["batches"][0]["landmarks"] == "68"
     assert report.timings["adapt"] > 0
     plain = Reconstructor(model, CsvLandmarks(tmp_path / "lm.csv"), replace(s, adapt=AdaptSettings())).run(
-        [tmp_path / "in"], tmp_path / "plain")
+        [tmp_path / "in"], tmp_path / "plain"
+    )
     assert json.loads((tmp_path / "plain" / "report.json").read_text())["model"]["adaptation"] is None
     a = json.loads((tmp_path / "out" / report.ok[0].folder / "face_0" / "coeffs.json").read_text())
     b = json.loads((tmp_path / "plain" / plain.ok[0].folder / "face_0" / "coeffs.json").read_text())
@@ -154,12 +165,36 @@ def test_cli_adapt_options(tiny, tmp_path, capsys):
     root, ckpt = tiny
     model = load_focus_model(ckpt, device="cpu")
     _portraits_with_landmarks(model, tmp_path)
-    base = ["reconstruct", str(tmp_path / "in"), "--model", str(ckpt), "--landmarks", str(tmp_path / "lm.csv"),
-            "--quiet", "--device", "cpu"]
+    base = [
+        "reconstruct",
+        str(tmp_path / "in"),
+        "--model",
+        str(ckpt),
+        "--landmarks",
+        str(tmp_path / "lm.csv"),
+        "--quiet",
+        "--device",
+        "cpu",
+    ]
     assert focus_main(base + ["--out", str(tmp_path / "bad"), "--adapt", "-1"]) == 1
     assert "--adapt" in capsys.readouterr().err
-    rc = focus_main(base + ["--out", str(tmp_path / "o"), "--adapt", "1", "--adapt-steps", "1", "2",
-                            "--adapt-lr", "1e-3", "5e-4", "--adapt-identity", "none"])
+    rc = focus_main(
+        base
+        + [
+            "--out",
+            str(tmp_path / "o"),
+            "--adapt",
+            "1",
+            "--adapt-steps",
+            "1",
+            "2",
+            "--adapt-lr",
+            "1e-3",
+            "5e-4",
+            "--adapt-identity",
+            "none",
+        ]
+    )
     assert rc == 0
     info = json.loads((tmp_path / "o" / "report.json").read_text())["model"]["adaptation"]
     assert (info["seg_steps"], info["rec_steps"], info["encoder_lr"], info["unet_lr"]) == (1, 2, 1e-3, 5e-4)

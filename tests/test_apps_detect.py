@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from apps_fixtures import POINTS5, portraits
 
 from focus.apps.detect import MEDIAPIPE_TO_IBUG68, CsvLandmarks, face_from_landmarks
 from focus.data.alignment import five_points
 from focus.data.augment import IBUG68_MIRROR
 from focus.data.landmarks_csv import write_landmarks_csv
-
-from apps_fixtures import POINTS5, portraits
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -52,7 +52,9 @@ def test_write_face_meshes(tmp_path):
 
 def _similarity(angle_deg, scale, tx, ty):
     a = math.radians(angle_deg)
-    return np.array([[scale * math.cos(a), -scale * math.sin(a), tx], [scale * math.sin(a), scale * math.cos(a), ty], [0, 0, 1.0]])
+    return np.array(
+        [[scale * math.cos(a), -scale * math.sin(a), tx], [scale * math.sin(a), scale * math.cos(a), ty], [0, 0, 1.0]]
+    )
 
 
 def _bilinear_reference(crop, x, y):
@@ -88,7 +90,9 @@ def test_paste_back_matches_plain_reference():
 
 def test_crop_then_paste_back_round_trip():
     yy, xx = np.mgrid[0:90, 0:120] / 30.0
-    image = np.stack([np.sin(xx) * 0.4 + 0.5, np.cos(yy) * 0.4 + 0.5, 0.5 + 0.2 * np.sin(xx + yy)], -1).astype(np.float32)
+    image = np.stack([np.sin(xx) * 0.4 + 0.5, np.cos(yy) * 0.4 + 0.5, 0.5 + 0.2 * np.sin(xx + yy)], -1).astype(
+        np.float32
+    )
     M = _similarity(-12.0, 1.3, -20.0, 5.0)
     S = 64
     crop = warp_to_crop(image, M, S, order=1, mode="constant")
@@ -110,6 +114,6 @@ def test_compose_overlay_blends_only_inside_the_face():
     out = compose_overlay(photo, M, render, cov, np.zeros_like(cov))
     expect = np.clip(photo * 255 + 0.5, 0, 255).astype(np.uint8)
     untouched = np.ones((40, 50), bool)
-    untouched[5 + 3:5 + 13, 10 + 3:10 + 13] = False  # the covered square and its bilinear rim
+    untouched[5 + 3 : 5 + 13, 10 + 3 : 10 + 13] = False  # the covered square and its bilinear rim
     assert np.array_equal(out[untouched], expect[untouched])
-    assert (out[5 + 6:5 + 10, 10 + 6:10 + 10] >= expect[5 + 6:5 + 10, 10 + 6:10 + 10]).all()
+    assert (out[5 + 6 : 5 + 10, 10 + 6 : 10 + 10] >= expect[5 + 6 : 5 + 10, 10 + 6 : 10 + 10]).all()

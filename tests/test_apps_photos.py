@@ -66,7 +66,7 @@ def test_read_photo_modes(tmp_path, mode):
         im = Image.fromarray(rgb).convert("P")
         expect = np.asarray(im.convert("RGB")) / 255.0
     elif mode == "I;16":
-        g16 = (grey.astype(np.uint16) * 257)
+        g16 = grey.astype(np.uint16) * 257
         im, expect = Image.fromarray(g16), np.repeat(grey[..., None], 3, -1) / 255.0
     elif mode == "I":
         g32 = grey.astype(np.int32) * 257
@@ -125,8 +125,13 @@ def test_output_stems_tell_same_named_inputs_apart(tmp_path):
     items, _ = find_images(inputs)
     stems = output_stems(items)
     by = {it.path.relative_to(tmp_path).as_posix(): stems[it.key] for it in items}
-    assert by == {"x/DIR1/a.png": "x/DIR1/a", "y/DIR1/a.png": "y/DIR1/a", "z/DIR2/a.png": "z/DIR2/a",
-                  "z/DIR2/b.png": "b", "h/.cache/a.png": "h/_cache/a"}
+    assert by == {
+        "x/DIR1/a.png": "x/DIR1/a",
+        "y/DIR1/a.png": "y/DIR1/a",
+        "z/DIR2/a.png": "z/DIR2/a",
+        "z/DIR2/b.png": "b",
+        "h/.cache/a.png": "h/_cache/a",
+    }
     assert output_stems(list(reversed(items))) == stems  # deterministic, whatever the order
     items, _ = find_images([tmp_path / "r"], recursive=True)
     stems = output_stems(items)

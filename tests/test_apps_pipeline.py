@@ -16,12 +16,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from apps_fixtures import POINTS5, occlude, occluder_box, portraits, write_photo_folder
 from PIL import Image
+from train_fixtures import make_tiny_folder, tiny_face_model
 
 from focus.apps.checks import collect_run_numbers, occluder_scores
-
-from apps_fixtures import POINTS5, occlude, occluder_box, portraits, write_photo_folder
-from train_fixtures import make_tiny_folder, tiny_face_model
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -48,7 +47,7 @@ def test_prepare_train_reconstruct_on_real_photos(tmp_path):
     pytest.importorskip("facenet_pytorch")
     from focus.apps.detect import MTCNNDetector, make_detector
     from focus.apps.prepare import PrepareSettings, prepare
-    from focus.apps.reconstruct import ReconstructSettings, Reconstructor, load_focus_model
+    from focus.apps.reconstruct import Reconstructor, ReconstructSettings, load_focus_model
     from focus.facemodel.model import save_face_model
     from focus.train import pipeline as P
 
@@ -58,7 +57,7 @@ def test_prepare_train_reconstruct_on_real_photos(tmp_path):
     for name, img in ph.items():  # more training photos: mirrored and zoomed-out copies
         Image.fromarray(np.ascontiguousarray(img[:, ::-1])).save(photos_dir / f"{name}_flipped.png")
         canvas = np.full((img.shape[0] * 3 // 2, img.shape[1] * 3 // 2, 3), 90, np.uint8)
-        canvas[: img.shape[0], img.shape[1] // 4: img.shape[1] // 4 + img.shape[1]] = img
+        canvas[: img.shape[0], img.shape[1] // 4 : img.shape[1] // 4 + img.shape[1]] = img
         Image.fromarray(canvas).save(photos_dir / f"{name}_wide.jpg", quality=92)
     (photos_dir / "notes.txt").write_text("ignored")
     Image.fromarray(np.full((120, 120, 3), 200, np.uint8)).save(photos_dir / "blank.png")
@@ -75,16 +74,29 @@ def test_prepare_train_reconstruct_on_real_photos(tmp_path):
     params = {
         "render": {"image_size": 32, "backend": "torch"},
         "data": {"augment": {"enabled": True}},
-        "train": {"data": str(tmp_path / "real"), "val_data": str(tmp_path / "val"), "batch_size": 4, "num_threads": 1,
-                  "facemodel": str(tmp_path / "facemodel.npz"), "encoder": {"arch": "resnet18"},
-                  "unet": {"base_width": 4, "depth": 2}, "identity": "none", "identity_path": "",
-                  "checkpoint_every": 0, "progress": False, "val_batch_size": 8},
+        "train": {
+            "data": str(tmp_path / "real"),
+            "val_data": str(tmp_path / "val"),
+            "batch_size": 4,
+            "num_threads": 1,
+            "facemodel": str(tmp_path / "facemodel.npz"),
+            "encoder": {"arch": "resnet18"},
+            "unet": {"base_width": 4, "depth": 2},
+            "identity": "none",
+            "identity_path": "",
+            "checkpoint_every": 0,
+            "progress": False,
+            "val_batch_size": 8,
+        },
         "init": {"steps": 2, "optim": {"name": "adam", "lr": 1e-3}},
         "pretrain_seg": {"steps": 2, "optim": {"name": "adam", "lr": 1e-3}},
         "em": {"rounds": 1, "seg_steps": 2, "rec_steps": 2},
     }
-    paths = P.Paths(run_dirs={k: tmp_path / "ck" / k for k in ("init", "pretrain_seg", "em")},
-                    pseudo_masks=tmp_path / "pm", reports=tmp_path / "rep")
+    paths = P.Paths(
+        run_dirs={k: tmp_path / "ck" / k for k in ("init", "pretrain_seg", "em")},
+        pseudo_masks=tmp_path / "pm",
+        reports=tmp_path / "rep",
+    )
     P.run_init(params, paths)
     P.run_pretrain_seg(params, paths)
     records = P.run_em(params, paths)
@@ -94,7 +106,9 @@ def test_prepare_train_reconstruct_on_real_photos(tmp_path):
     assert final.is_file()
 
     model = load_focus_model(final, device="cpu")
-    run = Reconstructor(model, MTCNNDetector(), ReconstructSettings(view_size=64, progress=False)).run([photos_dir], tmp_path / "out")
+    run = Reconstructor(model, MTCNNDetector(), ReconstructSettings(view_size=64, progress=False)).run(
+        [photos_dir], tmp_path / "out"
+    )
     assert len(run.ok) == 8 and [Path(o.path).name for o in run.failed] == ["blank.png"]
     numbers = collect_run_numbers(tmp_path / "out", {})
     assert all(np.isfinite(r["fit"]["nme5"]) for r in numbers["images"].values())
@@ -109,8 +123,13 @@ def test_trained_model_quality_on_portraits(tmp_path):
     pytest.importorskip("facenet_pytorch")
     from focus.apps.adapt import AdaptSettings
     from focus.apps.detect import MTCNNDetector, available_backends, make_detector
-    from focus.apps.reconstruct import (DEFAULT_MODEL, ReconstructSettings, Reconstructor, load_adapt_perceptual,
-                                        load_focus_model)
+    from focus.apps.reconstruct import (
+        DEFAULT_MODEL,
+        Reconstructor,
+        ReconstructSettings,
+        load_adapt_perceptual,
+        load_focus_model,
+    )
 
     model_path = PROJECT_ROOT / DEFAULT_MODEL
     if not model_path.is_file():
@@ -130,7 +149,8 @@ def test_trained_model_quality_on_portraits(tmp_path):
     numbers = {"mtcnn": collect_run_numbers(tmp_path / "mtcnn", boxes)}
     adapted = ReconstructSettings(progress=False, adapt=AdaptSettings(rounds=3))
     Reconstructor(model, MTCNNDetector(), adapted, load_adapt_perceptual("auto", model_path)).run(
-        [tmp_path / "in"], tmp_path / "mtcnn_adapt")
+        [tmp_path / "in"], tmp_path / "mtcnn_adapt"
+    )
     numbers["mtcnn_adapt"] = collect_run_numbers(tmp_path / "mtcnn_adapt", boxes)
     if "mediapipe" in available_backends():
         det = make_detector("mediapipe")

@@ -8,15 +8,14 @@ import math
 
 import numpy as np
 import pytest
+from apps_fixtures import portraits, write_photo_folder
 from PIL import Image
+from train_fixtures import tiny_face_model
 
 from focus.apps.prepare import PrepareSettings, framing_matrix, prepare
 from focus.data import DataSettings, FaceImageFolder, template_from_model
 from focus.data.alignment import transform_points
 from focus.data.landmarks_csv import write_landmarks_csv
-
-from apps_fixtures import portraits, write_photo_folder
-from train_fixtures import tiny_face_model
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -47,7 +46,9 @@ def test_framing_is_upright_and_rotation_invariant():
     eyes = crop_lm[36:42].mean(0), crop_lm[42:48].mean(0)
     # level (up to the eye line's small tilt against the mouth direction), subject's right on the left
     assert abs(eyes[0][1] - eyes[1][1]) < 0.5 and eyes[0][0] < eyes[1][0]
-    assert 0 < crop_lm[:, 0].min() and crop_lm[:, 0].max() < 256 and 0 < crop_lm[:, 1].min() and crop_lm[:, 1].max() < 256
+    assert (
+        0 < crop_lm[:, 0].min() and crop_lm[:, 0].max() < 256 and 0 < crop_lm[:, 1].min() and crop_lm[:, 1].max() < 256
+    )
     for deg in (-30.0, 17.0):
         for shift in ([0, 0], [55.5, -12.0]):
             lm2 = _rotate(lm, deg, np.array([150.0, 260.0])) * 1.7 + shift
@@ -71,7 +72,9 @@ def prepared(tmp_path_factory):
     Image.fromarray(photos["grace_hopper"]).resize((128, 150), Image.BILINEAR).save(root / "photos" / "small_face.png")
     det = make_detector("mediapipe")
     try:
-        report = prepare(root / "photos", root / "train", det, PrepareSettings(size=128, min_eye_distance=25, progress=False))
+        report = prepare(
+            root / "photos", root / "train", det, PrepareSettings(size=128, min_eye_distance=25, progress=False)
+        )
         full = det.detect(photos["astronaut"].astype(np.float32) / 255.0)[0].landmarks68
     finally:
         det.close()
@@ -81,14 +84,18 @@ def prepared(tmp_path_factory):
 def test_prepare_writes_a_training_folder(prepared):
     root, report = prepared["root"], prepared["report"]
     out = root / "train"
-    ok = sorted(["astronaut.png", "grace_hopper.png", "astronaut_grey16.png", "astronaut_rgba.png", "astronaut_rotated.png"])
+    ok = sorted(
+        ["astronaut.png", "grace_hopper.png", "astronaut_grey16.png", "astronaut_rgba.png", "astronaut_rotated.png"]
+    )
     assert sorted(report.prepared) == ok
     rejected = dict(csv.reader((out / "rejected.csv").read_text().splitlines()[1:]))
     assert set(rejected) == {"truncated.jpg", "not_an_image.png", "no_face.png", "small_face.png"}
     assert "no face" in rejected["no_face.png"] and "too small" in rejected["small_face.png"]
     assert "truncated" in rejected["truncated.jpg"]
     rep = json.loads((out / "prepare_report.json").read_text())
-    assert rep["prepared"] == 5 and rep["rejected"] == 4 and rep["ignored"] == 1 and "Apache" in rep["detector"]["licence"]
+    assert (
+        rep["prepared"] == 5 and rep["rejected"] == 4 and rep["ignored"] == 1 and "Apache" in rep["detector"]["licence"]
+    )
     assert (out / "preview.png").is_file()
     assert report.exit_code == 0
     for name in ok:

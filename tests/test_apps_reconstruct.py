@@ -9,23 +9,35 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from apps_fixtures import POINTS5, portraits, write_photo_folder
 from PIL import Image
+from train_fixtures import tiny_face_model
 
 from focus.apps import reconstruct as R
 from focus.apps.detect import CsvLandmarks
 from focus.apps.exports import transform_points
-from focus.apps.reconstruct import ReconstructSettings, Reconstructor, load_focus_model, save_untrained_checkpoint
+from focus.apps.reconstruct import Reconstructor, ReconstructSettings, load_focus_model, save_untrained_checkpoint
 from focus.cli import main as focus_main
 from focus.data.alignment import five_points
 from focus.data.landmarks_csv import write_landmarks_csv
 from focus.facemodel.model import save_face_model
 
-from apps_fixtures import POINTS5, portraits, write_photo_folder
-from train_fixtures import tiny_face_model
-
 SIZE = 32
-FACE_FILES = ("crop.png", "render.png", "outlier_crop.png", "outlier.png", "face_mask.png", "overlay.png", "coeffs.json",
-              "posed.obj", "neutral.obj", "now/posed.obj", "now/posed.npy", "now/neutral.obj", "now/neutral.npy")
+FACE_FILES = (
+    "crop.png",
+    "render.png",
+    "outlier_crop.png",
+    "outlier.png",
+    "face_mask.png",
+    "overlay.png",
+    "coeffs.json",
+    "posed.obj",
+    "neutral.obj",
+    "now/posed.obj",
+    "now/posed.npy",
+    "now/neutral.obj",
+    "now/neutral.npy",
+)
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -35,7 +47,9 @@ def tiny_checkpoint(root: Path) -> Path:
     """``root/model.pt``: an untrained checkpoint at :data:`SIZE` px with a small U-Net, on the tiny
     face model ``root/facemodel.npz`` (both written here)."""
     save_face_model(tiny_face_model(), root / "facemodel.npz")
-    return save_untrained_checkpoint(root / "model.pt", root / "facemodel.npz", image_size=SIZE, unet_width=4, unet_depth=2)
+    return save_untrained_checkpoint(
+        root / "model.pt", root / "facemodel.npz", image_size=SIZE, unet_width=4, unet_depth=2
+    )
 
 
 @pytest.fixture(scope="module")
@@ -127,7 +141,9 @@ def test_landmark_csv_path_is_exact_and_batch_independent(setup, tmp_path):
     runs = {}
     for bs in (1, 4):
         out = tmp_path / f"out{bs}"
-        report = Reconstructor(model, CsvLandmarks(tmp_path / "lm.csv"), _settings(batch_size=bs)).run([tmp_path / "in"], out)
+        report = Reconstructor(model, CsvLandmarks(tmp_path / "lm.csv"), _settings(batch_size=bs)).run(
+            [tmp_path / "in"], out
+        )
         assert report.exit_code == 0 and len(report.ok) == 2
         runs[bs] = {o.name: json.loads((out / o.folder / "face_0" / "coeffs.json").read_text()) for o in report.ok}
     for name in names:
@@ -138,7 +154,9 @@ def test_landmark_csv_path_is_exact_and_batch_independent(setup, tmp_path):
     assert np.allclose(five_points(np.asarray(runs[1][names[0]]["landmarks68_image"])), five_points(lms[0]), atol=1e-3)
     # an image without a CSV row fails by name, the others go on
     Image.fromarray(photos["astronaut"]).save(tmp_path / "in" / "extra.png")
-    report = Reconstructor(model, CsvLandmarks(tmp_path / "lm.csv"), _settings()).run([tmp_path / "in"], tmp_path / "o3")
+    report = Reconstructor(model, CsvLandmarks(tmp_path / "lm.csv"), _settings()).run(
+        [tmp_path / "in"], tmp_path / "o3"
+    )
     bad = [o for o in report.failed]
     assert [o.name for o in bad] == ["extra.png"] and "no landmarks" in bad[0].reason and len(report.ok) == 2
 
@@ -194,8 +212,12 @@ def test_misfit_prior_is_subtracted_from_the_neutral_mesh(setup, tmp_path):
         out = tmp_path / choice
         Reconstructor(m, CsvLandmarks(tmp_path / "lm.csv"), _settings()).run([tmp_path / "astronaut.png"], out)
         d = out / "astronaut" / "face_0"
-        meshes[choice] = (read_mesh(d / "now" / "neutral.obj")[0], read_landmarks(d / "now" / "neutral.npy"),
-                          read_mesh(d / "now" / "posed.obj")[0], json.loads((d / "coeffs.json").read_text()))
+        meshes[choice] = (
+            read_mesh(d / "now" / "neutral.obj")[0],
+            read_landmarks(d / "now" / "neutral.npy"),
+            read_mesh(d / "now" / "posed.obj")[0],
+            json.loads((d / "coeffs.json").read_text()),
+        )
     assert np.allclose(meshes["none"][0] - meshes["auto"][0], offset, atol=1e-5)
     assert np.allclose(meshes["none"][1] - meshes["auto"][1], offset[:7], atol=1e-5)
     assert np.allclose(meshes["none"][2], meshes["auto"][2])  # the posed mesh is the fit as seen
@@ -211,14 +233,35 @@ def test_cli(setup, tmp_path, capsys):
         with pytest.raises(SystemExit) as e:
             focus_main([cmd, "--help"])
         assert e.value.code == 0
-    rc = focus_main(["reconstruct", str(setup["root"] / "photos" / "astronaut.png"), "--out", str(tmp_path / "o"),
-                     "--model", str(tmp_path / "missing.pt")])
+    rc = focus_main(
+        [
+            "reconstruct",
+            str(setup["root"] / "photos" / "astronaut.png"),
+            "--out",
+            str(tmp_path / "o"),
+            "--model",
+            str(tmp_path / "missing.pt"),
+        ]
+    )
     assert rc == 1 and "missing.pt" in capsys.readouterr().err
     lm = _mean_face_landmarks(load_focus_model(setup["ckpt"], device="cpu"), POINTS5["astronaut"])
     write_landmarks_csv(tmp_path / "lm.csv", ["my photo #1.png"], lm[None])
     Image.fromarray(portraits()["astronaut"]).save(tmp_path / "my photo #1.png")
-    rc = focus_main(["reconstruct", str(tmp_path / "my photo #1.png"), "--out", str(tmp_path / "o"),
-                     "--model", str(setup["ckpt"]), "--landmarks", str(tmp_path / "lm.csv"), "--quiet", "--device", "cpu"])
+    rc = focus_main(
+        [
+            "reconstruct",
+            str(tmp_path / "my photo #1.png"),
+            "--out",
+            str(tmp_path / "o"),
+            "--model",
+            str(setup["ckpt"]),
+            "--landmarks",
+            str(tmp_path / "lm.csv"),
+            "--quiet",
+            "--device",
+            "cpu",
+        ]
+    )
     assert rc == 0 and (tmp_path / "o" / "my photo #1" / "face_0" / "overlay.png").is_file()
     assert "src='my%20photo%20%231/face_0/overlay.png'" in (tmp_path / "o" / "summary.html").read_text()
 
@@ -247,8 +290,22 @@ def test_same_file_name_in_two_folders_keeps_both(setup, tmp_path, capsys):
     model = load_focus_model(setup["ckpt"], device="cpu")
     photos = _two_folders_one_name(model, tmp_path)
     out = tmp_path / "out"
-    rc = focus_main(["reconstruct", str(tmp_path / "DIR1"), str(tmp_path / "DIR2"), "--out", str(out), "--model",
-                     str(setup["ckpt"]), "--landmarks", str(tmp_path / "lm.csv"), "--quiet", "--device", "cpu"])
+    rc = focus_main(
+        [
+            "reconstruct",
+            str(tmp_path / "DIR1"),
+            str(tmp_path / "DIR2"),
+            "--out",
+            str(out),
+            "--model",
+            str(setup["ckpt"]),
+            "--landmarks",
+            str(tmp_path / "lm.csv"),
+            "--quiet",
+            "--device",
+            "cpu",
+        ]
+    )
     assert rc == 0 and "2 images (2 faces) reconstructed" in capsys.readouterr().out
     rep = json.loads((out / "report.json").read_text())
     assert sorted(i["folder"] for i in rep["images"]) == ["DIR1/astronaut", "DIR2/astronaut"]
@@ -265,7 +322,8 @@ def test_same_file_name_in_two_folders_keeps_both(setup, tmp_path, capsys):
     # one CSV row that fits both photos is refused for both, by name, instead of used twice
     write_landmarks_csv(tmp_path / "one.csv", ["astronaut.png"], np.zeros((1, 68, 2)) + np.arange(68)[:, None])
     report = Reconstructor(model, CsvLandmarks(tmp_path / "one.csv"), _settings()).run(
-        [tmp_path / "DIR1", tmp_path / "DIR2"], tmp_path / "o2")
+        [tmp_path / "DIR1", tmp_path / "DIR2"], tmp_path / "o2"
+    )
     assert len(report.failed) == 2 and all("fits 2 inputs" in o.reason and "DIR" in o.reason for o in report.failed)
 
 

@@ -21,14 +21,32 @@ CHIN = (0.0, -70.0, 55.0)
 
 def tiny_face() -> FaceModel:
     """Four named points plus a frontal quad (z = 50) behind them; landmark 0..3 = the points."""
-    pts = torch.tensor([LEFT_EYE, RIGHT_EYE, NOSE, CHIN,
-                        [-60.0, -80.0, 50.0], [60.0, -80.0, 50.0], [-60.0, 60.0, 50.0], [60.0, 60.0, 50.0]])
+    pts = torch.tensor(
+        [
+            LEFT_EYE,
+            RIGHT_EYE,
+            NOSE,
+            CHIN,
+            [-60.0, -80.0, 50.0],
+            [60.0, -80.0, 50.0],
+            [-60.0, 60.0, 50.0],
+            [60.0, 60.0, 50.0],
+        ]
+    )
     V = pts.shape[0]
     tri = torch.tensor([[4, 5, 6], [6, 5, 7]])  # counter-clockwise seen from +z
     lm = torch.tensor([0, 1, 2, 3] + [4] * 64)
     zeros = torch.zeros(1, V, 3)
-    return FaceModel(mean_shape=pts, id_basis=zeros, exp_basis=zeros, mean_albedo=torch.full((V, 3), 0.5),
-                     albedo_basis=zeros, triangles=tri, landmarks68=lm, now_landmarks7=lm[:7]).validate()
+    return FaceModel(
+        mean_shape=pts,
+        id_basis=zeros,
+        exp_basis=zeros,
+        mean_albedo=torch.full((V, 3), 0.5),
+        albedo_basis=zeros,
+        triangles=tri,
+        landmarks68=lm,
+        now_landmarks7=lm[:7],
+    ).validate()
 
 
 def _render(angles=(0.0, 0.0, 0.0), trans=(0.0, 0.0, 0.0), size: int = 224):
@@ -58,11 +76,14 @@ def test_focal_scales_with_image_size() -> None:
     assert fov == pytest.approx(12.6, abs=0.05)
 
 
-@pytest.mark.parametrize("axis,sign_check", [
-    (1, lambda nose, other: nose[0] > 112),   # +yaw: nose towards image right
-    (0, lambda nose, other: nose[1] > 112),   # +pitch: nose down in the image
-    (2, lambda nose, other: other[1] < 112 - 1.0),  # +roll: the left eye (image right) moves up: anticlockwise
-])
+@pytest.mark.parametrize(
+    "axis,sign_check",
+    [
+        (1, lambda nose, other: nose[0] > 112),  # +yaw: nose towards image right
+        (0, lambda nose, other: nose[1] > 112),  # +pitch: nose down in the image
+        (2, lambda nose, other: other[1] < 112 - 1.0),  # +roll: the left eye (image right) moves up: anticlockwise
+    ],
+)
 def test_pose_signs(axis: int, sign_check) -> None:
     angles = [0.0, 0.0, 0.0]
     angles[axis] = 0.2

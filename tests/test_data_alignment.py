@@ -5,14 +5,25 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from synth_helpers import tiny_model
 
 from focus.coeffs import CoeffLayout
 from focus.data.alignment import (
-    AlignmentTemplate, estimate_alignment, five_points, template_from_model, transform_points, warp_to_crop,
+    AlignmentTemplate,
+    estimate_alignment,
+    five_points,
+    template_from_model,
+    transform_points,
+    warp_to_crop,
 )
-from focus.data.augment import IBUG68_MIRROR, AugmentSettings, augmentation_matrix, mirror_landmarks, sample_augmentation
+from focus.data.augment import (
+    IBUG68_MIRROR,
+    AugmentSettings,
+    augmentation_matrix,
+    mirror_landmarks,
+    sample_augmentation,
+)
 from focus.render.renderer import FaceRenderer, RenderSettings
-from synth_helpers import tiny_model
 
 
 def similarity(scale: float, angle: float, tx: float, ty: float) -> np.ndarray:

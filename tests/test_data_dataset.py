@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from synth_helpers import clean_camera, no_landmark_noise, tiny_model, tiny_settings
 from torch.utils.data import DataLoader
 
 from focus.data import DataSettings, FaceImageFolder, template_from_model, write_landmarks_csv
@@ -19,7 +20,6 @@ from focus.data.augment import AugmentSettings
 from focus.data.landmarks_csv import HEADER
 from focus.errors import InputFileError
 from focus.synth.generator import CameraSpec, ImageJob, SynthWorker
-from synth_helpers import clean_camera, no_landmark_noise, tiny_model, tiny_settings
 
 CROP = 32
 
@@ -101,8 +101,11 @@ def test_moved_mean_face_aligns_onto_the_template() -> None:
     layout = CoeffLayout.for_model(m)
     for method, roll in (("similarity", 0.25), ("pos", 0.0)):
         c = layout.zeros(1)
-        c = layout.split(torch.cat([c.id, c.exp, c.albedo, torch.tensor([[0.0, 0.0, roll]]), torch.tensor([[9.0, -6.0, 120.0]]),
-                                    c.sh], 1))
+        c = layout.split(
+            torch.cat(
+                [c.id, c.exp, c.albedo, torch.tensor([[0.0, 0.0, roll]]), torch.tensor([[9.0, -6.0, 120.0]]), c.sh], 1
+            )
+        )
         with torch.no_grad():
             lm = FaceRenderer(m, RenderSettings(image_size=CROP, backend="torch"))(c).landmarks[0].double().numpy()
         assert np.abs(five_points(lm) - t.points2d).max() > 2.0  # it did move
@@ -125,8 +128,12 @@ def test_bad_input_is_skipped_and_counted(faces, tmp_path: Path, caplog) -> None
     (root / "images" / "broken.png").write_bytes(b"not a png at all")
     lines = (root / "landmarks.csv").read_text().splitlines()
     good_vals = lines[1].split(",", 1)[1]
-    lines += [f"broken.png,{good_vals}", f"missing.png,{good_vals}", "short.png,1,2,3",
-              "nan.png," + ",".join(["nan"] * 136)]
+    lines += [
+        f"broken.png,{good_vals}",
+        f"missing.png,{good_vals}",
+        "short.png,1,2,3",
+        "nan.png," + ",".join(["nan"] * 136),
+    ]
     (root / "landmarks.csv").write_text("\n".join(lines) + "\n")
     t = template_from_model(tiny_model(), CROP)
     with caplog.at_level(logging.WARNING, logger="focus.data"):

@@ -7,9 +7,16 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
+from conftest import PROJECT_ROOT
 
 from focus.config import group
-from focus.facemodel.embedded import N_EXPRESSIONS, EmbeddedModelSettings, generate_face_model, template_mesh, template_uv
+from focus.facemodel.embedded import (
+    N_EXPRESSIONS,
+    EmbeddedModelSettings,
+    generate_face_model,
+    template_mesh,
+    template_uv,
+)
 from focus.facemodel.expressions import expression_names, lowdin_orthogonalise
 from focus.facemodel.face_shape import ANATOMY
 from focus.facemodel.model import NOW_LANDMARKS_FROM_IBUG68, load_face_model, save_face_model
@@ -17,9 +24,9 @@ from focus.facemodel.pca import fit_pca
 from focus.facemodel.regions import REGION_NAMES
 from focus.facemodel.template_mesh import vertex_normals
 
-from conftest import PROJECT_ROOT
-
-SMALL = EmbeddedModelSettings(resolution=45, population_size=60, albedo_population_size=50, n_id=20, n_albedo=15, n_exp=12)
+SMALL = EmbeddedModelSettings(
+    resolution=45, population_size=60, albedo_population_size=50, n_id=20, n_albedo=15, n_exp=12
+)
 
 
 @pytest.fixture(scope="module")
@@ -39,8 +46,19 @@ def _np(t: torch.Tensor) -> np.ndarray:
 # ------------------------------------------------------------------ determinism and shapes
 def test_same_seed_gives_identical_arrays(small):
     again = generate_face_model(SMALL)
-    for name in ("mean_shape", "id_basis", "exp_basis", "mean_albedo", "albedo_basis", "triangles",
-                 "landmarks68", "now_landmarks7", "id_std", "albedo_std", "exp_std"):
+    for name in (
+        "mean_shape",
+        "id_basis",
+        "exp_basis",
+        "mean_albedo",
+        "albedo_basis",
+        "triangles",
+        "landmarks68",
+        "now_landmarks7",
+        "id_std",
+        "albedo_std",
+        "exp_std",
+    ):
         assert torch.equal(getattr(small, name), getattr(again, name)), name
     assert small.regions.keys() == again.regions.keys()
     assert all(torch.equal(small.regions[k], again.regions[k]) for k in small.regions)
@@ -167,7 +185,21 @@ def test_landmark_semantics(default):
     lm = _np(default.landmarks68)
     p = v[lm]
     # left/right pairs mirror each other about x = 0 (right side = -x)
-    pairs = [(0, 16), (4, 12), (17, 26), (21, 22), (31, 35), (36, 45), (39, 42), (37, 44), (41, 46), (48, 54), (50, 52), (59, 55), (60, 64)]
+    pairs = [
+        (0, 16),
+        (4, 12),
+        (17, 26),
+        (21, 22),
+        (31, 35),
+        (36, 45),
+        (39, 42),
+        (37, 44),
+        (41, 46),
+        (48, 54),
+        (50, 52),
+        (59, 55),
+        (60, 64),
+    ]
     for r, l in pairs:
         assert p[r, 0] < 0 < p[l, 0], (r, l)
         assert abs(p[r, 0] + p[l, 0]) < 2.0, (r, l)
@@ -306,8 +338,19 @@ def test_save_load_round_trip(small, tmp_path):
     path = tmp_path / "m.npz"
     save_face_model(small, path)
     back = load_face_model(path)
-    for name in ("mean_shape", "id_basis", "exp_basis", "mean_albedo", "albedo_basis", "triangles",
-                 "landmarks68", "now_landmarks7", "id_std", "exp_std", "albedo_std"):
+    for name in (
+        "mean_shape",
+        "id_basis",
+        "exp_basis",
+        "mean_albedo",
+        "albedo_basis",
+        "triangles",
+        "landmarks68",
+        "now_landmarks7",
+        "id_std",
+        "exp_std",
+        "albedo_std",
+    ):
         assert torch.equal(getattr(back, name), getattr(small, name)), name
     assert back.regions.keys() == small.regions.keys()
     assert all(torch.equal(back.regions[k], small.regions[k]) for k in small.regions)
@@ -328,9 +371,30 @@ def test_cli_generate_writes_a_loadable_model(tmp_path, capsys):
     from focus.cli import main
 
     out = tmp_path / "gen.npz"
-    rc = main(["model", "generate", "--out", str(out), "--params", str(tmp_path / "absent.yaml"),
-               "--resolution", "31", "--population-size", "30", "--albedo-population-size", "30",
-               "--n-id", "8", "--n-albedo", "6", "--n-exp", "5", "--seed", "4"])
+    rc = main(
+        [
+            "model",
+            "generate",
+            "--out",
+            str(out),
+            "--params",
+            str(tmp_path / "absent.yaml"),
+            "--resolution",
+            "31",
+            "--population-size",
+            "30",
+            "--albedo-population-size",
+            "30",
+            "--n-id",
+            "8",
+            "--n-albedo",
+            "6",
+            "--n-exp",
+            "5",
+            "--seed",
+            "4",
+        ]
+    )
     assert rc == 0
     m = load_face_model(out)
     assert (m.n_id, m.n_exp, m.n_albedo) == (8, 5, 6)
@@ -340,8 +404,20 @@ def test_cli_generate_writes_a_loadable_model(tmp_path, capsys):
 def test_cli_generate_reports_bad_settings(tmp_path, capsys):
     from focus.cli import main
 
-    rc = main(["model", "generate", "--out", str(tmp_path / "x.npz"), "--params", str(tmp_path / "absent.yaml"),
-               "--population-size", "20", "--n-id", "40"])
+    rc = main(
+        [
+            "model",
+            "generate",
+            "--out",
+            str(tmp_path / "x.npz"),
+            "--params",
+            str(tmp_path / "absent.yaml"),
+            "--population-size",
+            "20",
+            "--n-id",
+            "40",
+        ]
+    )
     assert rc == 1
     assert "n_id" in capsys.readouterr().err
     assert not (tmp_path / "x.npz").exists()

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from eval_fixtures import SIZE, make_project
+
 from focus.data import FaceImageFolder, template_from_model
 from focus.errors import InputFileError
 from focus.eval.predict import load_crops, load_eval_model, open_folder, predict_batch, predict_crops
@@ -34,7 +34,9 @@ def test_predictions_are_the_renderer_s(project: Path) -> None:
     m = load_eval_model(project / "models/focus.pt", project / "models/facemodel.npz")
     folder = open_folder(project / "data/synth/ar/scarf", m)
     crops = load_crops(folder)
-    assert crops.masks is not None and crops.face_masks is not None and crops.images.shape == (len(folder), 3, SIZE, SIZE)
+    assert (
+        crops.masks is not None and crops.face_masks is not None and crops.images.shape == (len(folder), 3, SIZE, SIZE)
+    )
     np.testing.assert_array_equal(crops.images[1], folder[1]["image"].numpy())  # the training loader's crop
     pred = predict_crops(m, crops, ("unet", "pseudo", "none"), batch_size=1)
     with torch.no_grad():
@@ -64,10 +66,11 @@ def test_encoder_only_checkpoint_has_no_unet(project: Path) -> None:
 
 def test_misfit_crops_match_the_training_loader(project: Path, tmp_path: Path) -> None:
     """The misfit prior's in-memory crops are the ones FaceImageFolder makes of the same pictures."""
+    from synth_helpers import tiny_settings
+
     from focus.data.landmarks_csv import write_landmarks_csv
     from focus.eval.misfit_prior import align_crops, render_misfit_set
     from focus.synth.writers import write_png
-    from synth_helpers import tiny_settings
 
     m = load_eval_model(project / "models/focus.pt", project / "models/facemodel.npz")
     data = render_misfit_set(m.face_model, tiny_settings(), SIZE, 3, seed=5, render_backend="torch")

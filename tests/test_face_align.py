@@ -9,8 +9,14 @@ import pytest
 import torch
 from skimage.transform import SimilarityTransform
 
-from focus.nets.face_align import (ARCFACE_TEMPLATE_112, align_faces, arcface_template, estimate_similarity,
-                                   five_points, warp_affine)
+from focus.nets.face_align import (
+    ARCFACE_TEMPLATE_112,
+    align_faces,
+    arcface_template,
+    estimate_similarity,
+    five_points,
+    warp_affine,
+)
 
 
 def _skimage_similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
@@ -92,13 +98,15 @@ def test_warp_maps_landmarks_onto_template(crop: int):
     fwd[:, :, 2] = size / 2 - (_apply(fwd, tmpl.mean(0, keepdim=True).expand(b, 1, 2)) - fwd[:, None, :, 2])[:, 0]
     p5 = _apply(fwd, tmpl.expand(b, 5, 2))  # source points in the image
     lm = _landmarks_from_five(p5)
-    ys, xs = torch.meshgrid(torch.arange(size, dtype=torch.float64) + 0.5,
-                            torch.arange(size, dtype=torch.float64) + 0.5, indexing="ij")
+    ys, xs = torch.meshgrid(
+        torch.arange(size, dtype=torch.float64) + 0.5, torch.arange(size, dtype=torch.float64) + 0.5, indexing="ij"
+    )
     blobs = torch.exp(-((xs - p5[..., 0, None, None]) ** 2 + (ys - p5[..., 1, None, None]) ** 2) / (2 * sigma**2))
     m = estimate_similarity(five_points(lm), tmpl)
     out = warp_affine(blobs, m, crop)  # (B, 5, crop, crop)
-    cy, cx = torch.meshgrid(torch.arange(crop, dtype=torch.float64) + 0.5,
-                            torch.arange(crop, dtype=torch.float64) + 0.5, indexing="ij")
+    cy, cx = torch.meshgrid(
+        torch.arange(crop, dtype=torch.float64) + 0.5, torch.arange(crop, dtype=torch.float64) + 0.5, indexing="ij"
+    )
     wsum = out.sum(dim=(-1, -2))
     centroid = torch.stack([(out * cx).sum(dim=(-1, -2)) / wsum, (out * cy).sum(dim=(-1, -2)) / wsum], -1)
     err = (centroid - tmpl).norm(dim=-1)

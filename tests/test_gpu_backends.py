@@ -14,8 +14,10 @@ from focus.render.renderer import FaceRenderer, RenderSettings
 pytestmark = pytest.mark.gpu
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-needs_nvdiffrast = pytest.mark.skipif(not (torch.cuda.is_available() and nvdiffrast_backend.is_available()),
-                                      reason="needs CUDA and nvdiffrast (pip install -e '.[gpu]')")
+needs_nvdiffrast = pytest.mark.skipif(
+    not (torch.cuda.is_available() and nvdiffrast_backend.is_available()),
+    reason="needs CUDA and nvdiffrast (pip install -e '.[gpu]')",
+)
 
 
 def _hemisphere():
@@ -61,8 +63,12 @@ def _depth_gradient(screen: torch.Tensor, tri: torch.Tensor, b: torch.Tensor, t:
     """``(N,)`` magnitude of the screen-space gradient of :func:`_depth_at` (mm per pixel), by central
     differences over half a pixel."""
     h = 0.25
-    gx = _depth_at(screen, tri, b, t, pts + pts.new_tensor([h, 0.0])) - _depth_at(screen, tri, b, t, pts - pts.new_tensor([h, 0.0]))
-    gy = _depth_at(screen, tri, b, t, pts + pts.new_tensor([0.0, h])) - _depth_at(screen, tri, b, t, pts - pts.new_tensor([0.0, h]))
+    gx = _depth_at(screen, tri, b, t, pts + pts.new_tensor([h, 0.0])) - _depth_at(
+        screen, tri, b, t, pts - pts.new_tensor([h, 0.0])
+    )
+    gy = _depth_at(screen, tri, b, t, pts + pts.new_tensor([0.0, h])) - _depth_at(
+        screen, tri, b, t, pts - pts.new_tensor([0.0, h])
+    )
     return torch.sqrt(gx**2 + gy**2) / (2 * h)
 
 

@@ -14,7 +14,11 @@ from focus.errors import InputFileError
 from focus.facemodel.loaders import detect_format, load_any
 from focus.facemodel.loaders._common import crop_mesh
 from focus.facemodel.loaders.ict import (
-    ICT_REGIONS, load_ict, orthogonalize_modes, read_obj_triangles, read_obj_vertices,
+    ICT_REGIONS,
+    load_ict,
+    orthogonalize_modes,
+    read_obj_triangles,
+    read_obj_vertices,
 )
 from focus.facemodel.model import NOW_LANDMARKS_FROM_IBUG68, FaceModel
 
@@ -26,7 +30,7 @@ def albedo_function(p: np.ndarray) -> np.ndarray:
     return np.stack([0.5 + 0.3 * np.sin(8 * p[:, 0]), 0.5 + 0.3 * np.cos(6 * p[:, 1]), 0.4 + 0.2 * p[:, 2]], axis=1)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def albedo_source(folder: str) -> FaceModel:
     """A small albedo model: ICT's narrow face (from the raw OBJ), in decimetres, rotated and shifted."""
     neutral = Path(folder) / "generic_neutral_mesh.obj"
@@ -39,15 +43,20 @@ def albedo_source(folder: str) -> FaceModel:
     alb = albedo_function(v[:NARROW] / 10.0)
     f32 = lambda a: torch.tensor(a, dtype=torch.float32)  # noqa: E731
     return FaceModel(
-        mean_shape=f32(src_v), id_basis=torch.zeros(1, NARROW, 3), exp_basis=torch.zeros(1, NARROW, 3),
-        mean_albedo=f32(alb), albedo_basis=f32(np.stack([0.1 * alb, -0.05 * alb])),
-        triangles=torch.from_numpy(tri), landmarks68=torch.from_numpy(lm.astype(np.int64)),
+        mean_shape=f32(src_v),
+        id_basis=torch.zeros(1, NARROW, 3),
+        exp_basis=torch.zeros(1, NARROW, 3),
+        mean_albedo=f32(alb),
+        albedo_basis=f32(np.stack([0.1 * alb, -0.05 * alb])),
+        triangles=torch.from_numpy(tri),
+        landmarks68=torch.from_numpy(lm.astype(np.int64)),
         now_landmarks7=torch.from_numpy(lm[list(NOW_LANDMARKS_FROM_IBUG68)].astype(np.int64)),
-        albedo_std=torch.tensor([0.1, 0.05]), name="ICT narrow face test source",
+        albedo_std=torch.tensor([0.1, 0.05]),
+        name="ICT narrow face test source",
     ).validate("<test>")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def ict_model(folder: str, **kw) -> FaceModel:
     return load_ict(folder, albedo_source=albedo_source(folder), **kw)
 
@@ -121,8 +130,15 @@ def test_ict_albedo_transferred(ict_dir: Path) -> None:
 
 
 def test_ict_narrow_region_and_options(ict_dir: Path) -> None:
-    m = load_any(ict_dir, region="narrow_face", n_id=4, n_exp=3, n_albedo=1, orthogonalize_expressions=True,
-                 albedo_source=albedo_source(str(ict_dir)))
+    m = load_any(
+        ict_dir,
+        region="narrow_face",
+        n_id=4,
+        n_exp=3,
+        n_albedo=1,
+        orthogonalize_expressions=True,
+        albedo_source=albedo_source(str(ict_dir)),
+    )
     assert detect_format(ict_dir) == "ict" and detect_format(ict_dir.parent) == "ict"
     assert m.num_vertices == NARROW and (m.n_id, m.n_exp, m.n_albedo) == (4, 3, 1)
     dirs = (m.exp_basis / m.exp_std[:, None, None]).reshape(3, -1).double()
@@ -142,7 +158,11 @@ def test_orthogonalize_modes_small() -> None:
 
 
 def write_obj(path: Path, verts: np.ndarray, faces: list[list[int]]) -> None:
-    lines = [f"v {x:g} {y:g} {z:g}" for x, y, z in verts] + ["vt 0 0"] + ["f " + " ".join(f"{i}/1" for i in f) for f in faces]
+    lines = (
+        [f"v {x:g} {y:g} {z:g}" for x, y, z in verts]
+        + ["vt 0 0"]
+        + ["f " + " ".join(f"{i}/1" for i in f) for f in faces]
+    )
     path.write_text("\n".join(lines) + "\n")
 
 

@@ -10,11 +10,24 @@ import torch
 
 from focus.errors import InputFileError
 from focus.facemodel.model import FaceModel
-from focus.idnet.data import FACTORS, CropMaker, IdentityDataSettings, IdentitySet, from_uint8, make_identity_set, swap_factor
+from focus.idnet.data import (
+    FACTORS,
+    CropMaker,
+    IdentityDataSettings,
+    IdentitySet,
+    from_uint8,
+    make_identity_set,
+    swap_factor,
+)
 from focus.idnet.evaluation import embed_crops, verification_metrics
 from focus.idnet.margin import ArcMarginHead, arc_margin_logits
-from focus.idnet.network import (IdentityNetSettings, build_identity_net, load_identity_backbone, load_identity_net,
-                                 save_identity_net)
+from focus.idnet.network import (
+    IdentityNetSettings,
+    build_identity_net,
+    load_identity_backbone,
+    load_identity_net,
+    save_identity_net,
+)
 from focus.idnet.training import IdNetAugmentSettings, IdNetTrainSettings, train_identity_net
 from focus.idnet.verification import pair_scores, roc_auc, roc_curve, tar_at_far
 from focus.nets.perceptual import PerceptualNet
@@ -34,7 +47,7 @@ def _layout68() -> np.ndarray:
     pts[31:36] = np.stack([np.linspace(-12, 12, 5), np.full(5, -20.0)], 1)
     e = np.linspace(0, 2 * np.pi, 7)[:-1]
     for base, cx in ((36, -30.0), (42, 30.0)):
-        pts[base:base + 6] = np.stack([cx - 12 * np.cos(e), 26 + 5 * np.sin(e)], 1)
+        pts[base : base + 6] = np.stack([cx - 12 * np.cos(e), 26 + 5 * np.sin(e)], 1)
     m = np.linspace(0, 2 * np.pi, 13)[:-1]
     pts[48:60] = np.stack([-25 * np.cos(m), -45 + 9 * np.sin(m)], 1)
     m = np.linspace(0, 2 * np.pi, 9)[:-1]
@@ -46,7 +59,9 @@ def toy_face_model(n: int = 25, n_id: int = 8, n_exp: int = 3, n_alb: int = 8, s
     """A small face-like grid model (a bulged sheet with a nose) with smooth random bases."""
     g = np.random.default_rng(seed)
     X, Y = np.meshgrid(np.linspace(-80, 80, n), np.linspace(-100, 70, n))
-    Z = 90 * np.sqrt(np.clip(1 - (X / 95) ** 2 - (Y / 120) ** 2, 0.05, None)) + 25 * np.exp(-(X / 10) ** 2 - ((Y + 5) / 20) ** 2)
+    Z = 90 * np.sqrt(np.clip(1 - (X / 95) ** 2 - (Y / 120) ** 2, 0.05, None)) + 25 * np.exp(
+        -((X / 10) ** 2) - ((Y + 5) / 20) ** 2
+    )
     mean = np.stack([X, Y, Z], -1).reshape(-1, 3)
     V = len(mean)
 
@@ -55,7 +70,7 @@ def toy_face_model(n: int = 25, n_id: int = 8, n_exp: int = 3, n_alb: int = 8, s
         for i in range(k):
             for _ in range(3):
                 c, s = g.uniform(-60, 50, 2), g.uniform(20, 45)
-                w = np.exp(-((X - c[0]) / s) ** 2 - ((Y - c[1]) / s) ** 2).reshape(-1)
+                w = np.exp(-(((X - c[0]) / s) ** 2) - ((Y - c[1]) / s) ** 2).reshape(-1)
                 out[i] += w[:, None] * g.normal(0, amp, 3)
         return out
 
@@ -66,11 +81,18 @@ def toy_face_model(n: int = 25, n_id: int = 8, n_exp: int = 3, n_alb: int = 8, s
             tris += [(a, b, c), (a, c, d)]
     lm = ((mean[None, :, :2] - _layout68()[:, None]) ** 2).sum(-1).argmin(1)
     f = lambda a: torch.tensor(a, dtype=torch.float32)  # noqa: E731
-    return FaceModel(mean_shape=f(mean), id_basis=f(fields(n_id, 6.0)), exp_basis=f(fields(n_exp, 3.0)),
-                     mean_albedo=f(np.tile([0.7, 0.5, 0.4], (V, 1))), albedo_basis=f(fields(n_alb, 0.08)),
-                     triangles=torch.tensor(tris), landmarks68=torch.tensor(lm),
-                     now_landmarks7=torch.tensor(lm[[36, 39, 42, 45, 33, 48, 54]]),
-                     regions={"face": torch.ones(V, dtype=torch.bool)}, name="toy").validate()
+    return FaceModel(
+        mean_shape=f(mean),
+        id_basis=f(fields(n_id, 6.0)),
+        exp_basis=f(fields(n_exp, 3.0)),
+        mean_albedo=f(np.tile([0.7, 0.5, 0.4], (V, 1))),
+        albedo_basis=f(fields(n_alb, 0.08)),
+        triangles=torch.tensor(tris),
+        landmarks68=torch.tensor(lm),
+        now_landmarks7=torch.tensor(lm[[36, 39, 42, 45, 33, 48, 54]]),
+        regions={"face": torch.ones(V, dtype=torch.bool)},
+        name="toy",
+    ).validate()
 
 
 TOY_RENDER = RenderSettings(image_size=32, backend="torch")
@@ -206,8 +228,9 @@ def tiny_set(toy_maker) -> IdentitySet:
     return make_identity_set(toy_maker, np.random.default_rng(5), 6, 6)
 
 
-TINY_TRAIN = IdNetTrainSettings(epochs=8, batch_size=12, lr=5e-3, warmup_steps=5, margin=0.3, scale=16.0,
-                           margin_warmup_epochs=2.0)
+TINY_TRAIN = IdNetTrainSettings(
+    epochs=8, batch_size=12, lr=5e-3, warmup_steps=5, margin=0.3, scale=16.0, margin_warmup_epochs=2.0
+)
 
 
 def test_tiny_training_improves_separation(tiny_set):
@@ -299,8 +322,9 @@ def test_verification_metrics_refuse_too_few_impostors():
 
 
 def test_auxiliary_coefficient_loss_trains(tiny_set):
-    s = IdNetTrainSettings(epochs=2, batch_size=12, warmup_steps=2, aux_weight=1.0,
-                      augment=IdNetAugmentSettings(flip_prob=0.5))
+    s = IdNetTrainSettings(
+        epochs=2, batch_size=12, warmup_steps=2, aux_weight=1.0, augment=IdNetAugmentSettings(flip_prob=0.5)
+    )
     net, res = train_identity_net(tiny_set, TINY_NET, s, progress=False)
     assert res.skipped_steps == 0 and np.isfinite(res.history[-1]["loss"])
     with pytest.raises(ValueError, match="targets"):
@@ -318,13 +342,17 @@ def test_stage_writes_model_metrics_and_plot(tmp_path):
     model_path = tmp_path / "facemodel.npz"
     save_face_model(toy_face_model(), model_path)
     settings = IdNetSettings(
-        data=IdentityDataSettings(train_identities=6, train_views=3, test_identities=10, test_views=3,
-                                  target_components=4, batch_size=16),
-        net=TINY_NET, train=IdNetTrainSettings(epochs=1, batch_size=6, warmup_steps=1, aux_weight=1.0),
-        eval=IdNetEvalSettings(min_impostor_pairs=100, sensitivity_identities=3))
+        data=IdentityDataSettings(
+            train_identities=6, train_views=3, test_identities=10, test_views=3, target_components=4, batch_size=16
+        ),
+        net=TINY_NET,
+        train=IdNetTrainSettings(epochs=1, batch_size=6, warmup_steps=1, aux_weight=1.0),
+        eval=IdNetEvalSettings(min_impostor_pairs=100, sensitivity_identities=3),
+    )
     out, reports, resume = tmp_path / "models" / "idnet.pt", tmp_path / "reports", tmp_path / "ckpt"
-    report = run_idnet(model_path, out, reports, settings, TOY_RENDER, SynthSettings(), seed=0, resume_dir=resume,
-                       progress=False)
+    report = run_idnet(
+        model_path, out, reports, settings, TOY_RENDER, SynthSettings(), seed=0, resume_dir=resume, progress=False
+    )
     metrics = json.loads((reports / "metrics.json").read_text())
     assert metrics["roc_auc"] == report["roc_auc"] and 0.0 <= metrics["roc_auc"] <= 1.0
     assert metrics["impostor_pairs"] == 30 * 29 // 2 - 10 * 3

@@ -17,7 +17,10 @@ from focus.errors import InputFileError
 from focus.facemodel.loaders import FORMATS, detect_format, load_any, load_bfm2009, load_bfm2017, load_bfm_front
 from focus.facemodel.loaders._common import vector_area
 from focus.facemodel.loaders.albedo_transfer import (
-    barycentric, closest_surface_points, transfer_albedo, transfer_landmarks,
+    barycentric,
+    closest_surface_points,
+    transfer_albedo,
+    transfer_landmarks,
 )
 from focus.facemodel.model import NOW_LANDMARKS_FROM_IBUG68, FaceModel, load_face_model
 
@@ -188,12 +191,17 @@ def write_bfm09(folder: Path, rng: np.random.Generator, *, deep3d: bool = True, 
         front = np.arange(5, m - 5)  # 0-based ids into the expression subset
         kp = rng.choice(front.size, size=68, replace=False)
         scipy.io.savemat(folder / "BFM_front_idx.mat", {"idx": (front + 1)[:, None].astype(np.float64)})
-        scipy.io.savemat(folder / "facemodel_info.mat", {
-            "keypoints": (kp + 1)[None, :].astype(np.float64),
-            "frontmask2_idx": (np.arange(0, 40) + 1)[:, None].astype(np.float64),
-            "skinmask": (np.arange(front.size) % 2).astype(np.float64)[None, :],
-            "tri": np.ones((3, 3)), "point_buf": np.ones((3, 3)), "tri_mask2": np.ones((3, 3)),
-        })
+        scipy.io.savemat(
+            folder / "facemodel_info.mat",
+            {
+                "keypoints": (kp + 1)[None, :].astype(np.float64),
+                "frontmask2_idx": (np.arange(0, 40) + 1)[:, None].astype(np.float64),
+                "skinmask": (np.arange(front.size) % 2).astype(np.float64)[None, :],
+                "tri": np.ones((3, 3)),
+                "point_buf": np.ones((3, 3)),
+                "tri_mask2": np.ones((3, 3)),
+            },
+        )
         out.update(front=front, keypoints=kp)
     return out
 
@@ -208,7 +216,7 @@ def test_bfm2009_units_scaling_expression_layout_and_landmarks(tmp_path: Path) -
     assert torch.allclose(m.mean_shape[j], torch.tensor(verts[trim[j]], dtype=torch.float32), atol=1e-3)
     # identity: shapePC column scaled by shapeEV (a std), micrometres -> mm
     pc, ev = d["mat"]["shapePC"], d["mat"]["shapeEV"][:, 0]
-    want = pc[3 * trim[j]: 3 * trim[j] + 3, 2] * ev[2] / 1000.0
+    want = pc[3 * trim[j] : 3 * trim[j] + 3, 2] * ev[2] / 1000.0
     assert torch.allclose(m.id_basis[2, j], torch.tensor(want, dtype=torch.float32), rtol=1e-5, atol=1e-6)
     assert torch.allclose(m.id_std, torch.tensor(ev / 1000.0, dtype=torch.float32))
     # expression: block k of Exp_Pca.bin, vertex j of the subset, xyz interleaved; x std_exp, um -> mm
@@ -216,7 +224,11 @@ def test_bfm2009_units_scaling_expression_layout_and_landmarks(tmp_path: Path) -
     assert torch.allclose(m.exp_basis[3, j], torch.tensor(want, dtype=torch.float32), rtol=1e-5)
     # texture 0..255 -> [0, 1], basis x texEV / 255
     tpc, tev = d["mat"]["texPC"], d["mat"]["texEV"][:, 0]
-    assert torch.allclose(m.albedo_basis[1, j], torch.tensor(tpc[3 * trim[j]: 3 * trim[j] + 3, 1] * tev[1] / 255, dtype=torch.float32), atol=1e-6)
+    assert torch.allclose(
+        m.albedo_basis[1, j],
+        torch.tensor(tpc[3 * trim[j] : 3 * trim[j] + 3, 1] * tev[1] / 255, dtype=torch.float32),
+        atol=1e-6,
+    )
     # triangles: touching a dropped vertex -> dropped; others renumbered; 1-based -> 0-based; CCW
     assert winding_is_outward(m)
     keep_tris = [t for t in d["tris"].tolist() if not set(t) & set(DROPPED.tolist())]
@@ -289,8 +301,11 @@ def test_bfm2009_errors_name_the_file(tmp_path: Path) -> None:
         load_bfm2009(mat)
     (tmp_path / "moved.mat").rename(tmp_path / "BFM_exp_idx.mat")
     # missing key, wrong shape, 0-based triangles
-    for override, needle in (({"tl": None}, "tl"), ({"shapePC": np.zeros((3 * NV - 3, K09), np.float32)}, "shapePC"),
-                             ({"tl": face_patch()[1].astype(np.float64)}, "0-based")):
+    for override, needle in (
+        ({"tl": None}, "tl"),
+        ({"shapePC": np.zeros((3 * NV - 3, K09), np.float32)}, "shapePC"),
+        ({"tl": face_patch()[1].astype(np.float64)}, "0-based"),
+    ):
         write_bfm09(tmp_path, rng, **override)
         with pytest.raises(InputFileError) as exc:
             load_bfm2009(mat)
@@ -298,21 +313,43 @@ def test_bfm2009_errors_name_the_file(tmp_path: Path) -> None:
 
 
 # ---------------------------------------------------------------------- BFM 2017 (.h5)
-BASEL_NOW = ("right.eye.corner_outer", "right.eye.corner_inner", "left.eye.corner_inner", "left.eye.corner_outer",
-             "center.nose.attachement_to_philtrum", "right.lips.corner", "left.lips.corner")
+BASEL_NOW = (
+    "right.eye.corner_outer",
+    "right.eye.corner_inner",
+    "left.eye.corner_inner",
+    "left.eye.corner_outer",
+    "center.nose.attachement_to_philtrum",
+    "right.lips.corner",
+    "left.lips.corner",
+)
 
 
-def write_bfm2017(path: Path, rng: np.random.Generator, *, cells: np.ndarray | None = None, drop: str | None = None,
-                  landmarks: dict | None = None) -> dict:
+def write_bfm2017(
+    path: Path,
+    rng: np.random.Generator,
+    *,
+    cells: np.ndarray | None = None,
+    drop: str | None = None,
+    landmarks: dict | None = None,
+) -> dict:
     verts, tris = face_patch()
     out = {"verts": verts, "tris": tris}
     with h5py.File(path, "w") as f:
         for group, k in (("shape", 9), ("expression", 6), ("color", 8)):
             basis = np.linalg.qr(rng.normal(size=(3 * NV, k)))[0].astype(np.float32)  # orthonormal columns
             var = np.linspace(400.0, 4.0, k).astype(np.float32)
-            mean = flat(verts) if group == "shape" else rng.normal(size=3 * NV) * (0.5 if group == "expression" else 0.01) + (0.5 if group == "color" else 0)
-            for name, arr in (("mean", mean.astype(np.float32)), ("pcaBasis", basis), ("pcaVariance", var),
-                              ("noiseVariance", np.float32(1.0))):
+            mean = (
+                flat(verts)
+                if group == "shape"
+                else rng.normal(size=3 * NV) * (0.5 if group == "expression" else 0.01)
+                + (0.5 if group == "color" else 0)
+            )
+            for name, arr in (
+                ("mean", mean.astype(np.float32)),
+                ("pcaBasis", basis),
+                ("pcaVariance", var),
+                ("noiseVariance", np.float32(1.0)),
+            ):
                 if f"{group}/model/{name}" != drop:
                     f.create_dataset(f"{group}/model/{name}", data=arr)
             f.create_dataset(f"{group}/representer/points", data=verts.T.astype(np.float32))  # (3, N)
@@ -346,7 +383,9 @@ def test_bfm2017_layout_scaling_and_landmarks(tmp_path: Path) -> None:
     assert m.landmarks68.tolist() == lm.tolist()
     assert m.now_landmarks7.tolist() == [10 + 3 * i for i in range(7)]  # nearest vertices of the named points
     with_exp = load_bfm2017(p, landmarks68=lm, recenter=False)  # expression mean added by default
-    assert torch.allclose(with_exp.mean_shape, torch.tensor(verts + d["expression"][0].reshape(NV, 3), dtype=torch.float32), atol=1e-4)
+    assert torch.allclose(
+        with_exp.mean_shape, torch.tensor(verts + d["expression"][0].reshape(NV, 3), dtype=torch.float32), atol=1e-4
+    )
 
 
 def test_bfm2017_landmark_transfer_from_source(tmp_path: Path) -> None:
@@ -390,15 +429,24 @@ def test_bfm2017_not_hdf5(tmp_path: Path) -> None:
 
 
 # ---------------------------------------------------------------------- albedo transfer
-def small_model(verts: np.ndarray, tris: np.ndarray, lm: np.ndarray, albedo: np.ndarray | None = None,
-                albedo_basis: np.ndarray | None = None) -> FaceModel:
+def small_model(
+    verts: np.ndarray,
+    tris: np.ndarray,
+    lm: np.ndarray,
+    albedo: np.ndarray | None = None,
+    albedo_basis: np.ndarray | None = None,
+) -> FaceModel:
     nv = len(verts)
     albedo = np.full((nv, 3), 0.5) if albedo is None else albedo
     albedo_basis = np.zeros((1, nv, 3)) if albedo_basis is None else albedo_basis
     t = lambda a: torch.tensor(np.asarray(a), dtype=torch.float32)  # noqa: E731
     return FaceModel(
-        mean_shape=t(verts), id_basis=torch.zeros(1, nv, 3), exp_basis=torch.zeros(1, nv, 3),
-        mean_albedo=t(albedo), albedo_basis=t(albedo_basis), triangles=torch.from_numpy(np.asarray(tris, dtype=np.int64)),
+        mean_shape=t(verts),
+        id_basis=torch.zeros(1, nv, 3),
+        exp_basis=torch.zeros(1, nv, 3),
+        mean_albedo=t(albedo),
+        albedo_basis=t(albedo_basis),
+        triangles=torch.from_numpy(np.asarray(tris, dtype=np.int64)),
         landmarks68=torch.from_numpy(np.asarray(lm, dtype=np.int64)),
         now_landmarks7=torch.from_numpy(np.asarray(lm, dtype=np.int64)[list(NOW_LANDMARKS_FROM_IBUG68)]),
         name="small test source",
@@ -501,8 +549,9 @@ def test_convert_cli_round_trip(tmp_path: Path) -> None:
     model_sub = parser.add_subparsers(dest="command").add_parser("model").add_subparsers(dest="model_command")
     register_convert(model_sub)
     out = tmp_path / "out" / "front.npz"
-    args = parser.parse_args(["model", "convert", str(tmp_path / "BFM_model_front.mat"), "--out", str(out),
-                              "--n-id", "4", "--n-exp", "3"])
+    args = parser.parse_args(
+        ["model", "convert", str(tmp_path / "BFM_model_front.mat"), "--out", str(out), "--n-id", "4", "--n-exp", "3"]
+    )
     assert args.func(args) == 0
     back = load_face_model(out)
     direct = load_bfm_front(tmp_path / "BFM_model_front.mat", n_id=4, n_exp=3)
@@ -523,7 +572,9 @@ def test_front_matlab_v73_file(tmp_path: Path) -> None:
     with h5py.File(p, "w", userblock_size=512) as f:
         for k, v in d.items():
             f.create_dataset(k, data=np.asarray(v).T)  # MATLAB writes column-major: HDF5 sees the transpose
-    header = b"MATLAB 7.3 MAT-file, Platform: GLNXA64, Created on: Mon Jan  1 00:00:00 2024 HDF5 schema 1.00 .".ljust(116)
+    header = b"MATLAB 7.3 MAT-file, Platform: GLNXA64, Created on: Mon Jan  1 00:00:00 2024 HDF5 schema 1.00 .".ljust(
+        116
+    )
     with open(p, "r+b") as f:
         f.write(header + b"\0" * 8 + b"\x00\x02" + b"IM")
     m, ref = load_bfm_front(p), load_bfm_front(ref_path)

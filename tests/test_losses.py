@@ -22,8 +22,9 @@ def _grey(b: int, s: int, value: float = 0.5, dtype=torch.float64) -> torch.Tens
 
 def _tiny_perceptual(size: int = 32) -> PerceptualNet:
     torch.manual_seed(5)
-    backbone = IResNet(IResNetSettings(arch="custom", layers=(1, 1, 1, 1), base_width=8, input_size=size,
-                                       num_features=16))
+    backbone = IResNet(
+        IResNetSettings(arch="custom", layers=(1, 1, 1, 1), base_width=8, input_size=size, num_features=16)
+    )
     return PerceptualNet(backbone)
 
 
@@ -150,7 +151,11 @@ def _neighbour_reference(img, ren, v, window):
                     for dj in range(-r, r + 1):
                         ii, jj = i + di, j + dj
                         if 0 <= ii < h and 0 <= jj < w:
-                            d = (v[bi, :, i, j] * ren[bi, :, i, j] - v[bi, :, ii, jj] * img[bi, :, ii, jj]).norm().item()
+                            d = (
+                                (v[bi, :, i, j] * ren[bi, :, i, j] - v[bi, :, ii, jj] * img[bi, :, ii, jj])
+                                .norm()
+                                .item()
+                            )
                             best = min(best, d)
                 total += best
     return total / (b * h * w)
@@ -162,8 +167,9 @@ def test_neighbour_loss_vs_loop():
     ren = torch.rand(2, 3, 6, 7, generator=gen, dtype=torch.float64)
     v = torch.rand(2, 1, 6, 7, generator=gen, dtype=torch.float64)
     for window in (3, 5):
-        assert math.isclose(L.neighbour_loss(img, ren, v, window).item(), _neighbour_reference(img, ren, v, window),
-                            rel_tol=1e-12)
+        assert math.isclose(
+            L.neighbour_loss(img, ren, v, window).item(), _neighbour_reference(img, ren, v, window), rel_tol=1e-12
+        )
 
 
 def test_neighbour_loss_tolerates_small_shifts():
@@ -252,7 +258,9 @@ def test_gradcheck_smooth_losses():
 def test_default_weights_are_method_md():
     assert L.InitLossWeights() == L.InitLossWeights(rob=0.5, id=0.25, lm=5e-4, reg=0.1, sigma=0.043, threshold=3.0)
     assert L.ReconstructionLossWeights() == L.ReconstructionLossWeights(pix=0.5, id=0.25, reg=0.1, lm=5e-4, area=0.06)
-    assert L.SegmentationLossWeights() == L.SegmentationLossWeights(bin=10, area=0.5, presv=0.25, dist=3, nbr=15, window=5)
+    assert L.SegmentationLossWeights() == L.SegmentationLossWeights(
+        bin=10, area=0.5, presv=0.25, dist=3, nbr=15, window=5
+    )
 
 
 def test_combined_losses_are_weighted_sums():

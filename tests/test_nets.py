@@ -138,7 +138,9 @@ def test_arcface_bad_files_name_the_file(tmp_path: Path):
     bad = dict(sd)
     bad["output_layer.weight"] = bad.pop("fc.weight")
     torch.save(bad, tmp_path / "renamed.pth")
-    with pytest.raises(InputFileError, match=r"renamed\.pth.*missing keys: fc\.weight.*unexpected keys: output_layer\.weight"):
+    with pytest.raises(
+        InputFileError, match=r"renamed\.pth.*missing keys: fc\.weight.*unexpected keys: output_layer\.weight"
+    ):
         load_arcface(tmp_path / "renamed.pth", "iresnet18")
     # the right file for another arch: say which one it looks like
     torch.save(sd, tmp_path / "r18.pth")
@@ -156,8 +158,9 @@ def test_arcface_bad_files_name_the_file(tmp_path: Path):
 
 def test_small_iresnet_for_cpu_crops():
     for size in (56, 64):
-        net = IResNet(IResNetSettings(arch="custom", layers=(1, 1, 1, 1), base_width=16, input_size=size,
-                                      num_features=128)).eval()
+        net = IResNet(
+            IResNetSettings(arch="custom", layers=(1, 1, 1, 1), base_width=16, input_size=size, num_features=128)
+        ).eval()
         x = torch.rand(2, 3, size, size) * 2 - 1
         assert net(x).shape == (2, 128)
         assert net.early_features(x).shape == (2, 16, size // 2, size // 2)
@@ -167,7 +170,9 @@ def test_small_iresnet_for_cpu_crops():
 
 # ---------------------------------------------------------------------------- PerceptualNet
 def test_perceptual_net_frozen_but_differentiable():
-    backbone = IResNet(IResNetSettings(arch="custom", layers=(1, 1, 1, 1), base_width=8, input_size=56, num_features=32))
+    backbone = IResNet(
+        IResNetSettings(arch="custom", layers=(1, 1, 1, 1), base_width=8, input_size=56, num_features=32)
+    )
     assert isinstance(backbone, FaceFeatureBackbone)
     pn = PerceptualNet(backbone)
     pn.train()  # a parent's .train() must not unfreeze BatchNorm statistics

@@ -264,8 +264,13 @@ def test_soft_coverage_matches_area_and_its_gradient() -> None:
     frags = rasterize(screen, tri, (32, 32))
     assert bool(front_facing(screen, tri)[0, 0])
     soft = antialias(frags.mask.unsqueeze(-1).double(), frags)
-    area = 0.5 * abs(float(torch.linalg.det(torch.stack([screen[0, 1, :2] - screen[0, 0, :2],
-                                                              screen[0, 2, :2] - screen[0, 0, :2]]).detach())))
+    area = 0.5 * abs(
+        float(
+            torch.linalg.det(
+                torch.stack([screen[0, 1, :2] - screen[0, 0, :2], screen[0, 2, :2] - screen[0, 0, :2]]).detach()
+            )
+        )
+    )
     hard_err = abs(float(frags.mask.sum()) - area)
     soft_err = abs(float(soft.sum().detach()) - area)
     assert soft_err < 0.02 * area and soft_err <= hard_err + 1e-9
@@ -336,4 +341,3 @@ def test_nvdiffrast_plumbing_with_a_fake_module(monkeypatch) -> None:
     ref = rasterize(screen, tri, (H, W), backend="torch", near=25.0)
     assert int(ref.mask.sum()) > 40
     assert float((tri_id == ref.tri_id).float().mean()) > 0.98  # up to ties (no snapping in the fake)
-

@@ -24,7 +24,9 @@ def hemisphere_model(n_rings: int = 10, n_lon: int = 24, seed: int = 0) -> FaceM
         th = 0.5 * math.pi * i / n_rings
         for j in range(n_lon):
             ph = 2 * math.pi * j / n_lon
-            verts.append([RADIUS * math.sin(th) * math.cos(ph), RADIUS * math.sin(th) * math.sin(ph), RADIUS * math.cos(th)])
+            verts.append(
+                [RADIUS * math.sin(th) * math.cos(ph), RADIUS * math.sin(th) * math.sin(ph), RADIUS * math.cos(th)]
+            )
     v = torch.tensor(verts)
     ring = lambda i, j: 1 + (i - 1) * n_lon + (j % n_lon)  # noqa: E731
     tris = [[0, ring(1, j), ring(1, j + 1)] for j in range(n_lon)]
@@ -42,9 +44,17 @@ def hemisphere_model(n_rings: int = 10, n_lon: int = 24, seed: int = 0) -> FaceM
     exp_basis = 3.0 * torch.sin(v[None, :, :1] / 20.0 + torch.randn(3, 1, 3, generator=g))
     albedo_basis = 0.05 * torch.randn(2, 1, 3, generator=g).expand(2, V, 3).clone()
     lm = torch.randperm(V, generator=g)[:68]
-    return FaceModel(mean_shape=v, id_basis=id_basis, exp_basis=exp_basis,
-                     mean_albedo=torch.full((V, 3), 0.6), albedo_basis=albedo_basis, triangles=t,
-                     landmarks68=lm, now_landmarks7=lm[:7], name="test hemisphere").validate()
+    return FaceModel(
+        mean_shape=v,
+        id_basis=id_basis,
+        exp_basis=exp_basis,
+        mean_albedo=torch.full((V, 3), 0.6),
+        albedo_basis=albedo_basis,
+        triangles=t,
+        landmarks68=lm,
+        now_landmarks7=lm[:7],
+        name="test hemisphere",
+    ).validate()
 
 
 @pytest.fixture(scope="module")
@@ -66,9 +76,9 @@ def test_output_shapes_and_coverage(model: FaceModel) -> None:
     assert out.vertices_world.shape == out.screen.shape == out.normals.shape == (2, model.num_vertices, 3)
     # frontal hemisphere: a disk of the (polygonal) silhouette's projected area
     f = r.camera.focal
-    r_px = f * RADIUS / math.sqrt(r.camera.distance ** 2 - RADIUS ** 2)
+    r_px = f * RADIUS / math.sqrt(r.camera.distance**2 - RADIUS**2)
     n = 24
-    area = 0.5 * n * math.sin(2 * math.pi / n) * r_px ** 2
+    area = 0.5 * n * math.sin(2 * math.pi / n) * r_px**2
     assert float(out.mask[0].sum()) == pytest.approx(area, rel=0.03)
     # centred: the mask's centroid is the image centre
     rows, cols = torch.nonzero(out.mask[0, 0], as_tuple=True)
@@ -126,8 +136,9 @@ def test_float64_and_buffers(model: FaceModel) -> None:
     def fn(sh: torch.Tensor, alb: torch.Tensor) -> torch.Tensor:  # a few random projections of the image
         return proj @ r(r.layout.join(type(c)(c.id, c.exp, alb, c.angles, c.trans, sh))).image.reshape(-1)
 
-    assert torch.autograd.gradcheck(fn, (c.sh.clone().requires_grad_(True), c.albedo.clone().requires_grad_(True)),
-                                    fast_mode=True)
+    assert torch.autograd.gradcheck(
+        fn, (c.sh.clone().requires_grad_(True), c.albedo.clone().requires_grad_(True)), fast_mode=True
+    )
 
 
 def test_render_vertices_and_attribute_interpolation(model: FaceModel) -> None:
@@ -155,8 +166,15 @@ def test_render_mesh_lower_level_matches_renderer(model: FaceModel) -> None:
     r = FaceRenderer(model, RenderSettings(image_size=32, backend="torch"))
     x = _coeffs(r.layout, 1, seed=5)
     out = r(x)
-    low = render_mesh(out.vertices_world, model.triangles, out.albedo, r.layout.split(x).sh, r.camera, backend="torch",
-                      landmark_ids=model.landmarks68)
+    low = render_mesh(
+        out.vertices_world,
+        model.triangles,
+        out.albedo,
+        r.layout.split(x).sh,
+        r.camera,
+        backend="torch",
+        landmark_ids=model.landmarks68,
+    )
     torch.testing.assert_close(low.image, out.image)
     torch.testing.assert_close(low.normals, vertex_normals(out.vertices_world, model.triangles))
 

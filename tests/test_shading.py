@@ -17,7 +17,9 @@ def _uv_sphere(n_lat: int = 8, n_lon: int = 12, radius: float = 2.0):
         th = math.pi * i / n_lat
         for j in range(n_lon):
             ph = 2 * math.pi * j / n_lon
-            verts.append([radius * math.sin(th) * math.sin(ph), radius * math.cos(th), radius * math.sin(th) * math.cos(ph)])
+            verts.append(
+                [radius * math.sin(th) * math.sin(ph), radius * math.cos(th), radius * math.sin(th) * math.cos(ph)]
+            )
     verts.append([0.0, -radius, 0.0])
     tris = []
     ring = lambda i, j: 1 + (i - 1) * n_lon + (j % n_lon)  # noqa: E731
@@ -46,8 +48,9 @@ def test_sphere_normals_point_outwards() -> None:
 
 def test_vertex_normals_are_area_weighted() -> None:
     # vertex 0 is shared by a large triangle in the z = 0 plane and a small one tilted towards +x
-    v = torch.tensor([[[0.0, 0.0, 0.0], [10.0, 0.0, 0.0], [0.0, 10.0, 0.0],
-                       [0.0, -1.0, 0.0], [-1.0, 0.0, 1.0]]], dtype=torch.float64)
+    v = torch.tensor(
+        [[[0.0, 0.0, 0.0], [10.0, 0.0, 0.0], [0.0, 10.0, 0.0], [0.0, -1.0, 0.0], [-1.0, 0.0, 1.0]]], dtype=torch.float64
+    )
     tri = torch.tensor([[0, 1, 2], [0, 3, 4]])
     fn = face_normals(v, tri)[0]
     expected = (fn[0] + fn[1]) / (fn[0] + fn[1]).norm()
@@ -63,11 +66,21 @@ def _reference_basis(n: torch.Tensor) -> torch.Tensor:
     band factors ``a`` and constants ``c`` (not the textbook Lambertian ones) and signs."""
     x, y, z = n.unbind(-1)
     a = {0: math.pi, 1: 2 * math.pi / math.sqrt(3.0), 2: 2 * math.pi / math.sqrt(8.0)}
-    c = {0: 1 / math.sqrt(4 * math.pi), 1: math.sqrt(3.0) / math.sqrt(4 * math.pi), 2: 3 * math.sqrt(5.0) / math.sqrt(12 * math.pi)}
+    c = {
+        0: 1 / math.sqrt(4 * math.pi),
+        1: math.sqrt(3.0) / math.sqrt(4 * math.pi),
+        2: 3 * math.sqrt(5.0) / math.sqrt(12 * math.pi),
+    }
     table = [
         (0, torch.ones_like(x)),
-        (1, -y), (1, z), (1, -x),
-        (2, x * y), (2, -y * z), (2, (3 * z ** 2 - 1) / (2 * math.sqrt(3.0))), (2, -x * z), (2, (x ** 2 - y ** 2) / 2),
+        (1, -y),
+        (1, z),
+        (1, -x),
+        (2, x * y),
+        (2, -y * z),
+        (2, (3 * z**2 - 1) / (2 * math.sqrt(3.0))),
+        (2, -x * z),
+        (2, (x**2 - y**2) / 2),
     ]
     return torch.stack([a[band] * c[band] * poly for band, poly in table], -1)
 

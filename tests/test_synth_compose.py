@@ -7,13 +7,12 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
+from synth_helpers import clean_camera, no_landmark_noise, tiny_model, tiny_settings
 
 from focus.render.renderer import FaceRenderer, RenderSettings
-from focus.synth.compose import block_mean, composite, noisy_landmarks, render_faces
+from focus.synth.compose import LandmarkNoise, block_mean, composite, noisy_landmarks, render_faces
 from focus.synth.generator import CameraSpec, ImageJob, SynthWorker, rng_for
 from focus.synth.occluders import OCCLUDER_KINDS
-from focus.synth.compose import LandmarkNoise
-from synth_helpers import clean_camera, no_landmark_noise, tiny_model, tiny_settings
 
 S = 48
 
@@ -107,8 +106,9 @@ def test_landmarks_project_where_the_landmark_vertices_render(worker: SynthWorke
     """At the pixel under a (front-facing) landmark the rasterised surface is the landmark's own
     neighbourhood: its model-frame position is within ~a pixel of the landmark vertex."""
     cam = CameraSpec(96, 1)
-    job = ImageJob("test", 300, cam, occluder="", neutral=True, max_angles_deg=(0.0, 0.0, 0.0), trans_xy_mm=0.0,
-                   trans_z_mm=0.0)
+    job = ImageJob(
+        "test", 300, cam, occluder="", neutral=True, max_angles_deg=(0.0, 0.0, 0.0), trans_xy_mm=0.0, trans_z_mm=0.0
+    )
     draw = worker.draw(job)
     face = render_faces(worker.renderer(cam), [draw])[0]
     mm_per_px = cam.distance / (cam.focal_at_224 * cam.image_size / 224)

@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import trimesh
+from synth_helpers import tiny_model, tiny_settings
 
 from focus.data import FaceImageFolder, template_from_model
 from focus.synth.generator import CameraSpec
 from focus.synth.scans import ScanSettings, boundary_loops, extend_border, make_scan
 from focus.synth.sets import NOW_BOXES_DIR, NOW_CHALLENGES, NOW_IMAGES_DIR, TRUTH_FILE, neutral_shape, write_now
-from synth_helpers import tiny_model, tiny_settings
 
 
 @pytest.fixture(scope="module")
@@ -95,8 +95,18 @@ def test_perfect_prediction_scores_near_zero(now_set: Path, tmp_path: Path) -> N
         write_prediction(wrong, str(name), v, tri, v[now_ids])
     bad = evaluate_now(NowDataset.open(now_set), wrong, progress=False).summary()
     assert bad["all"]["median"] > 2 * summary["all"]["median"] + 0.2
-    rc = main(["now-eval", "--dataset", str(now_set), "--predictions", str(pred), "--out", str(tmp_path / "now.json"),
-               "--no-progress"])
+    rc = main(
+        [
+            "now-eval",
+            "--dataset",
+            str(now_set),
+            "--predictions",
+            str(pred),
+            "--out",
+            str(tmp_path / "now.json"),
+            "--no-progress",
+        ]
+    )
     assert rc == 0 and (tmp_path / "now.json").is_file()
 
 

@@ -9,17 +9,32 @@ from pathlib import Path
 import numpy as np
 import pytest
 from matplotlib.path import Path as MplPath
+from synth_helpers import tiny_model
 
 from focus.synth.appearance import (
-    AppearanceSettings, FacePixels, paint_face, polygon_sdf, polyline_coords, sample_appearance, smooth_closed_curve,
+    AppearanceSettings,
+    FacePixels,
+    paint_face,
+    polygon_sdf,
+    polyline_coords,
+    sample_appearance,
+    smooth_closed_curve,
     smooth_open_curve,
 )
 from focus.synth.backgrounds import SKIMAGE_PHOTOS, BackgroundSettings, photo_pool, sample_background
-from focus.synth.occluders import OCCLUDER_KINDS, OccluderContext, OccluderSettings, OccluderWeights, draw_occluder, sample_kinds, sd_polygon, grid
+from focus.synth.occluders import (
+    OCCLUDER_KINDS,
+    OccluderContext,
+    OccluderSettings,
+    OccluderWeights,
+    draw_occluder,
+    grid,
+    sample_kinds,
+    sd_polygon,
+)
 from focus.synth.sampling import SamplingSettings, sample_face, sh_directional, signed_expressions
 from focus.synth.textures import PointNoise, fbm, pattern
 from focus.synth.writers import save_npz, write_face_box
-from synth_helpers import tiny_model
 
 
 # ---------------------------------------------------------------------- geometry
@@ -82,7 +97,9 @@ def test_backgrounds_are_deterministic_and_face_free() -> None:
     a = sample_background(np.random.default_rng(5), (48, 48))
     b = sample_background(np.random.default_rng(5), (48, 48))
     assert a.shape == (48, 48, 3) and np.array_equal(a, b) and 0 <= a.min() and a.max() <= 1
-    plain = sample_background(np.random.default_rng(6), (48, 48), BackgroundSettings(photo_prob=0, plain_prob=1, blur_max_px=0))
+    plain = sample_background(
+        np.random.default_rng(6), (48, 48), BackgroundSettings(photo_prob=0, plain_prob=1, blur_max_px=0)
+    )
     assert plain.std(axis=(0, 1)).max() < 0.15
 
 
@@ -92,7 +109,9 @@ def _frontal_context(size: int = 96) -> OccluderContext:
     lm3 = m.mean_shape.numpy()[m.landmarks68.numpy()]
     s = size * 0.0045  # px per mm, face fills the image like the training crop
     lm = np.stack([lm3[:, 0] * s + size / 2, -lm3[:, 1] * s + size / 2], -1).astype(np.float32)
-    return OccluderContext((size, size), lm, np.array([0.7, 0.5, 0.4], np.float32), np.array([0.1, 0.08, 0.05], np.float32))
+    return OccluderContext(
+        (size, size), lm, np.array([0.7, 0.5, 0.4], np.float32), np.array([0.1, 0.08, 0.05], np.float32)
+    )
 
 
 def _alpha_at(layer, p) -> float:
@@ -155,7 +174,7 @@ def test_painting_adds_eyes_brows_and_lips() -> None:
     def at(p):
         return alb[np.argmin(np.linalg.norm(q - p[:2], axis=1))]
 
-    eye_white = (lm3[36] * 0.75 + lm3[39] * 0.25)
+    eye_white = lm3[36] * 0.75 + lm3[39] * 0.25
     assert at(eye_white).mean() > 0.6, "sclera is light"
     assert at(lm3[[37, 38, 40, 41]].mean(0)).mean() < 0.45, "iris/pupil is dark"
     brow = lm3[19] - np.array([0, 2.0, 0])
@@ -194,7 +213,10 @@ def test_npz_writer_is_byte_deterministic(tmp_path: Path) -> None:
     arrays = {"names": np.array(["a", "b"]), "x": np.arange(6.0).reshape(2, 3)}
     save_npz(tmp_path / "a.npz", arrays)
     save_npz(tmp_path / "b.npz", arrays)
-    assert hashlib.sha256((tmp_path / "a.npz").read_bytes()).digest() == hashlib.sha256((tmp_path / "b.npz").read_bytes()).digest()
+    assert (
+        hashlib.sha256((tmp_path / "a.npz").read_bytes()).digest()
+        == hashlib.sha256((tmp_path / "b.npz").read_bytes()).digest()
+    )
     with np.load(tmp_path / "a.npz") as z:
         assert list(z["names"]) == ["a", "b"] and np.array_equal(z["x"], arrays["x"])
 

@@ -9,18 +9,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from synth_helpers import tiny_model, tiny_settings
 
 from focus.data import DataSettings, FaceImageFolder, read_landmarks_csv, template_from_model
 from focus.synth.generator import CameraSpec, chunk_jobs
 from focus.synth.sets import AR_SUBSETS, TRUTH_FILE, train_jobs, write_ar, write_train
 from focus.synth.settings import TrainSetSettings
-from synth_helpers import tiny_model, tiny_settings
 
 CAM = CameraSpec(32, 2)
 
 
 def tree_digest(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -128,8 +132,13 @@ def test_occluder_share_follows_the_setting(tmp_path: Path) -> None:
     s = tiny_settings(train=TrainSetSettings(count=24, occluder_prob=0.5), image_size=16)
     stats = write_train(tiny_model(), s, tmp_path / "t", CameraSpec(16, 1), progress=False)
     assert 0.2 <= stats.occluded_images / stats.images <= 0.8
-    none = write_train(tiny_model(), replace(s, train=TrainSetSettings(count=8, occluder_prob=0.0)), tmp_path / "n",
-                       CameraSpec(16, 1), progress=False)
+    none = write_train(
+        tiny_model(),
+        replace(s, train=TrainSetSettings(count=8, occluder_prob=0.0)),
+        tmp_path / "n",
+        CameraSpec(16, 1),
+        progress=False,
+    )
     assert none.occluded_images == 0
 
 

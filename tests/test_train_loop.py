@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from train_fixtures import make_tiny_folder, tiny_face_model, tiny_params
 
 from focus.data import DataSettings, FaceImageFolder, template_from_model
 from focus.losses import InitLossWeights, ReconstructionLossWeights, SegmentationLossWeights
@@ -23,8 +24,6 @@ from focus.train import steps as S
 from focus.train.settings import OptimSettings, TrainSettings
 from focus.train.state import LAST, load_checkpoint
 from focus.train.trainer import Phase, Trainer, TrainingDiverged
-
-from train_fixtures import make_tiny_folder, tiny_face_model, tiny_params
 
 SIZE = 32
 
@@ -45,13 +44,17 @@ def tiny(tmp_path_factory):
 
 def _batch(tiny, n=4):
     items = [tiny["dataset"][i] for i in range(n)]
-    return {"image": torch.stack([it["image"] for it in items]), "landmarks": torch.stack([it["landmarks"] for it in items])}
+    return {
+        "image": torch.stack([it["image"] for it in items]),
+        "landmarks": torch.stack([it["landmarks"] for it in items]),
+    }
 
 
 def _perceptual():
     torch.manual_seed(3)
-    return PerceptualNet(IResNet(IResNetSettings(arch="custom", layers=(1, 1, 1, 1), base_width=4, input_size=24,
-                                                 num_features=8)))
+    return PerceptualNet(
+        IResNet(IResNetSettings(arch="custom", layers=(1, 1, 1, 1), base_width=4, input_size=24, num_features=8))
+    )
 
 
 def _encoder(tiny):
@@ -92,15 +95,18 @@ def test_init_objective_descends(tiny):
 def test_pretrain_seg_objective_descends(tiny):
     enc, unet, batch = _encoder(tiny).eval(), _unet().eval(), _batch(tiny)
     batch["pseudo_mask"] = (torch.rand(4, 1, SIZE, SIZE) > 0.5).float()
-    first, last = _descend(unet.parameters(), lambda: S.pretrain_seg_objective(unet, enc, tiny["renderer"], batch), lr=1e-2)
+    first, last = _descend(
+        unet.parameters(), lambda: S.pretrain_seg_objective(unet, enc, tiny["renderer"], batch), lr=1e-2
+    )
     assert last < first
 
 
 def test_segmentation_objective_descends(tiny):
     enc, unet, batch, per = _encoder(tiny).eval(), _unet().eval(), _batch(tiny), _perceptual()
     w = SegmentationLossWeights()
-    first, last = _descend(unet.parameters(),
-                           lambda: S.segmentation_objective(unet, enc, tiny["renderer"], per, batch, w), lr=1e-2)
+    first, last = _descend(
+        unet.parameters(), lambda: S.segmentation_objective(unet, enc, tiny["renderer"], per, batch, w), lr=1e-2
+    )
     assert last < first
     _, terms = S.segmentation_objective(unet, enc, tiny["renderer"], per, batch, w)
     assert {"bin", "area", "nbr", "presv", "dist"} <= set(terms)
@@ -111,8 +117,9 @@ def test_reconstruction_objective_descends(tiny, through):
     enc, unet, batch = _encoder(tiny).eval(), _unet().eval(), _batch(tiny)
     unet.requires_grad_(False)
     w = ReconstructionLossWeights(lm=5e-3, reg=0.03)
-    first, last = _descend(enc.parameters(), lambda: S.reconstruction_objective(enc, unet, tiny["renderer"], None, batch,
-                                                                               w, through))
+    first, last = _descend(
+        enc.parameters(), lambda: S.reconstruction_objective(enc, unet, tiny["renderer"], None, batch, w, through)
+    )
     assert last < first
 
 
@@ -152,14 +159,30 @@ def _mask_objective(trainer, target_fn=None, nan_steps=()):
 def _trainer(tiny, run_dir, ts=None, unet=None):
     ts = ts or TrainSettings(batch_size=4, checkpoint_every=2, progress=False, val_count=0)
     unet = unet or _unet()
-    return Trainer("test", {"unet": unet}, {"unet": OptimSettings(name="adam", lr=1e-2, decay=0.5, decay_every=3)}, ts,
-                   Path(run_dir), None, "fp-test")
+    return Trainer(
+        "test",
+        {"unet": unet},
+        {"unet": OptimSettings(name="adam", lr=1e-2, decay=0.5, decay_every=3)},
+        ts,
+        Path(run_dir),
+        None,
+        "fp-test",
+    )
 
 
 def _phases(tiny, trainer, steps, nan_steps=()):
-    return [Phase("a", "unet", steps, _mask_objective(trainer, nan_steps=nan_steps), tiny["dataset"], list(range(12)),
-                  snapshot="a.pt"),
-            Phase("b", "unet", steps, _mask_objective(trainer), tiny["dataset"], list(range(12)))]
+    return [
+        Phase(
+            "a",
+            "unet",
+            steps,
+            _mask_objective(trainer, nan_steps=nan_steps),
+            tiny["dataset"],
+            list(range(12)),
+            snapshot="a.pt",
+        ),
+        Phase("b", "unet", steps, _mask_objective(trainer), tiny["dataset"], list(range(12))),
+    ]
 
 
 class _Interrupt(Exception):
@@ -233,8 +256,15 @@ def test_repeated_nonfinite_losses_stop_the_run(tiny, tmp_path):
 def test_frozen_network_unchanged_and_in_eval_mode(tiny, tmp_path):
     enc, unet, ren = _encoder(tiny), _unet(), tiny["renderer"]
     ts = TrainSettings(batch_size=4, checkpoint_every=0, progress=False, val_count=0)
-    t = Trainer("em", {"encoder": enc, "unet": unet}, {"encoder": OptimSettings(lr=1e-3), "unet": OptimSettings(lr=1e-2)},
-                ts, tmp_path / "em", None, "fp")
+    t = Trainer(
+        "em",
+        {"encoder": enc, "unet": unet},
+        {"encoder": OptimSettings(lr=1e-3), "unet": OptimSettings(lr=1e-2)},
+        ts,
+        tmp_path / "em",
+        None,
+        "fp",
+    )
     seen = []
 
     def seg(b):
@@ -243,8 +273,9 @@ def test_frozen_network_unchanged_and_in_eval_mode(tiny, tmp_path):
 
     def rec(b):
         seen.append(("rec", unet.training, any(p.requires_grad for p in unet.parameters()), enc.training))
-        return S.reconstruction_objective(t.module("encoder"), unet, ren, None, b,
-                                          ReconstructionLossWeights(lm=5e-3, reg=0.03), True)
+        return S.reconstruction_objective(
+            t.module("encoder"), unet, ren, None, b, ReconstructionLossWeights(lm=5e-3, reg=0.03), True
+        )
 
     snap = lambda m: {k: v.clone() for k, v in m.state_dict().items()}  # noqa: E731
     e0, u0 = snap(enc), snap(unet)
@@ -257,8 +288,10 @@ def test_frozen_network_unchanged_and_in_eval_mode(tiny, tmp_path):
     e2, u2 = snap(enc), snap(unet)
     assert all(torch.equal(u1[k], u2[k]) for k in u1)
     assert any(not torch.equal(e1[k], e2[k]) for k in e1)
-    assert seen and all(frozen_training is False and frozen_grad is False and trained is True
-                        for _, frozen_training, frozen_grad, trained in seen)
+    assert seen and all(
+        frozen_training is False and frozen_grad is False and trained is True
+        for _, frozen_training, frozen_grad, trained in seen
+    )
     assert {s[0] for s in seen} == {"seg", "rec"}
 
 
@@ -267,8 +300,11 @@ def test_stages_run_resume_and_extend_rounds(tmp_path):
     from focus.train import pipeline as P
 
     params = tiny_params(tmp_path, steps=2, rounds=1)
-    paths = P.Paths(run_dirs={k: tmp_path / "ck" / k for k in ("init", "pretrain_seg", "em")},
-                    pseudo_masks=tmp_path / "pm", reports=tmp_path / "rep")
+    paths = P.Paths(
+        run_dirs={k: tmp_path / "ck" / k for k in ("init", "pretrain_seg", "em")},
+        pseudo_masks=tmp_path / "pm",
+        reports=tmp_path / "rep",
+    )
     first = P.run_init(params, paths)
     # a finished stage re-run (as DVC does, after removing its non-persistent outputs) only resumes
     (tmp_path / "ck" / "init" / "final.pt").unlink()
@@ -303,7 +339,7 @@ def test_stages_run_resume_and_extend_rounds(tmp_path):
 
 
 # ---------------------------------------------------------------------------- DDP
-DDP_DRIVER = r'''
+DDP_DRIVER = r"""
 import json, os, sys
 sys.path.insert(0, {tests!r})
 import torch
@@ -345,7 +381,7 @@ summary = {{"rank": info.rank, "world": info.world_size,
            "saved": (tmp / "ddp" / "last.pt").is_file()}}
 (tmp / f"rank{{info.rank}}.json").write_text(json.dumps(summary))
 D.cleanup()
-'''
+"""
 
 
 @pytest.mark.slow
@@ -360,8 +396,14 @@ def test_ddp_two_processes_gloo(tmp_path):
     script.write_text(DDP_DRIVER.format(tests=tests_dir, tmp=str(tmp_path)))
     torchrun = Path(sys.executable).parent / "torchrun"
     env = {**__import__("os").environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([str(torchrun), "--standalone", "--nproc_per_node", "2", str(script)], cwd=str(tmp_path),
-                          env=env, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [str(torchrun), "--standalone", "--nproc_per_node", "2", str(script)],
+        cwd=str(tmp_path),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert all(r["world"] == 2 for r in ranks)
@@ -401,6 +443,7 @@ def test_schedules_and_threads():
     assert [o.lr_at(k) for k in (0, 9, 10, 25)] == [1.0, 1.0, 0.5, 0.25]
     assert resolve_threads(3) == 3 and resolve_threads(0) == 0
     import os
+
     assert 1 <= resolve_threads(-1) <= (os.cpu_count() or 1)
 
 
@@ -415,7 +458,9 @@ def test_freeze_batchnorm_trains_weights_but_keeps_statistics(tiny, tmp_path):
     inner = phase.objective
 
     def obj(b):
-        seen.append(all(not m.training for m in unet.modules() if isinstance(m, torch.nn.BatchNorm2d)) and unet.training)
+        seen.append(
+            all(not m.training for m in unet.modules() if isinstance(m, torch.nn.BatchNorm2d)) and unet.training
+        )
         return inner(b)
 
     phase.objective = obj

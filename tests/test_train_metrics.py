@@ -67,8 +67,12 @@ def test_photometric_and_landmark_error_vs_loop():
     vis = (torch.rand(2, 1, 5, 4, generator=g) > 0.5).float()
     got = M.photometric_error(img, ren, vis)
     for b in range(2):
-        vals = [math.sqrt(sum((float(img[b, c, i, j]) - float(ren[b, c, i, j])) ** 2 for c in range(3)))
-                for i in range(5) for j in range(4) if vis[b, 0, i, j] > 0]
+        vals = [
+            math.sqrt(sum((float(img[b, c, i, j]) - float(ren[b, c, i, j])) ** 2 for c in range(3)))
+            for i in range(5)
+            for j in range(4)
+            if vis[b, 0, i, j] > 0
+        ]
         assert float(got[b]) == pytest.approx(sum(vals) / max(len(vals), 1))
     a = torch.rand(2, 68, 2, generator=g, dtype=torch.float64) * 10
     b_ = torch.rand(2, 68, 2, generator=g, dtype=torch.float64) * 10
@@ -120,8 +124,10 @@ def test_shape_error_with_region_weights():
 
 
 def test_em_summary_targets():
-    recs = [{"phase": "init", "f1_occluded": 0.6, "shape_mm_occluded": 3.0},
-            {"phase": "r1/rec", "f1_occluded": 0.66, "shape_mm_occluded": 2.6}]
+    recs = [
+        {"phase": "init", "f1_occluded": 0.6, "shape_mm_occluded": 3.0},
+        {"phase": "r1/rec", "f1_occluded": 0.66, "shape_mm_occluded": 2.6},
+    ]
     s = em_summary(recs)
     assert s["f1_occluded_gain"] == pytest.approx(0.06)
     assert s["shape_occluded_reduction"] == pytest.approx(1 - 2.6 / 3.0)

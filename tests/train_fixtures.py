@@ -84,10 +84,19 @@ def tiny_face_model(n: int = 21, k_id: int = 6, k_exp: int = 4, k_alb: int = 6, 
     face = (np.abs(verts[:, 0]) < 70) & (verts[:, 1] < 55) & (verts[:, 1] > -75)
     t = lambda a, dt=torch.float32: torch.as_tensor(np.asarray(a), dtype=dt)  # noqa: E731
     return FaceModel(
-        mean_shape=t(verts), id_basis=t(id_basis), exp_basis=t(exp_basis), mean_albedo=t(albedo),
-        albedo_basis=t(alb_basis), triangles=t(tris, torch.int64), landmarks68=t(lm, torch.int64),
-        now_landmarks7=t(lm[[36, 39, 42, 45, 33, 48, 54]], torch.int64), regions={"face": t(face, torch.bool)},
-        id_std=torch.ones(k_id), exp_std=torch.ones(k_exp), albedo_std=torch.ones(k_alb), name="tiny-test-model",
+        mean_shape=t(verts),
+        id_basis=t(id_basis),
+        exp_basis=t(exp_basis),
+        mean_albedo=t(albedo),
+        albedo_basis=t(alb_basis),
+        triangles=t(tris, torch.int64),
+        landmarks68=t(lm, torch.int64),
+        now_landmarks7=t(lm[[36, 39, 42, 45, 33, 48, 54]], torch.int64),
+        regions={"face": t(face, torch.bool)},
+        id_std=torch.ones(k_id),
+        exp_std=torch.ones(k_exp),
+        albedo_std=torch.ones(k_alb),
+        name="tiny-test-model",
     ).validate()
 
 
@@ -124,7 +133,7 @@ def make_tiny_folder(root: Path, model: FaceModel, n: int = 24, size: int = 32, 
         if i % 2 == 1:
             y0, x0 = rng.integers(size // 4, size // 2, 2)
             h, w = rng.integers(size // 6, size // 3, 2)
-            occ[y0:y0 + h, x0:x0 + w] = True
+            occ[y0 : y0 + h, x0 : x0 + w] = True
             img = np.where(occ[..., None], rng.uniform(0, 1, 3), img)
         name = f"img_{i:03d}.png"
         Image.fromarray((np.clip(img, 0, 1) * 255).round().astype(np.uint8)).save(root / "images" / name)
@@ -134,13 +143,19 @@ def make_tiny_folder(root: Path, model: FaceModel, n: int = 24, size: int = 32, 
         lms.append(out.landmarks[i].numpy())
         shares.append(float((cover & occ).sum() / max(cover.sum(), 1)))
     write_landmarks_csv(root / "landmarks.csv", names, np.stack(lms))
-    np.savez(root / "truth.npz", names=np.array(names), id=ids.numpy(), landmarks_true=np.stack(lms),
-             occluded_share=np.array(shares))
+    np.savez(
+        root / "truth.npz",
+        names=np.array(names),
+        id=ids.numpy(),
+        landmarks_true=np.stack(lms),
+        occluded_share=np.array(shares),
+    )
     return root
 
 
-def tiny_params(tmp: Path, steps: int = 3, rounds: int = 1, size: int = 32, identity: str = "none",
-                identity_path: str = "") -> dict:
+def tiny_params(
+    tmp: Path, steps: int = 3, rounds: int = 1, size: int = 32, identity: str = "none", identity_path: str = ""
+) -> dict:
     """A complete ``params`` dict for :mod:`focus.train.pipeline` on a tiny folder under ``tmp``."""
     model_path = tmp / "facemodel.npz"
     if not model_path.exists():
@@ -152,9 +167,18 @@ def tiny_params(tmp: Path, steps: int = 3, rounds: int = 1, size: int = 32, iden
         "render": {"image_size": size, "backend": "torch"},
         "data": {"augment": {"enabled": True}},
         "train": {
-            "data": str(data), "val_count": 8, "batch_size": 4, "num_threads": 1, "facemodel": str(model_path),
-            "encoder": {"arch": "resnet18"}, "unet": {"base_width": 4, "depth": 2}, "identity": identity,
-            "identity_path": identity_path, "checkpoint_every": 2, "progress": False, "val_batch_size": 8,
+            "data": str(data),
+            "val_count": 8,
+            "batch_size": 4,
+            "num_threads": 1,
+            "facemodel": str(model_path),
+            "encoder": {"arch": "resnet18"},
+            "unet": {"base_width": 4, "depth": 2},
+            "identity": identity,
+            "identity_path": identity_path,
+            "checkpoint_every": 2,
+            "progress": False,
+            "val_batch_size": 8,
         },
         "init": {"steps": steps, "optim": {"name": "adam", "lr": 1e-3}},
         "pretrain_seg": {"steps": steps, "optim": {"name": "adam", "lr": 1e-3}},

@@ -108,9 +108,17 @@ def _step(opt: torch.optim.Optimizer, loss: Tensor, progress) -> None:
         progress(1)
 
 
-def adapt_networks(encoder: torch.nn.Module, unet: torch.nn.Module, renderer, perceptual, images: Tensor,
-                   points5: Tensor, landmarks68: Tensor | None, settings: AdaptSettings,
-                   progress=None) -> tuple[torch.nn.Module, torch.nn.Module, list[dict[str, float]]]:
+def adapt_networks(
+    encoder: torch.nn.Module,
+    unet: torch.nn.Module,
+    renderer,
+    perceptual,
+    images: Tensor,
+    points5: Tensor,
+    landmarks68: Tensor | None,
+    settings: AdaptSettings,
+    progress=None,
+) -> tuple[torch.nn.Module, torch.nn.Module, list[dict[str, float]]]:
     """EM on one batch of aligned crops; returns adapted copies ``(encoder, unet, log)``.
 
     Args:
@@ -144,8 +152,9 @@ def adapt_networks(encoder: torch.nn.Module, unet: torch.nn.Module, renderer, pe
             terms = {}
             for _ in range(settings.seg_steps):
                 seg = segment(seg_net, out.image, images)
-                loss, terms = L.segmentation_loss(images, out.image, out.mask, seg, lms, out.landmarks, perceptual,
-                                                  em.seg_weights)
+                loss, terms = L.segmentation_loss(
+                    images, out.image, out.mask, seg, lms, out.landmarks, perceptual, em.seg_weights
+                )
                 _step(opt_u, loss, progress)
             log.append({"round": r + 1, "phase": "seg", **{k: float(v) for k, v in terms.items()}})
             _freeze(seg_net, False)
@@ -153,15 +162,22 @@ def adapt_networks(encoder: torch.nn.Module, unet: torch.nn.Module, renderer, pe
             for _ in range(settings.rec_steps):
                 coeffs, out = encode_render(enc, renderer, images)
                 lms = _targets(landmarks68, points5, out.landmarks)
-                seg = segment(seg_net, out.image, images) if em.grad_through_unet else \
-                    segment(seg_net, out.image.detach(), images).detach()
-                loss, terms = L.reconstruction_loss(images, out.image, out.mask, seg, lms, out.landmarks, coeffs,
-                                                    perceptual, rec_w)
+                seg = (
+                    segment(seg_net, out.image, images)
+                    if em.grad_through_unet
+                    else segment(seg_net, out.image.detach(), images).detach()
+                )
+                loss, terms = L.reconstruction_loss(
+                    images, out.image, out.mask, seg, lms, out.landmarks, coeffs, perceptual, rec_w
+                )
                 if landmarks68 is None:  # the 68-point term was weighted 0: the 5 points instead
                     lm5 = five_point_loss(out.landmarks, points5)
                     loss = loss + em.rec_weights.lm * lm5
-                    terms = {**{k: v for k, v in terms.items() if k not in ("lm", "total")}, "lm5": lm5.detach(),
-                             "total": loss.detach()}
+                    terms = {
+                        **{k: v for k, v in terms.items() if k not in ("lm", "total")},
+                        "lm5": lm5.detach(),
+                        "total": loss.detach(),
+                    }
                 _step(opt_e, loss, progress)
             log.append({"round": r + 1, "phase": "rec", **{k: float(v) for k, v in terms.items()}})
     finally:

@@ -34,7 +34,7 @@ def occluder_scores(outlier: np.ndarray, face_mask: np.ndarray, box: tuple[int, 
     pred = (outlier > 0.5) & region
     inbox = np.zeros_like(region)
     x0, y0, x1, y1 = box
-    inbox[max(y0, 0):max(y1, 0), max(x0, 0):max(x1, 0)] = True
+    inbox[max(y0, 0) : max(y1, 0), max(x0, 0) : max(x1, 0)] = True
     target = inbox & region
     rest = region & ~inbox
     union = (pred | target).sum()
@@ -63,8 +63,11 @@ def collect_run_numbers(out_dir: str | Path, boxes: dict[str, tuple[int, int, in
             continue
         d = out_dir / img["folder"] / "face_0"
         info = json.loads((d / "coeffs.json").read_text(encoding="utf-8"))
-        row = {"fit": info["fit"], "outlier_share": info["outlier_share"],
-               "yaw_deg": info["coefficients"]["rotation"]["yaw_deg"]}
+        row = {
+            "fit": info["fit"],
+            "outlier_share": info["outlier_share"],
+            "yaw_deg": info["coefficients"]["rotation"]["yaw_deg"],
+        }
         box = boxes.get(img["name"])
         if box is not None:
             row["occluder"] = occluder_scores(_grey(d / "outlier.png"), _grey(d / "face_mask.png"), box)

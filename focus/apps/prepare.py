@@ -33,9 +33,9 @@ import io
 import logging
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 from PIL import Image
@@ -130,11 +130,18 @@ class PrepareReport:
 
     def to_dict(self) -> dict:
         reasons = Counter(_reason_kind(r) for _, r in self.rejected)
-        return {"out_dir": str(self.out_dir), "prepared": len(self.prepared), "rejected": len(self.rejected),
-                "ignored": len(self.ignored), "rejected_by_reason": dict(reasons), "detector": self.detector,
-                "settings": self.settings, "seconds": self.seconds,
-                "notes": [{"name": n, "note": t} for n, t in self.notes],
-                "ignored_files": [{"name": n, "reason": r} for n, r in self.ignored]}
+        return {
+            "out_dir": str(self.out_dir),
+            "prepared": len(self.prepared),
+            "rejected": len(self.rejected),
+            "ignored": len(self.ignored),
+            "rejected_by_reason": dict(reasons),
+            "detector": self.detector,
+            "settings": self.settings,
+            "seconds": self.seconds,
+            "notes": [{"name": n, "note": t} for n, t in self.notes],
+            "ignored_files": [{"name": n, "reason": r} for n, r in self.ignored],
+        }
 
 
 def _reason_kind(reason: str) -> str:
@@ -154,8 +161,12 @@ def _check_face(face: Face, shape: tuple[int, int], s: PrepareSettings) -> str |
     return None
 
 
-def prepare(photos: str | Path | Sequence[str | Path], out_dir: str | Path, detector: FaceDetector,
-            settings: PrepareSettings = PrepareSettings()) -> PrepareReport:
+def prepare(
+    photos: str | Path | Sequence[str | Path],
+    out_dir: str | Path,
+    detector: FaceDetector,
+    settings: PrepareSettings = PrepareSettings(),
+) -> PrepareReport:
     """Turn the photos (a folder, or several files / folders) into a training folder at ``out_dir``.
 
     Photos are keyed by their full path: two photos of the same name in different folders give
@@ -188,8 +199,9 @@ def prepare(photos: str | Path | Sequence[str | Path], out_dir: str | Path, dete
         names.append(name)
         lms.append(lm)
         notes += [(label, n) for n in photo_notes]
-    report = PrepareReport(out_dir, names, rejected, ignored, notes,
-                           {"name": detector.name, "licence": detector.licence}, asdict(s))
+    report = PrepareReport(
+        out_dir, names, rejected, ignored, notes, {"name": detector.name, "licence": detector.licence}, asdict(s)
+    )
     _write_tables(out_dir, names, lms, rejected)
     if names and s.preview_count > 0:
         from focus.synth.contact_sheet import contact_sheet
@@ -200,8 +212,10 @@ def prepare(photos: str | Path | Sequence[str | Path], out_dir: str | Path, dete
     for n, r in rejected[:20]:
         log.warning("rejected %s: %s", n, r)
     if not names:
-        raise FocusError(f"no usable photo among {len(items)} images in {', '.join(map(str, inputs))}; "
-                         f"see {out_dir / 'rejected.csv'}")
+        raise FocusError(
+            f"no usable photo among {len(items)} images in {', '.join(map(str, inputs))}; "
+            f"see {out_dir / 'rejected.csv'}"
+        )
     return report
 
 
@@ -209,8 +223,9 @@ class _Rejected(Exception):
     """A photo that cannot be used; the message is the reason."""
 
 
-def _prepare_photo(it: InputImage, name: str, out_dir: Path, detector: FaceDetector,
-                   s: PrepareSettings) -> tuple[str, np.ndarray, list[str]]:
+def _prepare_photo(
+    it: InputImage, name: str, out_dir: Path, detector: FaceDetector, s: PrepareSettings
+) -> tuple[str, np.ndarray, list[str]]:
     """Detect, check and crop one photo into ``out_dir/images/name``.
 
     Returns ``(name, (68, 2) landmarks in the crop's pixels, notes)``.

@@ -38,9 +38,9 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -99,8 +99,12 @@ def _find_facemodel(recorded: str, checkpoint: Path) -> Path | None:
     return None
 
 
-def load_focus_model(checkpoint: str | Path | None = None, facemodel: str | Path | None = None,
-                     device: str = "auto", misfit_prior: str | Path | None = "auto") -> FocusModel:
+def load_focus_model(
+    checkpoint: str | Path | None = None,
+    facemodel: str | Path | None = None,
+    device: str = "auto",
+    misfit_prior: str | Path | None = "auto",
+) -> FocusModel:
     """Load a trained model (``models/focus.pt`` or any networks file of :mod:`focus.train`).
 
     Args:
@@ -117,15 +121,21 @@ def load_focus_model(checkpoint: str | Path | None = None, facemodel: str | Path
     """
     path = Path(checkpoint) if checkpoint is not None else DEFAULT_MODEL
     if not path.is_file():
-        fix = ("train it with `make run` (runs `dvc repro`) or pass --model CHECKPOINT" if checkpoint is None
-               else "name models/focus.pt or another networks file written by the training stages")
+        fix = (
+            "train it with `make run` (runs `dvc repro`) or pass --model CHECKPOINT"
+            if checkpoint is None
+            else "name models/focus.pt or another networks file written by the training stages"
+        )
         raise InputFileError(path, "trained model not found", fix)
     ckpt = read_focus_checkpoint(path)
     recorded = str(ckpt.get("facemodel", ""))
     fm_path = Path(facemodel) if facemodel is not None else _find_facemodel(recorded, path)
     if fm_path is None or not fm_path.is_file():
-        raise InputFileError(fm_path or path, f"the face model the checkpoint was trained with ({recorded!r}) was not found",
-                             "pass --facemodel FILE")
+        raise InputFileError(
+            fm_path or path,
+            f"the face model the checkpoint was trained with ({recorded!r}) was not found",
+            "pass --facemodel FILE",
+        )
     ckpt_data = ckpt.get("data_settings") or {}
     data = replace(DataSettings(), **{k: v for k, v in ckpt_data.items() if k in ("align_method", "border")})
     model = load_model(path, fm_path, data, resolve_device(device), render_backend="auto", ckpt=ckpt)
@@ -199,8 +209,11 @@ def run_model(model: FocusModel, crops: np.ndarray, view_size: int) -> list[Face
     coeffs, out, seg, neutral = pred.coeffs, pred.render, pred.seg[seg_name], pred.neutral
     outlier = out.mask * (1.0 - seg)
     view = model.view_renderer(view_size)(coeffs) if view_size != model.crop_size else out
-    seg_v = F.interpolate(seg, size=(view_size, view_size), mode="bilinear", align_corners=False) \
-        if view_size != model.crop_size else seg
+    seg_v = (
+        F.interpolate(seg, size=(view_size, view_size), mode="bilinear", align_corners=False)
+        if view_size != model.crop_size
+        else seg
+    )
     outlier_v = view.mask * (1.0 - seg_v)
     albedo = model.renderer.albedo(coeffs.albedo)
     np_ = lambda t: t.detach().float().cpu().numpy()  # noqa: E731
@@ -210,21 +223,23 @@ def run_model(model: FocusModel, crops: np.ndarray, view_size: int) -> list[Face
     cd = {k: np_(v) for k, v in coeffs.as_dict().items()}
     results = []
     for b in range(x.shape[0]):
-        results.append(FaceResult(
-            coeffs={k: v[b] for k, v in cd.items()},
-            render=np.clip(np_(out.image[b]).transpose(1, 2, 0), 0, 1),
-            coverage=np_(out.mask[b, 0]),
-            face_prob=np_(seg[b, 0]),
-            outlier=np_(outlier[b, 0]),
-            landmarks=np_(out.landmarks[b]).astype(np.float64),
-            view_render=np.clip(np_(view.image[b]).transpose(1, 2, 0), 0, 1),
-            view_coverage=np_(view.mask[b, 0]),
-            view_outlier=np_(outlier_v[b, 0]),
-            posed=np_(out.vertices_world[b]).astype(np.float64),
-            posed_colors=np.clip(np_(out.vertex_colors[b]), 0, 1),
-            neutral=neutral_np[b],
-            neutral_colors=np.clip(np_(albedo[b]), 0, 1),
-        ))
+        results.append(
+            FaceResult(
+                coeffs={k: v[b] for k, v in cd.items()},
+                render=np.clip(np_(out.image[b]).transpose(1, 2, 0), 0, 1),
+                coverage=np_(out.mask[b, 0]),
+                face_prob=np_(seg[b, 0]),
+                outlier=np_(outlier[b, 0]),
+                landmarks=np_(out.landmarks[b]).astype(np.float64),
+                view_render=np.clip(np_(view.image[b]).transpose(1, 2, 0), 0, 1),
+                view_coverage=np_(view.mask[b, 0]),
+                view_outlier=np_(outlier_v[b, 0]),
+                posed=np_(out.vertices_world[b]).astype(np.float64),
+                posed_colors=np.clip(np_(out.vertex_colors[b]), 0, 1),
+                neutral=neutral_np[b],
+                neutral_colors=np.clip(np_(albedo[b]), 0, 1),
+            )
+        )
     return results
 
 
@@ -312,11 +327,18 @@ class RunReport:
 
     def to_dict(self) -> dict:
         return {
-            "out_dir": str(self.out_dir), "model": self.model, "detector": self.detector,
-            "counts": {"images_ok": len(self.ok), "images_failed": len(self.failed),
-                       "ignored": sum(o.status == "ignored" for o in self.outcomes), "faces": self.n_faces,
-                       "earlier_images": len(self.earlier)},
-            "seconds": self.seconds, "timings": self.timings,
+            "out_dir": str(self.out_dir),
+            "model": self.model,
+            "detector": self.detector,
+            "counts": {
+                "images_ok": len(self.ok),
+                "images_failed": len(self.failed),
+                "ignored": sum(o.status == "ignored" for o in self.outcomes),
+                "faces": self.n_faces,
+                "earlier_images": len(self.earlier),
+            },
+            "seconds": self.seconds,
+            "timings": self.timings,
             "images": [o.__dict__ for o in self.outcomes + self.earlier],
         }
 
@@ -373,11 +395,19 @@ class Reconstructor:
         InputFileError: adaptation asked for with an encoder-only checkpoint (no U-Net to adapt).
     """
 
-    def __init__(self, model: FocusModel, detector: FaceDetector | CsvLandmarks, settings: ReconstructSettings = ReconstructSettings(),
-                 perceptual: tuple | None = None) -> None:
+    def __init__(
+        self,
+        model: FocusModel,
+        detector: FaceDetector | CsvLandmarks,
+        settings: ReconstructSettings = ReconstructSettings(),
+        perceptual: tuple | None = None,
+    ) -> None:
         if settings.adapt.enabled and model.unet is None:
-            raise InputFileError(model.checkpoint, "holds no segmentation network, which test-time adaptation trains",
-                                 "use the EM stage's model (models/focus.pt) or leave out --adapt")
+            raise InputFileError(
+                model.checkpoint,
+                "holds no segmentation network, which test-time adaptation trains",
+                "use the EM stage's model (models/focus.pt) or leave out --adapt",
+            )
         self.model = model
         self.detector = detector
         self.settings = settings
@@ -392,13 +422,18 @@ class Reconstructor:
         if isinstance(self.detector, CsvLandmarks):
             faces = self.detector.faces_for(item.name, item.path)
             if not faces:
-                raise InputFileError(item.path, f"no landmarks for {item.name!r} in {self.detector.path}",
-                                     "add a row for it (its file name or a longer part of its path), or leave out "
-                                     "--landmarks to detect faces")
+                raise InputFileError(
+                    item.path,
+                    f"no landmarks for {item.name!r} in {self.detector.path}",
+                    "add a row for it (its file name or a longer part of its path), or leave out "
+                    "--landmarks to detect faces",
+                )
             return faces
         faces = self.detector.detect(pixels)
         if not faces:
-            raise InputFileError(item.path, "no face found", "use a photo with a visible face, or give landmarks with --landmarks")
+            raise InputFileError(
+                item.path, "no face found", "use a photo with a visible face, or give landmarks with --landmarks"
+            )
         return faces
 
     def _prepare(self, item: InputImage) -> _Pending:
@@ -444,14 +479,28 @@ class Reconstructor:
         lm_img = self._write_face_images(p, k, d)
         fm = m.face_model
         header = f"focus reconstruct: {p.item.name}, face {k}; model {m.checkpoint}; face model {fm.name}"
-        files = X.write_face_meshes(d, fm.triangles.cpu().numpy(), fm.now_landmarks7.cpu().numpy(), r.posed,
-                                    r.posed_colors, r.neutral, r.neutral_colors, header)
+        files = X.write_face_meshes(
+            d,
+            fm.triangles.cpu().numpy(),
+            fm.now_landmarks7.cpu().numpy(),
+            r.posed,
+            r.posed_colors,
+            r.neutral,
+            r.neutral_colors,
+            header,
+        )
         info = self._face_info(p, k, lm_img, files)
         write_json_atomic(d / "coeffs.json", info)
         ang = np.degrees(r.coeffs["angles"])
-        return {"face": k, "folder": f"{folder}/face_{k}", "score": face.score, "fit": info["fit"],
-                "outlier_share": info["outlier_share"], "pitch_yaw_roll_deg": [round(float(a), 2) for a in ang],
-                "eye_distance_px": face.eye_distance}
+        return {
+            "face": k,
+            "folder": f"{folder}/face_{k}",
+            "score": face.score,
+            "fit": info["fit"],
+            "outlier_share": info["outlier_share"],
+            "pitch_yaw_roll_deg": [round(float(a), 2) for a in ang],
+            "eye_distance_px": face.eye_distance,
+        }
 
     def _write_face_images(self, p: _Pending, k: int, d: Path) -> np.ndarray:
         """The crop, render, masks (in the crop and pasted back into the photo) and the overlay of
@@ -467,9 +516,15 @@ class Reconstructor:
         lm_img = X.transform_points(np.linalg.inv(M), r.landmarks)
         sx, sy = p.overlay_scale
         to_overlay = np.diag([sx, sy, 1.0])
-        overlay = X.compose_overlay(p.overlay_photo, M_view @ np.linalg.inv(to_overlay), r.view_render, r.view_coverage,
-                                    r.view_outlier, X.transform_points(to_overlay, lm_img),
-                                    X.transform_points(to_overlay, face.points5))
+        overlay = X.compose_overlay(
+            p.overlay_photo,
+            M_view @ np.linalg.inv(to_overlay),
+            r.view_render,
+            r.view_coverage,
+            r.view_outlier,
+            X.transform_points(to_overlay, lm_img),
+            X.transform_points(to_overlay, face.points5),
+        )
         X.save_png(d / "overlay.png", overlay)
         return lm_img
 
@@ -478,26 +533,49 @@ class Reconstructor:
         m, r, face, M = self.model, p.results[k], p.faces[k], p.matrices[k]
         inside = r.coverage > 0.5
         return {
-            "image": p.item.name, "source": str(p.item.path), "face": k, "image_size": [p.shape[1], p.shape[0]],
-            "detector": {"name": face.source, "score": face.score, "box": face.box.tolist(),
-                         "points5": face.points5.tolist(),
-                         "landmarks68": None if face.landmarks68 is None else face.landmarks68.tolist()},
-            "alignment": {"method": m.data.align_method, "crop_size": m.crop_size, "image_to_crop": M.tolist(),
-                          "frame": "image frame of focus.render.camera: pixels, x right, y down, pixel centres at +0.5"},
-            "model": {"checkpoint": str(m.checkpoint), "facemodel": str(m.facemodel_path),
-                      "facemodel_name": m.face_model.name,
-                      "misfit_prior": None if m.misfit_prior_path is None else str(m.misfit_prior_path),
-                      "adapted": self.settings.adapt.enabled},
+            "image": p.item.name,
+            "source": str(p.item.path),
+            "face": k,
+            "image_size": [p.shape[1], p.shape[0]],
+            "detector": {
+                "name": face.source,
+                "score": face.score,
+                "box": face.box.tolist(),
+                "points5": face.points5.tolist(),
+                "landmarks68": None if face.landmarks68 is None else face.landmarks68.tolist(),
+            },
+            "alignment": {
+                "method": m.data.align_method,
+                "crop_size": m.crop_size,
+                "image_to_crop": M.tolist(),
+                "frame": "image frame of focus.render.camera: pixels, x right, y down, pixel centres at +0.5",
+            },
+            "model": {
+                "checkpoint": str(m.checkpoint),
+                "facemodel": str(m.facemodel_path),
+                "facemodel_name": m.face_model.name,
+                "misfit_prior": None if m.misfit_prior_path is None else str(m.misfit_prior_path),
+                "adapted": self.settings.adapt.enabled,
+            },
             "coefficients": named_coefficients(r.coeffs),
             "landmarks68_image": lm_img.tolist(),
             "fit": landmark_fit(lm_img, face),
             "outlier_share": float((r.face_prob[inside] < 0.5).mean()) if inside.any() else None,
-            "files": {**files, "crop": "crop.png", "render": "render.png", "outlier_crop": "outlier_crop.png",
-                      "outlier": "outlier.png", "face_mask": "face_mask.png", "overlay": "overlay.png"},
+            "files": {
+                **files,
+                "crop": "crop.png",
+                "render": "render.png",
+                "outlier_crop": "outlier_crop.png",
+                "outlier": "outlier.png",
+                "face_mask": "face_mask.png",
+                "overlay": "overlay.png",
+            },
         }
 
     # -------------------------------------------------------------- the run
-    def _flush(self, pending: list[_Pending], out_dir: Path, folders: dict[str, str], outcomes: list[ImageOutcome]) -> None:
+    def _flush(
+        self, pending: list[_Pending], out_dir: Path, folders: dict[str, str], outcomes: list[ImageOutcome]
+    ) -> None:
         if not pending:
             return
         t0 = time.perf_counter()
@@ -509,13 +587,13 @@ class Reconstructor:
             model = self.model
             if self.settings.adapt.enabled:
                 ta = time.perf_counter()
-                model = self._adapted(crops[s:s + bs], faces[s:s + bs])
+                model = self._adapted(crops[s : s + bs], faces[s : s + bs])
                 t0 += time.perf_counter() - ta
                 self.timings["adapt"] += time.perf_counter() - ta
-            results += run_model(model, crops[s:s + bs], self.view_size)
+            results += run_model(model, crops[s : s + bs], self.view_size)
         k = 0
         for p in pending:
-            p.results = results[k:k + len(p.crops)]
+            p.results = results[k : k + len(p.crops)]
             k += len(p.crops)
         t1 = time.perf_counter()
         self.timings["model"] += t1 - t0
@@ -539,15 +617,24 @@ class Reconstructor:
         p5 = torch.tensor(np.stack([to_crop(M, f.points5) for f, M in faces]), dtype=torch.float32, device=dev)
         lm68 = None
         if all(f.landmarks68 is not None for f, _ in faces):
-            lm68 = torch.tensor(np.stack([to_crop(M, f.landmarks68) for f, M in faces]), dtype=torch.float32, device=dev)
+            lm68 = torch.tensor(
+                np.stack([to_crop(M, f.landmarks68) for f, M in faces]), dtype=torch.float32, device=dev
+            )
         x = torch.from_numpy(np.ascontiguousarray(crops.transpose(0, 3, 1, 2))).float().to(dev)
         n_steps = a.rounds * (a.seg_steps + a.rec_steps)
-        with tqdm(total=n_steps, desc=f"adapting to {len(faces)} face(s)", unit="step", leave=False,
-                  disable=not self.settings.progress) as bar:
-            enc, unet, steps_log = adapt_networks(m.encoder, m.unet, m.renderer, self.perceptual, x, p5, lm68, a,
-                                                  progress=bar.update)
-        self.adapt_log.append({"faces": len(faces), "landmarks": "68" if lm68 is not None else "5",
-                               "last": steps_log[-2:]})
+        with tqdm(
+            total=n_steps,
+            desc=f"adapting to {len(faces)} face(s)",
+            unit="step",
+            leave=False,
+            disable=not self.settings.progress,
+        ) as bar:
+            enc, unet, steps_log = adapt_networks(
+                m.encoder, m.unet, m.renderer, self.perceptual, x, p5, lm68, a, progress=bar.update
+            )
+        self.adapt_log.append(
+            {"faces": len(faces), "landmarks": "68" if lm68 is not None else "5", "last": steps_log[-2:]}
+        )
         return replace(m, encoder=enc, unet=unet)
 
     def run(self, inputs: Sequence[str | Path], out_dir: str | Path) -> RunReport:
@@ -580,14 +667,19 @@ class Reconstructor:
     def _collect(self, inputs: Sequence[str | Path], out_dir: Path) -> tuple[list[InputImage], list[ImageOutcome]]:
         """The images to process and the outcomes of the inputs skipped while finding them."""
         items, skipped = find_images(inputs, self.settings.recursive, exclude=out_dir)
-        outcomes = [ImageOutcome(str(s.path), s.path.name, "failed" if s.failed else "ignored", s.reason,
-                                 source=os.path.abspath(s.path)) for s in skipped]
+        outcomes = [
+            ImageOutcome(
+                str(s.path), s.path.name, "failed" if s.failed else "ignored", s.reason, source=os.path.abspath(s.path)
+            )
+            for s in skipped
+        ]
         for s in skipped:
             log.warning("%s", s)
         return items, outcomes
 
-    def _process(self, items: list[InputImage], out_dir: Path, folders: dict[str, str],
-                 outcomes: list[ImageOutcome]) -> None:
+    def _process(
+        self, items: list[InputImage], out_dir: Path, folders: dict[str, str], outcomes: list[ImageOutcome]
+    ) -> None:
         """Read, detect and align each image, run the model on batches of faces, write the results."""
         shared = self._shared_csv_rows(items)
         pending: list[_Pending] = []
@@ -629,21 +721,31 @@ class Reconstructor:
             if len(group) < 2:
                 continue
             for it in group:
-                out[it.key] = (f"the row {row!r} of {self.detector.path} fits {len(group)} inputs "
-                               f"({', '.join(str(g.path) for g in group[:3])}{', ...' if len(group) > 3 else ''})",
-                               f"name each image in the CSV by a longer part of its path, e.g. {labels[it.key]!r}")
+                out[it.key] = (
+                    f"the row {row!r} of {self.detector.path} fits {len(group)} inputs "
+                    f"({', '.join(str(g.path) for g in group[:3])}{', ...' if len(group) > 3 else ''})",
+                    f"name each image in the CSV by a longer part of its path, e.g. {labels[it.key]!r}",
+                )
         return out
 
     def _report(self, out_dir: Path, outcomes: list[ImageOutcome], earlier: list[ImageOutcome]) -> RunReport:
         m = self.model
-        return RunReport(out_dir, outcomes,
-                         model={"checkpoint": str(m.checkpoint), "facemodel": str(m.facemodel_path),
-                                "crop_size": m.crop_size, "device": str(m.device),
-                                "misfit_prior": None if m.misfit_prior_path is None else str(m.misfit_prior_path),
-                                "segmentation": "unet" if m.unet is not None else "robust pseudo mask",
-                                "adaptation": _adapt_info(self.settings.adapt, self.perceptual_source, self.adapt_log)},
-                         detector={"name": self.detector.name, "licence": self.detector.licence},
-                         timings={k: round(v, 3) for k, v in self.timings.items()}, earlier=earlier)
+        return RunReport(
+            out_dir,
+            outcomes,
+            model={
+                "checkpoint": str(m.checkpoint),
+                "facemodel": str(m.facemodel_path),
+                "crop_size": m.crop_size,
+                "device": str(m.device),
+                "misfit_prior": None if m.misfit_prior_path is None else str(m.misfit_prior_path),
+                "segmentation": "unet" if m.unet is not None else "robust pseudo mask",
+                "adaptation": _adapt_info(self.settings.adapt, self.perceptual_source, self.adapt_log),
+            },
+            detector={"name": self.detector.name, "licence": self.detector.licence},
+            timings={k: round(v, 3) for k, v in self.timings.items()},
+            earlier=earlier,
+        )
 
 
 def _outcome(item: InputImage, status: str, reason: str = "", **kw) -> ImageOutcome:
@@ -669,15 +771,30 @@ def read_earlier_results(out_dir: Path) -> list[ImageOutcome]:
 def _earlier_outcome(out_dir: Path, d: dict) -> ImageOutcome | None:
     """One ``ok`` entry of an earlier report, or ``None`` when its folder is gone or not a plain sub-folder."""
     folder = d.get("folder")
-    if not isinstance(folder, str) or not folder or Path(folder).is_absolute() or ".." in Path(folder).parts \
-            or not (Path(out_dir) / folder).is_dir():
+    if (
+        not isinstance(folder, str)
+        or not folder
+        or Path(folder).is_absolute()
+        or ".." in Path(folder).parts
+        or not (Path(out_dir) / folder).is_dir()
+    ):
         return None
-    faces = [{**f, "folder": f"{folder}/face_{int(f['face'])}"} for f in d.get("faces") or []
-             if isinstance(f, dict) and isinstance(f.get("face"), int)]
+    faces = [
+        {**f, "folder": f"{folder}/face_{int(f['face'])}"}
+        for f in d.get("faces") or []
+        if isinstance(f, dict) and isinstance(f.get("face"), int)
+    ]
     path = str(d.get("path", ""))
-    return ImageOutcome(path, str(d.get("name", "")), "ok", folder=folder, faces=faces,
-                        notes=[str(n) for n in d.get("notes") or []],
-                        source=str(d.get("source") or os.path.abspath(path)), earlier=True)
+    return ImageOutcome(
+        path,
+        str(d.get("name", "")),
+        "ok",
+        folder=folder,
+        faces=faces,
+        notes=[str(n) for n in d.get("notes") or []],
+        source=str(d.get("source") or os.path.abspath(path)),
+        earlier=True,
+    )
 
 
 def _adapt_info(a: AdaptSettings, perceptual: str | None, batches: list[dict]) -> dict | None:
@@ -685,10 +802,17 @@ def _adapt_info(a: AdaptSettings, perceptual: str | None, batches: list[dict]) -
         return None
     from focus.train.settings import settings_dict
 
-    return {"rounds": a.rounds, "seg_steps": a.seg_steps, "rec_steps": a.rec_steps,
-            "encoder_lr": a.em.encoder_optim.lr, "unet_lr": a.em.unet_optim.lr,
-            "rec_weights": settings_dict(a.em.rec_weights), "seg_weights": settings_dict(a.em.seg_weights),
-            "perceptual": perceptual, "batches": batches}
+    return {
+        "rounds": a.rounds,
+        "seg_steps": a.seg_steps,
+        "rec_steps": a.rec_steps,
+        "encoder_lr": a.em.encoder_optim.lr,
+        "unet_lr": a.em.unet_optim.lr,
+        "rec_weights": settings_dict(a.em.rec_weights),
+        "seg_weights": settings_dict(a.em.seg_weights),
+        "perceptual": perceptual,
+        "batches": batches,
+    }
 
 
 def load_adapt_perceptual(choice: str | Path | None, checkpoint: Path) -> tuple | None:
@@ -714,22 +838,34 @@ def load_adapt_perceptual(choice: str | Path | None, checkpoint: Path) -> tuple 
         return (load_identity_net(p), str(p)) if p.is_file() else None
     text = str(choice)
     arcface = text.startswith("arcface:")
-    path = Path(text[len("arcface:"):] if arcface else text)
+    path = Path(text[len("arcface:") :] if arcface else text)
     if not path.is_file():
-        raise InputFileError(path, "identity network for --adapt-identity not found",
-                             "name models/idnet.pt, arcface:backbone.pth, or use auto / none")
+        raise InputFileError(
+            path,
+            "identity network for --adapt-identity not found",
+            "name models/idnet.pt, arcface:backbone.pth, or use auto / none",
+        )
     try:
         return (PerceptualNet.from_arcface(path) if arcface else load_identity_net(path)), text
     except InputFileError:  # names the file and what it is (or that it was refused)
         raise
     except (RuntimeError, KeyError, ValueError, OSError) as exc:
-        raise InputFileError(path, f"not a usable identity network ({exc})",
-                             "name an idnet.pt written by the idnet stage or arcface:<insightface backbone.pth>") from exc
+        raise InputFileError(
+            path,
+            f"not a usable identity network ({exc})",
+            "name an idnet.pt written by the idnet stage or arcface:<insightface backbone.pth>",
+        ) from exc
 
 
-def save_untrained_checkpoint(path: str | Path, facemodel_path: str | Path, image_size: int = 64,
-                              encoder_arch: str = "resnet18", unet_width: int = 16, unet_depth: int = 4,
-                              seed: int = 0) -> Path:
+def save_untrained_checkpoint(
+    path: str | Path,
+    facemodel_path: str | Path,
+    image_size: int = 64,
+    encoder_arch: str = "resnet18",
+    unet_width: int = 16,
+    unet_depth: int = 4,
+    seed: int = 0,
+) -> Path:
     """A checkpoint in the training's format with freshly initialised networks (for tests and benchmarks).
 
     The encoder's zero-initialised head makes every prediction the mean face, frontal, at the
@@ -747,11 +883,18 @@ def save_untrained_checkpoint(path: str | Path, facemodel_path: str | Path, imag
     es, us = EncoderSettings(arch=encoder_arch), UNetSettings(base_width=unet_width, depth=unet_depth)
     torch.manual_seed(seed)
     enc, unet = ReconstructionEncoder(layout, es), SegmentationUNet(us)
-    return save_checkpoint(path, {
-        "format": CHECKPOINT_FORMAT, "layout": [layout.n_id, layout.n_exp, layout.n_albedo],
-        "encoder_settings": settings_dict(es), "unet_settings": settings_dict(us),
-        "render_settings": settings_dict(RenderSettings(image_size=int(image_size))), "facemodel": str(facemodel_path),
-        "nets": {"encoder": enc.state_dict(), "unet": unet.state_dict()}})
+    return save_checkpoint(
+        path,
+        {
+            "format": CHECKPOINT_FORMAT,
+            "layout": [layout.n_id, layout.n_exp, layout.n_albedo],
+            "encoder_settings": settings_dict(es),
+            "unet_settings": settings_dict(us),
+            "render_settings": settings_dict(RenderSettings(image_size=int(image_size))),
+            "facemodel": str(facemodel_path),
+            "nets": {"encoder": enc.state_dict(), "unet": unet.state_dict()},
+        },
+    )
 
 
 # ---------------------------------------------------------------------------- small helpers
@@ -763,12 +906,22 @@ def named_coefficients(c: dict[str, np.ndarray]) -> dict:
         "identity": np.asarray(c["id"], np.float64).tolist(),
         "expression": np.asarray(c["exp"], np.float64).tolist(),
         "albedo": np.asarray(c["albedo"], np.float64).tolist(),
-        "rotation": {"pitch_rad": pitch, "yaw_rad": yaw, "roll_rad": roll, "pitch_deg": math.degrees(pitch),
-                     "yaw_deg": math.degrees(yaw), "roll_deg": math.degrees(roll),
-                     "convention": "R = Rz(roll) Ry(yaw) Rx(pitch), see focus.render.camera"},
+        "rotation": {
+            "pitch_rad": pitch,
+            "yaw_rad": yaw,
+            "roll_rad": roll,
+            "pitch_deg": math.degrees(pitch),
+            "yaw_deg": math.degrees(yaw),
+            "roll_deg": math.degrees(roll),
+            "convention": "R = Rz(roll) Ry(yaw) Rx(pitch), see focus.render.camera",
+        },
         "translation_mm": np.asarray(c["trans"], np.float64).tolist(),
-        "sh": {"red": sh[0].tolist(), "green": sh[1].tolist(), "blue": sh[2].tolist(),
-               "convention": "9 SH coefficients per colour added to the ambient light, see focus.render.shading"},
+        "sh": {
+            "red": sh[0].tolist(),
+            "green": sh[1].tolist(),
+            "blue": sh[2].tolist(),
+            "convention": "9 SH coefficients per colour added to the ambient light, see focus.render.shading",
+        },
         "units": "identity, expression and albedo in standard deviations of the face model",
     }
 
@@ -785,7 +938,21 @@ def landmark_fit(model_landmarks: np.ndarray, face: Face) -> dict:
     return out
 
 
-__all__ = ["DEFAULT_MODEL", "FaceResult", "FocusModel", "ImageOutcome", "ReconstructSettings", "Reconstructor", "RunReport",
-           "alignment_matrix", "landmark_fit", "load_focus_model", "named_coefficients",
-           "read_earlier_results", "remove_stale_temporaries", "resolve_device", "run_model",
-           "save_untrained_checkpoint"]
+__all__ = [
+    "DEFAULT_MODEL",
+    "FaceResult",
+    "FocusModel",
+    "ImageOutcome",
+    "ReconstructSettings",
+    "Reconstructor",
+    "RunReport",
+    "alignment_matrix",
+    "landmark_fit",
+    "load_focus_model",
+    "named_coefficients",
+    "read_earlier_results",
+    "remove_stale_temporaries",
+    "resolve_device",
+    "run_model",
+    "save_untrained_checkpoint",
+]

@@ -41,12 +41,15 @@ def segmentation_metrics(pred: np.ndarray, truth: np.ndarray, region: np.ndarray
 
     p, tr, r = t(pred), t(truth), t(region)
     if not (p.shape == tr.shape == r.shape):
-        raise ValueError(f"pred {tuple(p.shape)}, truth {tuple(tr.shape)} and region {tuple(r.shape)} must have one shape")
+        raise ValueError(
+            f"pred {tuple(p.shape)}, truth {tuple(tr.shape)} and region {tuple(r.shape)} must have one shape"
+        )
     return {k: v.numpy() for k, v in segmentation_scores(p, tr, r).items()}
 
 
-def image_metrics(face_prob: np.ndarray, coverage: np.ndarray, truth: np.ndarray,
-                  face_region: np.ndarray | None = None) -> dict[str, dict[str, np.ndarray]]:
+def image_metrics(
+    face_prob: np.ndarray, coverage: np.ndarray, truth: np.ndarray, face_region: np.ndarray | None = None
+) -> dict[str, dict[str, np.ndarray]]:
     """Per-image metrics of every variant (module docstring): ``{variant: {metric: (N,)}}``.
 
     Args:
@@ -67,7 +70,9 @@ def image_metrics(face_prob: np.ndarray, coverage: np.ndarray, truth: np.ndarray
     return out
 
 
-def summarize(per_image: dict[str, dict[str, np.ndarray]], select: np.ndarray | None = None) -> dict[str, dict[str, float]]:
+def summarize(
+    per_image: dict[str, dict[str, np.ndarray]], select: np.ndarray | None = None
+) -> dict[str, dict[str, float]]:
     """``{variant: {metric: mean, metric + "_std": std}}`` over the images (or those in ``select``)."""
     out: dict[str, dict[str, float]] = {}
     for variant, metrics in per_image.items():

@@ -27,8 +27,12 @@ def run_stage(stage: str, params_files: list[str]) -> int:
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("evaluate", help="run an evaluation stage (misfit_prior, now, ar, report)",
-                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = subparsers.add_parser(
+        "evaluate",
+        help="run an evaluation stage (misfit_prior, now, ar, report)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("stage", choices=tuple(STAGES))
     add_params_argument(p)
     p.set_defaults(func=lambda a: run_stage(a.stage, a.params))
@@ -36,5 +40,10 @@ def register(subparsers) -> None:
 
 def stage_main(stage: str, argv: list[str] | None = None) -> int:
     """Entry point of ``stages/{misfit_prior,eval_now,eval_ar,report}.py``."""
-    return stage_entry(lambda files: run_stage(stage, files), f"stages/{SCRIPT_NAMES[stage]}.py",
-                       f"FOCUS evaluation stage {stage!r}", SCRIPT_NAMES[stage], argv)
+    return stage_entry(
+        lambda files: run_stage(stage, files),
+        f"stages/{SCRIPT_NAMES[stage]}.py",
+        f"FOCUS evaluation stage {stage!r}",
+        SCRIPT_NAMES[stage],
+        argv,
+    )

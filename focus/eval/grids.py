@@ -71,8 +71,14 @@ def panel_mosaic(rows: Sequence[Sequence[np.ndarray]], n_cols: int, gap: int = 2
     return make_grid(cells, nrow=n_cols, padding=gap, pad_value=1.0).permute(1, 2, 0).numpy()
 
 
-def save_grid(rows: Sequence[Sequence[np.ndarray]], captions: Sequence[str], columns: Sequence[str], path: str | Path,
-              title: str = "", panel_inches: float = 1.35) -> None:
+def save_grid(
+    rows: Sequence[Sequence[np.ndarray]],
+    captions: Sequence[str],
+    columns: Sequence[str],
+    path: str | Path,
+    title: str = "",
+    panel_inches: float = 1.35,
+) -> None:
     """Draw ``rows`` of panels with ``columns`` titles on top and one caption left of each row (PNG).
 
     The panels are laid out by :func:`panel_mosaic` and drawn as one image; titles and captions

@@ -70,10 +70,16 @@ def save_misfit_prior(path: str | Path, prior: MisfitPrior) -> Path:
 
     path = Path(path)
     with atomic_path(path, suffix=".npz") as tmp:
-        np.savez(tmp, format=np.array(FORMAT), offset=prior.offset.astype(np.float32),
-                 spread=prior.spread.astype(np.float32), count=np.array(prior.count, np.int64),
-                 region=np.array(prior.region), model_name=np.array(prior.model_name),
-                 checkpoint=np.array(prior.checkpoint))
+        np.savez(
+            tmp,
+            format=np.array(FORMAT),
+            offset=prior.offset.astype(np.float32),
+            spread=prior.spread.astype(np.float32),
+            count=np.array(prior.count, np.int64),
+            region=np.array(prior.region),
+            model_name=np.array(prior.model_name),
+            checkpoint=np.array(prior.checkpoint),
+        )
     return path
 
 
@@ -86,8 +92,14 @@ def load_misfit_prior(path: str | Path, num_vertices: int | None = None) -> Misf
         with np.load(path, allow_pickle=False) as z:
             if str(z["format"]) != FORMAT:
                 raise InputFileError(path, f"not a misfit prior (format {str(z['format'])!r})")
-            prior = MisfitPrior(np.asarray(z["offset"], np.float64), np.asarray(z["spread"], np.float64), int(z["count"]),
-                                str(z["region"]), str(z["model_name"]), str(z["checkpoint"]))
+            prior = MisfitPrior(
+                np.asarray(z["offset"], np.float64),
+                np.asarray(z["spread"], np.float64),
+                int(z["count"]),
+                str(z["region"]),
+                str(z["model_name"]),
+                str(z["checkpoint"]),
+            )
     except InputFileError:
         raise
     except Exception as exc:  # noqa: BLE001 - numpy raises many types on bad files
@@ -95,8 +107,11 @@ def load_misfit_prior(path: str | Path, num_vertices: int | None = None) -> Misf
     if prior.offset.ndim != 2 or prior.offset.shape[1] != 3 or prior.spread.shape != prior.offset.shape[:1]:
         raise InputFileError(path, f"offset {prior.offset.shape} / spread {prior.spread.shape} are not (V, 3) / (V,)")
     if num_vertices is not None and prior.num_vertices != num_vertices:
-        raise InputFileError(path, f"prior has {prior.num_vertices} vertices but the face model has {num_vertices}",
-                             "re-run the misfit_prior stage for this face model")
+        raise InputFileError(
+            path,
+            f"prior has {prior.num_vertices} vertices but the face model has {num_vertices}",
+            "re-run the misfit_prior stage for this face model",
+        )
     return prior
 
 
@@ -107,8 +122,9 @@ def region_weights(face_model, region: str) -> np.ndarray:
     if region == "all":
         return np.ones(V)
     if region not in face_model.regions:
-        raise ValueError(f"face model {face_model.name!r} has no region {region!r}; known: "
-                         f"{sorted(face_model.regions)} or 'all'")
+        raise ValueError(
+            f"face model {face_model.name!r} has no region {region!r}; known: {sorted(face_model.regions)} or 'all'"
+        )
     return face_model.regions[region].cpu().numpy().astype(np.float64)
 
 
@@ -136,7 +152,9 @@ def rigid_align(src: np.ndarray, dst: np.ndarray, weights: np.ndarray | None = N
     return out
 
 
-def estimate_misfit_prior(pred_neutral: np.ndarray, true_neutral: np.ndarray, weights: np.ndarray, **meta) -> MisfitPrior:
+def estimate_misfit_prior(
+    pred_neutral: np.ndarray, true_neutral: np.ndarray, weights: np.ndarray, **meta
+) -> MisfitPrior:
     """The prior from predicted and true neutral shapes ``(N, V, 3)`` (model frame, mm).
 
     ``weights`` ``(V,)`` selects the vertices of the rigid alignment; ``meta`` fills
@@ -175,7 +193,9 @@ def prior_diagnostics(pred_neutral: np.ndarray, true_neutral: np.ndarray, weight
     cv_err, cv_before = [], []
     for fit, test in folds:
         p = estimate_misfit_prior(pred_neutral[fit], true_neutral[fit], weights)
-        cv_err.append(vertex_errors(p.apply(pred_neutral[test]), true_neutral[test], weights)[:, sel].mean() * len(test))
+        cv_err.append(
+            vertex_errors(p.apply(pred_neutral[test]), true_neutral[test], weights)[:, sel].mean() * len(test)
+        )
         cv_before.append(vertex_errors(pred_neutral[test], true_neutral[test], weights)[:, sel].mean() * len(test))
     return {
         "mean_vertex_error_mm": before,
@@ -186,9 +206,19 @@ def prior_diagnostics(pred_neutral: np.ndarray, true_neutral: np.ndarray, weight
 
 
 # ---------------------------------------------------------------------------- data
-def render_misfit_set(face_model, synth_settings, image_size: int, count: int, seed: int, render_backend: str = "torch",
-                      ambient: float = 0.8, distance: float = 1000.0, focal_at_224: float = 1015.0, workers: int = 0,
-                      progress: bool = False) -> dict[str, np.ndarray]:
+def render_misfit_set(
+    face_model,
+    synth_settings,
+    image_size: int,
+    count: int,
+    seed: int,
+    render_backend: str = "torch",
+    ambient: float = 0.8,
+    distance: float = 1000.0,
+    focal_at_224: float = 1015.0,
+    workers: int = 0,
+    progress: bool = False,
+) -> dict[str, np.ndarray]:
     """Fresh occluder-free synthetic faces at the training framing (the ``synth`` generator).
 
     Faces are drawn as the training set's (``synth_settings``: sampling, appearance, backgrounds,
@@ -205,7 +235,9 @@ def render_misfit_set(face_model, synth_settings, image_size: int, count: int, s
     cam = CameraSpec(int(image_size), s.supersample, float(distance), float(focal_at_224))
     jobs = [ImageJob("test", i, cam, occluder="") for i in range(int(count))]
     images, lms, ids, exps = [], [], [], []
-    for r in run_jobs(face_model, s, jobs, workers, render_backend, ambient, progress="misfit set" if progress else None):
+    for r in run_jobs(
+        face_model, s, jobs, workers, render_backend, ambient, progress="misfit set" if progress else None
+    ):
         images.append(r.result.image)
         lms.append(r.result.landmarks)
         ids.append(np.asarray(r.draw.id, np.float64))
@@ -235,7 +267,7 @@ def predict_neutral(model, crops: np.ndarray, batch_size: int = 32) -> np.ndarra
 
     out = []
     for s in range(0, len(crops), batch_size):
-        res = predict_batch(model, torch.from_numpy(crops[s:s + batch_size]), ())
+        res = predict_batch(model, torch.from_numpy(crops[s : s + batch_size]), ())
         out.append(res["neutral"].double().cpu().numpy())
     return np.concatenate(out)
 
@@ -258,8 +290,8 @@ def plot_misfit_prior(prior: MisfitPrior, face_model, path: str | Path, title: s
     from matplotlib.figure import Figure
     from matplotlib.tri import Triangulation
 
-    from focus.io_utils import atomic_path
     from focus.geometry.normals import vertex_normals
+    from focus.io_utils import atomic_path
 
     v = face_model.mean_shape.detach().cpu().double().numpy()
     f = face_model.triangles.cpu().numpy()
@@ -270,9 +302,16 @@ def plot_misfit_prior(prior: MisfitPrior, face_model, path: str | Path, title: s
     tri = f[keep[f].all(1) & (fn[:, 2] > 0)]  # face-region triangles seen from the front
     mag = np.linalg.norm(prior.offset, axis=1)
     normal = (prior.offset * normals).sum(1)
-    panels = [("offset magnitude |mean offset| (mm)", mag, "viridis", (0.0, float(np.percentile(mag[keep], 99.5)))),
-              ("offset along the normal (mm, + = in front)", normal, "RdBu_r", None),
-              ("spread: RMS around the mean (mm)", prior.spread, "magma", (0.0, float(np.percentile(prior.spread[keep], 99.5))))]
+    panels = [
+        ("offset magnitude |mean offset| (mm)", mag, "viridis", (0.0, float(np.percentile(mag[keep], 99.5)))),
+        ("offset along the normal (mm, + = in front)", normal, "RdBu_r", None),
+        (
+            "spread: RMS around the mean (mm)",
+            prior.spread,
+            "magma",
+            (0.0, float(np.percentile(prior.spread[keep], 99.5))),
+        ),
+    ]
     fig = Figure(figsize=(13.5, 5.2), dpi=100)
     FigureCanvasAgg(fig)
     tr = Triangulation(v[:, 0], v[:, 1], tri)
@@ -286,8 +325,10 @@ def plot_misfit_prior(prior: MisfitPrior, face_model, path: str | Path, title: s
         ax.axis("off")
         ax.set_title(name, fontsize=10)
         fig.colorbar(pc, ax=ax, fraction=0.046, pad=0.02)
-    fig.suptitle(title or f"misfit prior ({prior.count} occluder-free synthetic faces, rigid alignment on "
-                 f"'{prior.region}')", fontsize=11)
+    fig.suptitle(
+        title or f"misfit prior ({prior.count} occluder-free synthetic faces, rigid alignment on '{prior.region}')",
+        fontsize=11,
+    )
     fig.tight_layout()
     with atomic_path(path, suffix=".png") as tmp:
         fig.savefig(tmp, format="png")
@@ -304,6 +345,19 @@ def region_summary(prior: MisfitPrior, face_model) -> dict[str, float]:
     return out
 
 
-__all__ = ["MisfitPrior", "align_crops", "estimate_misfit_prior", "load_misfit_prior", "plot_misfit_prior",
-           "predict_neutral", "prior_diagnostics", "region_summary", "region_weights", "render_misfit_set",
-           "rigid_align", "save_misfit_prior", "true_neutral", "vertex_errors"]
+__all__ = [
+    "MisfitPrior",
+    "align_crops",
+    "estimate_misfit_prior",
+    "load_misfit_prior",
+    "plot_misfit_prior",
+    "predict_neutral",
+    "prior_diagnostics",
+    "region_summary",
+    "region_weights",
+    "render_misfit_set",
+    "rigid_align",
+    "save_misfit_prior",
+    "true_neutral",
+    "vertex_errors",
+]

@@ -1,4 +1,5 @@
-"""The evaluation stages of the DVC pipeline (``stages/misfit_prior.py``, ``eval_now.py``, ``eval_ar.py``, ``report.py``).
+"""The evaluation stages of the DVC pipeline (``stages/misfit_prior.py``, ``eval_now.py``,
+``eval_ar.py``, ``report.py``).
 
 Models compared (:func:`methods`; the keys are the top-level keys of every metrics file):
 
@@ -101,17 +102,21 @@ class Method:
     round: int | None = None
 
 
-def methods(rounds: int, paths: EvalPaths = EvalPaths(), with_prior: bool = True,
-            with_mean_face: bool = False) -> list[Method]:
+def methods(
+    rounds: int, paths: EvalPaths = EvalPaths(), with_prior: bool = True, with_mean_face: bool = False
+) -> list[Method]:
     """The compared models, in table order (see the module docstring)."""
     out = []
     if with_mean_face:
         out.append(Method(MEAN_FACE, "mean face (identity 0, neutral expression) for every image", None, "none"))
-    out += [Method("autoencoder", "autoencoder (initialised encoder, no segmentation)", paths.init, "none"),
-            Method("pseudo_mask", "robust pseudo mask z(p) (initialised encoder)", paths.init, "pseudo")]
+    out += [
+        Method("autoencoder", "autoencoder (initialised encoder, no segmentation)", paths.init, "none"),
+        Method("pseudo_mask", "robust pseudo mask z(p) (initialised encoder)", paths.init, "pseudo"),
+    ]
     for r in range(1, int(rounds) + 1):
-        out.append(Method(f"focus_round_{r:02d}", f"FOCUS after EM round {r}", paths.round_checkpoint(r), "unet",
-                          round=r))
+        out.append(
+            Method(f"focus_round_{r:02d}", f"FOCUS after EM round {r}", paths.round_checkpoint(r), "unet", round=r)
+        )
     out.append(Method("focus", "FOCUS", paths.final, "unet"))
     if with_prior:
         out.append(Method("focus_prior", "FOCUS + misfit prior", paths.final, "unet", prior=True))
@@ -174,8 +179,9 @@ def _by_checkpoint(ctx: EvalContext, ms: list[Method]) -> dict[str, list[Method]
         if m.checkpoint is None:  # the mean face: no network
             continue
         if not m.checkpoint.is_file():
-            raise InputFileError(m.checkpoint, f"checkpoint of '{m.key}' not found",
-                                 "run the training stages first (dvc repro em)")
+            raise InputFileError(
+                m.checkpoint, f"checkpoint of '{m.key}' not found", "run the training stages first (dvc repro em)"
+            )
         groups.setdefault(ctx.digest(m.checkpoint), []).append(m)
     return groups
 
@@ -194,15 +200,27 @@ def run_misfit_prior(params: dict, paths: EvalPaths = EvalPaths()) -> dict:
     rs = from_dict(RenderSettings, params.get("render"), "params.yaml:render")
     model = _load(ctx, paths.final)
     mrs = model.renderer.settings
-    data = MP.render_misfit_set(ctx.face_model, synth, model.crop_size, st.count, st.seed, rs.backend, mrs.ambient,
-                                mrs.distance, mrs.focal_at_224, st.workers, ctx.settings.progress)
+    data = MP.render_misfit_set(
+        ctx.face_model,
+        synth,
+        model.crop_size,
+        st.count,
+        st.seed,
+        rs.backend,
+        mrs.ambient,
+        mrs.distance,
+        mrs.focal_at_224,
+        st.workers,
+        ctx.settings.progress,
+    )
     t1 = time.perf_counter()
     crops = MP.align_crops(data["images"], data["landmarks"], model)
     pred = MP.predict_neutral(model, crops, st.batch_size)
     true = MP.true_neutral(ctx.face_model, data["id"])
     weights = MP.region_weights(ctx.face_model, st.region)
-    prior = MP.estimate_misfit_prior(pred, true, weights, region=st.region, model_name=ctx.face_model.name,
-                                     checkpoint=str(paths.final))
+    prior = MP.estimate_misfit_prior(
+        pred, true, weights, region=st.region, model_name=ctx.face_model.name, checkpoint=str(paths.final)
+    )
     MP.save_misfit_prior(paths.misfit_prior, prior)
     diag = MP.prior_diagnostics(pred, true, weights)
     MP.plot_misfit_prior(prior, ctx.face_model, paths.misfit_reports / "offset.png")
@@ -210,7 +228,11 @@ def run_misfit_prior(params: dict, paths: EvalPaths = EvalPaths()) -> dict:
     sel = weights > 0
     summary = {
         "count": prior.count,
-        "offset_mm": {"mean": _round(mag[sel].mean()), "p95": _round(np.percentile(mag[sel], 95)), "max": _round(mag[sel].max())},
+        "offset_mm": {
+            "mean": _round(mag[sel].mean()),
+            "p95": _round(np.percentile(mag[sel], 95)),
+            "max": _round(mag[sel].max()),
+        },
         "spread_mm": {"mean": _round(prior.spread[sel].mean())},
         "offset_by_region_mm": {k: _round(v) for k, v in MP.region_summary(prior, ctx.face_model).items()},
         **{k: _round(v) for k, v in diag.items()},
@@ -225,10 +247,13 @@ def run_misfit_prior(params: dict, paths: EvalPaths = EvalPaths()) -> dict:
 def now_landmarks_csv(settings: EvalSettings) -> Path:
     lm = Path(settings.now_landmarks) if settings.now_landmarks else settings.now_root / "landmarks.csv"
     if not lm.is_file():
-        raise InputFileError(lm, "landmark CSV of the NoW pictures not found",
-                             "write the 68 landmarks of every picture (name = the image-list entry "
-                             "<subject>/<challenge>/<IMG>.jpg, pixels of the picture) to this file, e.g. with "
-                             "your detector or the one of `focus reconstruct`, or set eval.now_landmarks")
+        raise InputFileError(
+            lm,
+            "landmark CSV of the NoW pictures not found",
+            "write the 68 landmarks of every picture (name = the image-list entry "
+            "<subject>/<challenge>/<IMG>.jpg, pixels of the picture) to this file, e.g. with "
+            "your detector or the one of `focus reconstruct`, or set eval.now_landmarks",
+        )
     return lm
 
 
@@ -291,8 +316,10 @@ def run_eval_now(params: dict, paths: EvalPaths = EvalPaths()) -> dict:
     identity = _identity_scores(ctx.settings.now_root, plan.identity, {k: set(v) for k, v in results.items()})
     metrics = now_metrics(results, identity, order)
     write_json_atomic(paths.reports / "now" / "metrics.json", metrics)
-    write_json_reproducible(paths.reports / "now" / "details.json",
-                      _now_details(ctx, inputs, results, identity, round(time.perf_counter() - t0, 1)))
+    write_json_reproducible(
+        paths.reports / "now" / "details.json",
+        _now_details(ctx, inputs, results, identity, round(time.perf_counter() - t0, 1)),
+    )
     _now_curves(scores_dir, order, paths.reports / "now", {k: set(v) for k, v in results.items()})
     if "focus" in plan.examples and "autoencoder" in plan.examples:
         _now_examples(plan.examples, per_image, ctx.settings.examples, paths.reports / "now" / "examples.png")
@@ -327,8 +354,11 @@ def _round_image_list(es: EvalSettings, listed: list, work: Path) -> Path | None
         return None
     bad = sorted(set(es.round_challenges) - set(NOW_CHALLENGES))
     if bad:
-        raise InputFileError("params.yaml", f"eval.round_challenges has unknown challenges {bad}",
-                             f"use some of {', '.join(NOW_CHALLENGES)}")
+        raise InputFileError(
+            "params.yaml",
+            f"eval.round_challenges has unknown challenges {bad}",
+            f"use some of {', '.join(NOW_CHALLENGES)}",
+        )
     path = work / "round_image_list.txt"
     entries = [im.relpath for im in listed if im.challenge in es.round_challenges]
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -360,8 +390,15 @@ def _now_predict(ctx: EvalContext, inputs: NowInputs) -> NowPlan:
     return plan
 
 
-def _plan_group(ctx: EvalContext, inputs: NowInputs, group: list[Method], names: Sequence[str], neutral: np.ndarray,
-                pred_id: np.ndarray, plan: NowPlan) -> None:
+def _plan_group(
+    ctx: EvalContext,
+    inputs: NowInputs,
+    group: list[Method],
+    names: Sequence[str],
+    neutral: np.ndarray,
+    pred_id: np.ndarray,
+    plan: NowPlan,
+) -> None:
     """Write the predictions of the methods that share one set of meshes ``(N, V, 3)`` (one checkpoint)
     and add their scoring jobs to ``plan``; a round that gives the same meshes as a complete row
     reuses that row's scores."""
@@ -405,14 +442,16 @@ def _read_scores(scores_dir: Path, ms: list[Method], partial: set[str]) -> tuple
     for m in ms:
         scores = scores_dir / f"{m.key}.json"
         doc = json.loads(scores.read_text(encoding="utf-8"))
-        results[m.key] = {ch: v for ch, v in doc["results"].items()
-                          if v["num_images"] > 0 and not (m.key in partial and ch == "all")}
+        results[m.key] = {
+            ch: v for ch, v in doc["results"].items() if v["num_images"] > 0 and not (m.key in partial and ch == "all")
+        }
         per_image[m.key] = per_image_errors(scores)
     return results, per_image
 
 
-def _identity_scores(root: Path, identity: dict[str, tuple[list[str], np.ndarray]],
-                     scored: dict[str, set]) -> dict[str, dict[str, float | None]]:
+def _identity_scores(
+    root: Path, identity: dict[str, tuple[list[str], np.ndarray]], scored: dict[str, set]
+) -> dict[str, dict[str, float | None]]:
     """Identity correlation (first 10 coefficients, across images) per method and challenge (and
     ``all``), over the images it was scored on; empty when the set has no true coefficients."""
     from focus.eval.now_predictions import identity_correlation, read_truth_id
@@ -449,15 +488,36 @@ def _now_details(ctx: EvalContext, inputs: NowInputs, results: dict, identity: d
     es, work = ctx.settings, inputs.work
     order = [m.key for m in inputs.methods]
     return {
-        "dataset": str(es.now_root), "synthetic": es.synthetic_now, "image_list": str(inputs.dataset.image_list),
+        "dataset": str(es.now_root),
+        "synthetic": es.synthetic_now,
+        "image_list": str(inputs.dataset.image_list),
         "units": "mm; NoW protocol (focus.now scorer): errors pooled over the cropped scan vertices of all scored "
-                 "images",
-        "identity": ("id_corr: mean Pearson correlation, across images, of the first 10 predicted and true identity "
-                     "coefficients (the set's truth.npz)" if identity else "no true coefficients: no id_corr"),
-        "methods": {m.key: {"label": m.label, "checkpoint": None if m.checkpoint is None else str(m.checkpoint),
-                            "misfit_prior": m.prior} for m in inputs.methods},
-        "counts": {k: {ch: {"images": results[k][ch]["num_images"], "missing": results[k][ch]["num_missing"],
-                            "scan_vertices": results[k][ch]["num_vertices"]} for ch in results[k]} for k in order},
+        "images",
+        "identity": (
+            "id_corr: mean Pearson correlation, across images, of the first 10 predicted and true identity "
+            "coefficients (the set's truth.npz)"
+            if identity
+            else "no true coefficients: no id_corr"
+        ),
+        "methods": {
+            m.key: {
+                "label": m.label,
+                "checkpoint": None if m.checkpoint is None else str(m.checkpoint),
+                "misfit_prior": m.prior,
+            }
+            for m in inputs.methods
+        },
+        "counts": {
+            k: {
+                ch: {
+                    "images": results[k][ch]["num_images"],
+                    "missing": results[k][ch]["num_missing"],
+                    "scan_vertices": results[k][ch]["num_vertices"],
+                }
+                for ch in results[k]
+            }
+            for k in order
+        },
         "predictions": {k: str(work / "predictions" / k) for k in order if k in es.keep_predictions},
         "scores": {k: str(work / "scores" / f"{k}.json") for k in order},
         "seconds": seconds,
@@ -491,7 +551,8 @@ def _score_all(jobs: list, es: EvalSettings, scores_dir: Path) -> None:
 
 
 def _copy_scores(folder: Path, src: str, dst: str) -> None:
-    """Reuse the scorer's outputs of ``src`` for ``dst`` (the same meshes: e.g. the last EM round and the final model)."""
+    """Reuse the scorer's outputs of ``src`` for ``dst`` (the same meshes: e.g. the last EM round
+    and the final model)."""
     for suffix in (".json", "_per_image.npz", "_cumulative_error.png"):
         if (folder / f"{src}{suffix}").is_file():
             shutil.copyfile(folder / f"{src}{suffix}", folder / f"{dst}{suffix}")
@@ -505,8 +566,9 @@ def _now_curves(scores_dir: Path, order: list[str], out_dir: Path, available: di
 
     from focus.eval.now_predictions import cumulative_curves
 
-    curves = {k: {ch: c for ch, c in cumulative_curves(scores_dir / f"{k}.json").items() if ch in available[k]}
-              for k in order}
+    curves = {
+        k: {ch: c for ch, c in cumulative_curves(scores_dir / f"{k}.json").items() if ch in available[k]} for k in order
+    }
     fig = Figure(figsize=(11.0, 4.5), dpi=100)
     FigureCanvasAgg(fig)
     for j, (ch, title) in enumerate((("all", "all challenges"), ("multiview_occlusions", "occlusion challenge"))):
@@ -546,10 +608,15 @@ def _now_examples(preds: dict, per_image: dict, n: int, path: Path) -> None:
     from focus.now.layout import NowImage
 
     focus, ae = preds["focus"], preds["autoencoder"]
-    err_f, err_a = ({str(k): v for k, v in zip(per_image[key]["image"], per_image[key]["mean"], strict=True)}
-                    for key in ("focus", "autoencoder"))
-    occ = [i for i, name in enumerate(focus.names) if NowImage.parse(name).challenge == "multiview_occlusions"
-           and NowImage.parse(name).key in err_f]
+    err_f, err_a = (
+        {str(k): v for k, v in zip(per_image[key]["image"], per_image[key]["mean"], strict=True)}
+        for key in ("focus", "autoencoder")
+    )
+    occ = [
+        i
+        for i, name in enumerate(focus.names)
+        if NowImage.parse(name).challenge == "multiview_occlusions" and NowImage.parse(name).key in err_f
+    ]
     if not occ:
         return
     occ.sort(key=lambda i: err_f[NowImage.parse(focus.names[i]).key])
@@ -558,17 +625,27 @@ def _now_examples(preds: dict, per_image: dict, n: int, path: Path) -> None:
     rows, caps = [], []
     for tag, i in chosen:
         key = NowImage.parse(focus.names[i]).key
-        row = [_hwc(focus.images[i]), overlay_render(ae.images[i], ae.renders[i], ae.coverage[i]),
-               overlay_render(focus.images[i], focus.renders[i], focus.coverage[i]),
-               mask_panel(focus.seg["unet"][i], focus.coverage[i])]
+        row = [
+            _hwc(focus.images[i]),
+            overlay_render(ae.images[i], ae.renders[i], ae.coverage[i]),
+            overlay_render(focus.images[i], focus.renders[i], focus.coverage[i]),
+            mask_panel(focus.seg["unet"][i], focus.coverage[i]),
+        ]
         if focus.masks is not None:
             row.append(_hwc(focus.masks[i]))
         rows.append(row)
-        caps.append(f"{tag}: {key.split('/')[0][-3:]}/{key.split('/')[-1]}\nFOCUS {err_f[key]:.2f} mm\n"
-                    f"AE {err_a.get(key, float('nan')):.2f} mm")
+        caps.append(
+            f"{tag}: {key.split('/')[0][-3:]}/{key.split('/')[-1]}\nFOCUS {err_f[key]:.2f} mm\n"
+            f"AE {err_a.get(key, float('nan')):.2f} mm"
+        )
     cols = ["input (aligned crop)", "autoencoder", "FOCUS", "FOCUS mask M", "true mask"]
-    save_grid(rows, caps, cols, path, "NoW occlusion challenge: best and worst FOCUS reconstructions "
-              "(per-image mean scan-to-mesh error)")
+    save_grid(
+        rows,
+        caps,
+        cols,
+        path,
+        "NoW occlusion challenge: best and worst FOCUS reconstructions (per-image mean scan-to-mesh error)",
+    )
 
 
 # ---------------------------------------------------------------------------- AR
@@ -592,18 +669,21 @@ def run_eval_ar(params: dict, paths: EvalPaths = EvalPaths()) -> dict:
         for sub in AR_SUBSETS:
             pred = predict_crops(model, crops[sub], segs, es.batch_size, progress=es.progress)
             for m in group:
-                per_image.setdefault(m.key, {})[sub] = A.image_metrics(pred.seg[m.segmentation], pred.coverage,
-                                                                       crops[sub].masks, crops[sub].face_masks)
+                per_image.setdefault(m.key, {})[sub] = A.image_metrics(
+                    pred.seg[m.segmentation], pred.coverage, crops[sub].masks, crops[sub].face_masks
+                )
                 if m.key in ("focus", "pseudo_mask") and sub in OCCLUDED_SUBSETS:
                     keep_preds[(m.key, sub)] = pred
     metrics, face_region = _ar_summaries(per_image, [m.key for m in ms])
     write_json_atomic(paths.reports / "ar" / "metrics.json", metrics)
     details = {
-        "dataset": str(es.ar_root), "synthetic": es.synthetic_ar,
+        "dataset": str(es.ar_root),
+        "synthetic": es.synthetic_ar,
         "definition": "per image inside the rendered face region m_r of the prediction (docs/evaluation.md 2); soft: "
-                      "the face probability M as predicted; hard: M > 0.5; mean and population std over images",
-        "methods": {m.key: {"label": m.label, "checkpoint": str(m.checkpoint), "segmentation": m.segmentation}
-                    for m in ms},
+        "the face probability M as predicted; hard: M > 0.5; mean and population std over images",
+        "methods": {
+            m.key: {"label": m.label, "checkpoint": str(m.checkpoint), "segmentation": m.segmentation} for m in ms
+        },
         "images": {sub: len(crops[sub]) for sub in AR_SUBSETS},
         "whole_true_face_region": face_region,
         "seconds": round(time.perf_counter() - t0, 1),
@@ -623,8 +703,11 @@ def _ar_crops(es: EvalSettings, model: Any) -> dict[str, Any]:
     for sub in AR_SUBSETS:
         folder = open_folder(es.ar_root / sub, model)
         if "mask" not in folder.mask_dirs:
-            raise InputFileError(es.ar_root / sub / "masks", "true visible-face masks not found",
-                                 "the AR evaluation needs masks/<stem>.png beside images/ (white = visible face)")
+            raise InputFileError(
+                es.ar_root / sub / "masks",
+                "true visible-face masks not found",
+                "the AR evaluation needs masks/<stem>.png beside images/ (white = visible face)",
+            )
         crops[sub] = load_crops(folder, progress=es.progress)
     return crops
 
@@ -644,8 +727,11 @@ def _ar_summaries(per_image: dict[str, dict[str, dict]], order: list[str]) -> tu
             row = {name: _round(v) for name, v in summ["soft"].items()}
             row["hard"] = {name: _round(v) for name, v in summ["hard"].items()}
             metrics[k][sub] = row
-            face_region[k][sub] = {var: {name: _round(v) for name, v in summ[var].items()}
-                                   for var in ("face_region_soft", "face_region_hard") if var in summ}
+            face_region[k][sub] = {
+                var: {name: _round(v) for name, v in summ[var].items()}
+                for var in ("face_region_soft", "face_region_hard")
+                if var in summ
+            }
     return metrics, face_region
 
 
@@ -681,13 +767,24 @@ def _ar_examples(preds: dict, per_image: dict, n: int, out_dir: Path) -> None:
         rows, caps = [], []
         for f1, f1p, sub, i in chosen:
             p, q = preds[("focus", sub)], preds[("pseudo_mask", sub)]
-            rows.append([_hwc(p.images[i]), overlay_render(p.images[i], p.renders[i], p.coverage[i]),
-                         mask_panel(p.seg["unet"][i], p.coverage[i]), mask_panel(q.seg["pseudo"][i], q.coverage[i]),
-                         _hwc(p.masks[i])])
+            rows.append(
+                [
+                    _hwc(p.images[i]),
+                    overlay_render(p.images[i], p.renders[i], p.coverage[i]),
+                    mask_panel(p.seg["unet"][i], p.coverage[i]),
+                    mask_panel(q.seg["pseudo"][i], q.coverage[i]),
+                    _hwc(p.masks[i]),
+                ]
+            )
             caps.append(f"{sub}/{p.names[i]}\nF1 FOCUS {f1:.3f}\nF1 pseudo {f1p:.3f}")
-        save_grid(rows, caps, cols, out_dir / f"examples_{tag}.png",
-                  f"AR-like occluded subsets: {tag} FOCUS segmentations (soft F1 inside the rendered face; "
-                  "masks: white = face, blue = not rendered)")
+        save_grid(
+            rows,
+            caps,
+            cols,
+            out_dir / f"examples_{tag}.png",
+            f"AR-like occluded subsets: {tag} FOCUS segmentations (soft F1 inside the rendered face; "
+            "masks: white = face, blue = not rendered)",
+        )
 
 
 # ---------------------------------------------------------------------------- report
@@ -698,5 +795,16 @@ def run_report(params: dict, paths: EvalPaths = EvalPaths()) -> dict:
     return R.write_reports(params, paths)
 
 
-__all__ = ["AR_SUBSETS", "EvalPaths", "MEAN_FACE", "Method", "NOW_CHALLENGES", "methods", "now_metrics", "run_eval_ar",
-           "run_eval_now", "run_misfit_prior", "run_report"]
+__all__ = [
+    "AR_SUBSETS",
+    "EvalPaths",
+    "MEAN_FACE",
+    "Method",
+    "NOW_CHALLENGES",
+    "methods",
+    "now_metrics",
+    "run_eval_ar",
+    "run_eval_now",
+    "run_misfit_prior",
+    "run_report",
+]

@@ -24,9 +24,9 @@ Arrays are numpy on the CPU: crops, renders and masks are crop pixels (image fra
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -38,13 +38,19 @@ from focus.errors import InputFileError
 from focus.facemodel.model import FaceModel
 from focus.predictor import SEGMENTATIONS, FocusModel, load_model
 
+
 def resolve_device(device: str = "cpu") -> torch.device:
     """``"auto"`` -> CUDA when available, else CPU; anything else as given (CUDA checked)."""
     return _resolve_device(device, "eval.device", "set eval.device: cpu")
 
 
-def load_eval_model(checkpoint: str | Path, facemodel: str | Path | FaceModel, data: DataSettings = DataSettings(),
-                    device: str | torch.device = "cpu", render_backend: str | None = None) -> FocusModel:
+def load_eval_model(
+    checkpoint: str | Path,
+    facemodel: str | Path | FaceModel,
+    data: DataSettings = DataSettings(),
+    device: str | torch.device = "cpu",
+    render_backend: str | None = None,
+) -> FocusModel:
     """Load a training checkpoint for evaluation (:func:`focus.predictor.load_model`).
 
     Args:
@@ -65,8 +71,9 @@ def load_eval_model(checkpoint: str | Path, facemodel: str | Path | FaceModel, d
     return load_model(path, facemodel, data, dev, render_backend)
 
 
-def open_folder(root: str | Path, model: FocusModel, images: str = "images", landmarks: str = "landmarks.csv"
-                ) -> FaceImageFolder:
+def open_folder(
+    root: str | Path, model: FocusModel, images: str = "images", landmarks: str = "landmarks.csv"
+) -> FaceImageFolder:
     """A face-image folder cropped like the training images of ``model`` (no augmentation).
 
     ``images`` is the image folder inside ``root`` (the NoW layout keeps its pictures under
@@ -123,8 +130,7 @@ def predict_batch(model: FocusModel, images: torch.Tensor, segmentations: Sequen
         if name not in SEGMENTATIONS:
             raise ValueError(f"unknown segmentation {name!r}; known: {SEGMENTATIONS}")
     p = model.predict(images, segmentations)
-    return {"coeffs": p.coeffs, "render": p.render.image, "coverage": p.render.mask, "neutral": p.neutral,
-            "seg": p.seg}
+    return {"coeffs": p.coeffs, "render": p.render.image, "coverage": p.render.mask, "neutral": p.neutral, "seg": p.seg}
 
 
 @dataclass
@@ -157,13 +163,23 @@ def load_crops(folder: FaceImageFolder, indices: Sequence[int] | None = None, pr
     idx = list(range(len(folder))) if indices is None else list(indices)
     if not idx:
         raise InputFileError(folder.root, "no images to evaluate")
-    items = [folder[i] for i in tqdm(idx, desc=f"crops {folder.root.name}", unit="img", disable=not progress, leave=False)]
+    items = [
+        folder[i] for i in tqdm(idx, desc=f"crops {folder.root.name}", unit="img", disable=not progress, leave=False)
+    ]
     stack = lambda key: np.stack([it[key].numpy() for it in items]) if key in items[0] else None  # noqa: E731
-    return Crops(tuple(it["name"] for it in items), stack("image"), stack("transform"), stack("mask"), stack("face_mask"))
+    return Crops(
+        tuple(it["name"] for it in items), stack("image"), stack("transform"), stack("mask"), stack("face_mask")
+    )
 
 
-def predict_crops(model: FocusModel, crops: Crops, segmentations: Sequence[str] = ("unet",), batch_size: int = 32,
-                  keep_images: bool = True, progress: bool = False) -> Predictions:
+def predict_crops(
+    model: FocusModel,
+    crops: Crops,
+    segmentations: Sequence[str] = ("unet",),
+    batch_size: int = 32,
+    keep_images: bool = True,
+    progress: bool = False,
+) -> Predictions:
     """Run ``model`` on aligned crops, in batches (``keep_images=False``: coefficients, neutral
     shapes and transforms only, for large real sets)."""
     if crops.crop_size != model.crop_size:
@@ -175,9 +191,14 @@ def predict_crops(model: FocusModel, crops: Crops, segmentations: Sequence[str] 
     parts: dict[str, list] = {k: [] for k in ("neutral", "renders", "coverage")}
     coeff_parts: dict[str, list] = {}
     seg_parts: dict[str, list] = {name: [] for name in segs}
-    for s in tqdm(range(0, len(crops), batch_size), desc=f"predict {model.checkpoint.name}", unit="batch",
-                  disable=not progress, leave=False):
-        res = predict_batch(model, torch.from_numpy(crops.images[s:s + batch_size]), segs)
+    for s in tqdm(
+        range(0, len(crops), batch_size),
+        desc=f"predict {model.checkpoint.name}",
+        unit="batch",
+        disable=not progress,
+        leave=False,
+    ):
+        res = predict_batch(model, torch.from_numpy(crops.images[s : s + batch_size]), segs)
         parts["neutral"].append(res["neutral"].float().cpu().numpy())
         for k, v in res["coeffs"].as_dict().items():
             coeff_parts.setdefault(k, []).append(v.float().cpu().numpy())
@@ -200,9 +221,15 @@ def predict_crops(model: FocusModel, crops: Crops, segmentations: Sequence[str] 
     )
 
 
-def predict_folder(model: FocusModel, folder: FaceImageFolder, segmentations: Sequence[str] = ("unet",),
-                   batch_size: int = 32, keep_images: bool = True, progress: bool = False,
-                   indices: Sequence[int] | None = None) -> Predictions:
+def predict_folder(
+    model: FocusModel,
+    folder: FaceImageFolder,
+    segmentations: Sequence[str] = ("unet",),
+    batch_size: int = 32,
+    keep_images: bool = True,
+    progress: bool = False,
+    indices: Sequence[int] | None = None,
+) -> Predictions:
     """:func:`load_crops` then :func:`predict_crops`."""
     return predict_crops(model, load_crops(folder, indices, progress), segmentations, batch_size, keep_images, progress)
 
@@ -214,5 +241,17 @@ def now_landmark_points(model: FaceModel | FocusModel, neutral: np.ndarray) -> n
     return np.asarray(neutral)[:, ids]
 
 
-__all__ = ["Crops", "FocusModel", "Predictions", "load_crops", "predict_crops", "SEGMENTATIONS", "load_eval_model", "now_landmark_points", "open_folder",
-           "predict_batch", "predict_folder", "resolve_device"]
+__all__ = [
+    "Crops",
+    "FocusModel",
+    "Predictions",
+    "load_crops",
+    "predict_crops",
+    "SEGMENTATIONS",
+    "load_eval_model",
+    "now_landmark_points",
+    "open_folder",
+    "predict_batch",
+    "predict_folder",
+    "resolve_device",
+]

@@ -59,11 +59,20 @@ TARGET_PRIOR_OCCLUSION_VS_AUTOENCODER = 0.05  # its occlusion median at least 5 
 #: Rows of our models in the headline, in order (the trivial baselines last).
 HEADLINE_KEYS = ("focus", "focus_prior", "autoencoder", "pseudo_mask", "mean_face")
 
-CHALLENGE_LABELS = {"multiview_neutral": "neutral", "multiview_expressions": "expressions",
-                    "multiview_occlusions": "occlusions", "selfie": "selfie", "all": "all"}
-METHOD_LABELS = {"autoencoder": "Autoencoder (no segmentation)", "pseudo_mask": "Pseudo mask z(p)",
-                 "focus": "FOCUS", "focus_prior": "FOCUS + misfit prior",
-                 "mean_face": "Mean face (identity 0, every image)"}
+CHALLENGE_LABELS = {
+    "multiview_neutral": "neutral",
+    "multiview_expressions": "expressions",
+    "multiview_occlusions": "occlusions",
+    "selfie": "selfie",
+    "all": "all",
+}
+METHOD_LABELS = {
+    "autoencoder": "Autoencoder (no segmentation)",
+    "pseudo_mask": "Pseudo mask z(p)",
+    "focus": "FOCUS",
+    "focus_prior": "FOCUS + misfit prior",
+    "mean_face": "Mean face (identity 0, every image)",
+}
 
 
 def method_label(key: str) -> str:
@@ -113,8 +122,9 @@ def check_targets(now: dict | None, ar: dict | None) -> dict:
     m0, m1 = _get(now, "focus", "all", "mean"), _get(now, "focus_prior", "all", "mean")
     if m0 is not None and m1 is not None:
         out["now"]["misfit_prior_mean_change_mm"] = round(m1 - m0, 4)
-        out["now"]["misfit_prior_median_change_mm"] = round(_get(now, "focus_prior", "all", "median")
-                                                            - _get(now, "focus", "all", "median"), 4)
+        out["now"]["misfit_prior_median_change_mm"] = round(
+            _get(now, "focus_prior", "all", "median") - _get(now, "focus", "all", "median"), 4
+        )
         out["targets"]["misfit_prior_lowers_mean"] = bool(m1 < m0)
     a_neu = _get(now, "autoencoder", "multiview_neutral", "median")
     if ae_occ is not None and a_neu:
@@ -127,7 +137,9 @@ def check_targets(now: dict | None, ar: dict | None) -> dict:
     if p_occ is not None and ae_occ:
         red = 1.0 - p_occ / ae_occ
         out["now"]["prior_occlusion_median_reduction_vs_autoencoder"] = round(red, 4)
-        out["targets"]["focus_prior_occlusion_5pct_below_autoencoder"] = bool(red >= TARGET_PRIOR_OCCLUSION_VS_AUTOENCODER)
+        out["targets"]["focus_prior_occlusion_5pct_below_autoencoder"] = bool(
+            red >= TARGET_PRIOR_OCCLUSION_VS_AUTOENCODER
+        )
     for sub in ("sunglasses", "scarf"):
         f1, f1p = _get(ar, "focus", sub, "f1"), _get(ar, "pseudo_mask", sub, "f1")
         if f1 is None or f1p is None:
@@ -168,11 +180,17 @@ def now_table(now: dict, keys: list[str] | None = None) -> str:
     """Markdown: median per challenge, median / mean / std over all images, the median relative to the
     mean face's and the identity correlation over all images."""
     keys = keys or list(now)
-    chs = [c for c in ("multiview_neutral", "multiview_expressions", "multiview_occlusions", "selfie")
-           if any(c in now[k] for k in keys)]
+    chs = [
+        c
+        for c in ("multiview_neutral", "multiview_expressions", "multiview_occlusions", "selfie")
+        if any(c in now[k] for k in keys)
+    ]
     vs_mean = mean_face_comparison(now).get("vs_mean_face", {})
-    head = ("| model | " + " | ".join(f"{CHALLENGE_LABELS[c]} median" for c in chs)
-            + " | all median | all mean | all std | all median vs. mean face | identity corr. |")
+    head = (
+        "| model | "
+        + " | ".join(f"{CHALLENGE_LABELS[c]} median" for c in chs)
+        + " | all median | all mean | all std | all median vs. mean face | identity corr. |"
+    )
     lines = [head, "|" + "---|" * (len(chs) + 6)]
     for k in keys:
         cells = [_f(_get(now, k, c, "median")) for c in chs]
@@ -185,8 +203,11 @@ def now_table(now: dict, keys: list[str] | None = None) -> str:
 
 def now_challenge_table(now: dict, keys: list[str]) -> str:
     """Markdown: median / mean / std of every challenge (one column per challenge)."""
-    chs = [c for c in ("multiview_neutral", "multiview_expressions", "multiview_occlusions", "selfie", "all")
-           if any(c in now[k] for k in keys)]
+    chs = [
+        c
+        for c in ("multiview_neutral", "multiview_expressions", "multiview_occlusions", "selfie", "all")
+        if any(c in now[k] for k in keys)
+    ]
     lines = ["| model | " + " | ".join(CHALLENGE_LABELS[c] for c in chs) + " |", "|" + "---|" * (len(chs) + 1)]
     for k in keys:
         cells = [" / ".join(_f(_get(now, k, c, s)) for s in ("median", "mean", "std")) for c in chs]
@@ -196,12 +217,18 @@ def now_challenge_table(now: dict, keys: list[str]) -> str:
 
 def ar_table(ar: dict, keys: list[str], subset: str) -> str:
     """Markdown: soft means ± std and thresholded F1 / IoU of one subset."""
-    lines = ["| model | accuracy | precision | recall | F1 | IoU | F1 (0.5) | IoU (0.5) |", "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| model | accuracy | precision | recall | F1 | IoU | F1 (0.5) | IoU (0.5) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for k in keys:
         row = _get(ar, k, subset)
         if row is None:
             continue
-        cells = [f"{_f(row.get(m), 3)} ± {_f(row.get(m + '_std'), 3)}" for m in ("accuracy", "precision", "recall", "f1", "iou")]
+        cells = [
+            f"{_f(row.get(m), 3)} ± {_f(row.get(m + '_std'), 3)}"
+            for m in ("accuracy", "precision", "recall", "f1", "iou")
+        ]
         cells += [_f(_get(row, "hard", "f1"), 3), _f(_get(row, "hard", "iou"), 3)]
         lines.append(f"| {method_label(k)} (`{k}`) | " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -218,8 +245,11 @@ def headline(now: dict | None, ar: dict | None, synthetic_now: bool, synthetic_a
     now_src = "synthetic NoW-like" if synthetic_now else "real NoW validation"
     ar_src = "synthetic AR-like" if synthetic_ar else "real AR"
     vs_mean = mean_face_comparison(now).get("vs_mean_face", {})
-    lines = ["| model | data | NoW median | NoW mean | NoW std | median vs. mean face | occlusion median | "
-             "identity corr. | F1 sunglasses | F1 scarf |", "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| model | data | NoW median | NoW mean | NoW std | median vs. mean face | occlusion median | "
+        "identity corr. | F1 sunglasses | F1 scarf |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for k in keys:
         cells = [_f(_get(now, k, "all", s)) for s in ("median", "mean", "std")]
         cells.append("(baseline)" if k == "mean_face" else _pct(_get(vs_mean, k, "all_median_change")))
@@ -232,16 +262,20 @@ def headline(now: dict | None, ar: dict | None, synthetic_now: bool, synthetic_a
     for name, (md, mn, sd) in PUBLISHED_NOW.items():
         cells = [f"{md:.2f}", f"{mn:.2f}", f"{sd:.2f}"] + ["–"] * 5
         lines.append(f"| {name} | published, **real NoW test set** | " + " | ".join(cells) + " |")
-    note = ("NoW errors in mm (scan-to-mesh after landmark and rigid alignment, pooled over scan vertices; "
-            "the `focus now-eval` protocol); *mean face*: the face model's mean shape for every image, scored the same "
-            "way (the trivial shape baseline; *median vs. mean face*: relative change of the median over all images); "
-            "*identity corr.*: correlation, across images, of the first 10 predicted and true identity coefficients "
-            "(synthetic sets only; 0 for the mean face); F1 of the face class inside the rendered face, soft mask, "
-            "mean over images (the autoencoder row is the trivial all-face mask). ")
+    note = (
+        "NoW errors in mm (scan-to-mesh after landmark and rigid alignment, pooled over scan vertices; "
+        "the `focus now-eval` protocol); *mean face*: the face model's mean shape for every image, scored the same "
+        "way (the trivial shape baseline; *median vs. mean face*: relative change of the median over all images); "
+        "*identity corr.*: correlation, across images, of the first 10 predicted and true identity coefficients "
+        "(synthetic sets only; 0 for the mean face); F1 of the face class inside the rendered face, soft mask, "
+        "mean over images (the autoencoder row is the trivial all-face mask). "
+    )
     if synthetic_now:
-        note += ("**Our rows are measured on the synthetic NoW-like set of this pipeline, not on real NoW**: the published "
-                 "rows are the real NoW test set and are shown for scale only; the numbers are not comparable until "
-                 "`eval.now_dir` names the real NoW validation folder (validation errors run 0.1-0.2 mm above test). ")
+        note += (
+            "**Our rows are measured on the synthetic NoW-like set of this pipeline, not on real NoW**: the published "
+            "rows are the real NoW test set and are shown for scale only; the numbers are not comparable until "
+            "`eval.now_dir` names the real NoW validation folder (validation errors run 0.1-0.2 mm above test). "
+        )
     return "\n".join(lines) + "\n\n" + note
 
 
@@ -253,41 +287,55 @@ def _target_rows(summary: dict) -> str:
         return "–" if key not in t else ("met" if t[key] else "**missed**")
 
     r = now.get("occlusion_over_neutral_median")
-    rows.append(f"| FOCUS occlusion median within 10 % of its neutral median | ratio {_f(r, 3)} "
-                f"({'+' if r is not None and r >= 1 else ''}{_f(None if r is None else 100 * (r - 1), 1)} %) | "
-                f"{verdict('occlusion_within_10pct_of_neutral')} |")
+    rows.append(
+        f"| FOCUS occlusion median within 10 % of its neutral median | ratio {_f(r, 3)} "
+        f"({'+' if r is not None and r >= 1 else ''}{_f(None if r is None else 100 * (r - 1), 1)} %) | "
+        f"{verdict('occlusion_within_10pct_of_neutral')} |"
+    )
     red = now.get("occlusion_median_reduction_vs_autoencoder")
-    rows.append(f"| FOCUS occlusion median at least 15 % below the autoencoder's | "
-                f"{_f(None if red is None else 100 * red, 1)} % lower | {verdict('occlusion_15pct_below_autoencoder')} |")
+    rows.append(
+        f"| FOCUS occlusion median at least 15 % below the autoencoder's | "
+        f"{_f(None if red is None else 100 * red, 1)} % lower | {verdict('occlusion_15pct_below_autoencoder')} |"
+    )
     for sub in ("sunglasses", "scarf"):
         a = ar.get(sub, {})
-        rows.append(f"| F1 {sub} at least 0.05 above the pseudo mask | {_f(a.get('f1'), 3)} vs {_f(a.get('f1_pseudo_mask'), 3)} "
-                    f"(gain {_f(a.get('f1_gain_vs_pseudo_mask'), 3)}) | {verdict(f'f1_{sub}_gain_over_pseudo_mask')} |")
+        rows.append(
+            f"| F1 {sub} at least 0.05 above the pseudo mask | {_f(a.get('f1'), 3)} vs {_f(a.get('f1_pseudo_mask'), 3)} "
+            f"(gain {_f(a.get('f1_gain_vs_pseudo_mask'), 3)}) | {verdict(f'f1_{sub}_gain_over_pseudo_mask')} |"
+        )
         rows.append(f"| F1 {sub} at least 0.85 | {_f(a.get('f1'), 3)} | {verdict(f'f1_{sub}_at_least_085')} |")
     for sub in ("sunglasses", "scarf"):
         a = ar.get(sub, {})
         if "f1_gain_vs_all_face" in a:
-            rows.append(f"| (not a target) F1 {sub} above calling every rendered pixel face | {_f(a.get('f1'), 3)} vs "
-                        f"{_f(a.get('f1_all_face'), 3)} (gain {_f(a.get('f1_gain_vs_all_face'), 3)}) | – |")
+            rows.append(
+                f"| (not a target) F1 {sub} above calling every rendered pixel face | {_f(a.get('f1'), 3)} vs "
+                f"{_f(a.get('f1_all_face'), 3)} (gain {_f(a.get('f1_gain_vs_all_face'), 3)}) | – |"
+            )
     c = _get(now, "vs_mean_face", "focus_prior", "all_median_change")
-    rows.append(f"| FOCUS + misfit prior median at least {100 * TARGET_PRIOR_BELOW_MEAN_FACE:.0f} % below the mean "
-                f"face's | {_pct(c)} | {verdict('focus_prior_median_3pct_below_mean_face')} |")
+    rows.append(
+        f"| FOCUS + misfit prior median at least {100 * TARGET_PRIOR_BELOW_MEAN_FACE:.0f} % below the mean "
+        f"face's | {_pct(c)} | {verdict('focus_prior_median_3pct_below_mean_face')} |"
+    )
     red = now.get("prior_occlusion_median_reduction_vs_autoencoder")
-    rows.append(f"| FOCUS + misfit prior occlusion median at least {100 * TARGET_PRIOR_OCCLUSION_VS_AUTOENCODER:.0f} % "
-                f"below the autoencoder's | {_f(None if red is None else 100 * red, 1)} % lower | "
-                f"{verdict('focus_prior_occlusion_5pct_below_autoencoder')} |")
+    rows.append(
+        f"| FOCUS + misfit prior occlusion median at least {100 * TARGET_PRIOR_OCCLUSION_VS_AUTOENCODER:.0f} % "
+        f"below the autoencoder's | {_f(None if red is None else 100 * red, 1)} % lower | "
+        f"{verdict('focus_prior_occlusion_5pct_below_autoencoder')} |"
+    )
     d = now.get("misfit_prior_mean_change_mm")
-    rows.append(f"| misfit prior lowers the NoW mean error | change {_f(d, 3)} mm | {verdict('misfit_prior_lowers_mean')} |")
+    rows.append(
+        f"| misfit prior lowers the NoW mean error | change {_f(d, 3)} mm | {verdict('misfit_prior_lowers_mean')} |"
+    )
     return "\n".join(rows)
 
 
 MISFIT_REASONS = {
     "small_offset": "the systematic offset is small against the per-face spread, so subtracting it moves the typical "
-                    "face little",
+    "face little",
     "no_heldout_gain": "even on held-out synthetic faces it barely lowers the per-vertex error",
     "protocol_refits": "the NoW protocol re-fits scale, rotation and translation and measures scan-to-surface "
-                       "distances, which absorbs global parts of the offset (e.g. scale) and is insensitive to offsets "
-                       "along the surface",
+    "distances, which absorbs global parts of the offset (e.g. scale) and is insensitive to offsets "
+    "along the surface",
 }
 
 
@@ -316,18 +364,23 @@ def misfit_text(summary: dict, misfit: dict | None) -> str:
     cv1 = misfit.get("mean_vertex_error_cross_validated_with_prior_mm")
     by_region = misfit.get("offset_by_region_mm") or {}
     regions = ", ".join(f"{k} {_f(v)}" for k, v in by_region.items() if k != "all")
-    text = (f"Estimated on {misfit.get('count')} fresh occluder-free synthetic faces: mean offset magnitude "
-            f"{_f(off)} mm (95th percentile {_f(_get(misfit, 'offset_mm', 'p95'))} mm; by region, mm: {regions}), "
-            f"per-vertex spread {_f(spr)} mm. On held-out synthetic faces (two-fold) the mean per-vertex error after "
-            f"rigid alignment goes from {_f(cv0)} to {_f(cv1)} mm with the prior. ")
+    text = (
+        f"Estimated on {misfit.get('count')} fresh occluder-free synthetic faces: mean offset magnitude "
+        f"{_f(off)} mm (95th percentile {_f(_get(misfit, 'offset_mm', 'p95'))} mm; by region, mm: {regions}), "
+        f"per-vertex spread {_f(spr)} mm. On held-out synthetic faces (two-fold) the mean per-vertex error after "
+        f"rigid alignment goes from {_f(cv0)} to {_f(cv1)} mm with the prior. "
+    )
     if d is None:
         return text
     if d < 0:
         return text + f"On the NoW-layout set it lowers the mean error by {_f(-d, 3)} mm."
     why = [MISFIT_REASONS[r] for r in misfit_prior_reasons(misfit)]
-    return (text + f"On the NoW-layout set it does **not** lower the mean error: it changes it by {_f(d, 3)} mm "
-            f"(median {_f(summary['now'].get('misfit_prior_median_change_mm'), 3)} mm). Likely reasons: "
-            + "; ".join(why) + ".")
+    return (
+        text + f"On the NoW-layout set it does **not** lower the mean error: it changes it by {_f(d, 3)} mm "
+        f"(median {_f(summary['now'].get('misfit_prior_median_change_mm'), 3)} mm). Likely reasons: "
+        + "; ".join(why)
+        + "."
+    )
 
 
 def missed_target_notes(now: dict | None, ar: dict | None, summary: dict) -> dict[str, str]:
@@ -341,11 +394,12 @@ def missed_target_notes(now: dict | None, ar: dict | None, summary: dict) -> dic
         f_neu = _get(now, "focus", "multiview_neutral", "median")
         if a_occ and a_neu:
             notes["occlusion_vs_autoencoder"] = (
-                         f"Occlusion gain over the autoencoder: the autoencoder's own occlusion / neutral median ratio is "
-                         f"{a_occ / a_neu:.3f} ({100 * (a_occ / a_neu - 1):+.1f} %), i.e. the occluders of this set "
-                         f"{'barely ' if a_occ / a_neu < 1.05 else ''}raise the baseline's error; FOCUS's neutral median is "
-                         f"{_f(f_neu)} mm against the autoencoder's {_f(a_neu)} mm, so a 15 % gain on the occlusion "
-                         f"challenge would need FOCUS to be better on unoccluded faces as well.")
+                f"Occlusion gain over the autoencoder: the autoencoder's own occlusion / neutral median ratio is "
+                f"{a_occ / a_neu:.3f} ({100 * (a_occ / a_neu - 1):+.1f} %), i.e. the occluders of this set "
+                f"{'barely ' if a_occ / a_neu < 1.05 else ''}raise the baseline's error; FOCUS's neutral median is "
+                f"{_f(f_neu)} mm against the autoencoder's {_f(a_neu)} mm, so a 15 % gain on the occlusion "
+                f"challenge would need FOCUS to be better on unoccluded faces as well."
+            )
     for sub in ("sunglasses", "scarf"):
         if t.get(f"f1_{sub}_gain_over_pseudo_mask") is False or t.get(f"f1_{sub}_at_least_085") is False:
             steps = [("pseudo mask", _get(ar, "pseudo_mask", sub, "f1"))]
@@ -353,15 +407,18 @@ def missed_target_notes(now: dict | None, ar: dict | None, summary: dict) -> dic
             trail = ", ".join(f"{name} {_f(v, 3)}" for name, v in steps)
             prec, rec = _get(ar, "focus", sub, "precision"), _get(ar, "focus", sub, "recall")
             ae = _get(ar, "autoencoder", sub, "f1")
-            notes[f"f1_{sub}"] = (f"F1 on {sub}: per step {trail}; FOCUS precision {_f(prec, 3)}, recall {_f(rec, 3)} "
-                         f"({'visible face called outlier' if (rec or 0) < 0.5 or (rec or 0) <= (prec or 0) else 'occluders called face'}); "
-                         f"calling every rendered pixel face (the autoencoder) gives {_f(ae, 3)}.")
+            notes[f"f1_{sub}"] = (
+                f"F1 on {sub}: per step {trail}; FOCUS precision {_f(prec, 3)}, recall {_f(rec, 3)} "
+                f"({'visible face called outlier' if (rec or 0) < 0.5 or (rec or 0) <= (prec or 0) else 'occluders called face'}); "
+                f"calling every rendered pixel face (the autoencoder) gives {_f(ae, 3)}."
+            )
     trivial = [sub for sub in ("sunglasses", "scarf") if trivial_mask(ar, sub)]
     if trivial:
         notes["trivial_mask"] = (
-                     f"FOCUS's mask on {' and '.join(trivial)} is (almost) the trivial one that calls every rendered pixel "
-                     f"face (F1 within 0.01 of the autoencoder row, recall above 0.99): the segmentation targets that are "
-                     f"met there are met without segmenting anything.")
+            f"FOCUS's mask on {' and '.join(trivial)} is (almost) the trivial one that calls every rendered pixel "
+            f"face (F1 within 0.01 of the autoencoder row, recall above 0.99): the segmentation targets that are "
+            f"met there are met without segmenting anything."
+        )
     return notes
 
 
@@ -375,17 +432,23 @@ def trivial_mask(ar: dict | None, sub: str) -> bool:
 def rounds_table(now: dict | None, ar: dict | None) -> list[dict]:
     """One row per step: the autoencoder / pseudo mask (step 0), every EM round, with NoW median and F1."""
     keys = sorted(set(_round_keys(now or {})) | set(_round_keys(ar or {})))
-    steps = [(0, "init", "autoencoder", "pseudo_mask")] + [(int(k.rsplit("_", 1)[1]), f"round {int(k.rsplit('_', 1)[1])}", k, k)
-                                                          for k in keys]
+    steps = [(0, "init", "autoencoder", "pseudo_mask")] + [
+        (int(k.rsplit("_", 1)[1]), f"round {int(k.rsplit('_', 1)[1])}", k, k) for k in keys
+    ]
     rows = []
     for step, label, nk, ak in steps:
-        rows.append({"step": step, "label": label,
-                     "now_median_all": _get(now, nk, "all", "median"),
-                     "now_median_occlusions": _get(now, nk, "multiview_occlusions", "median"),
-                     "now_median_neutral": _get(now, nk, "multiview_neutral", "median"),
-                     "f1_sunglasses": _get(ar, ak, "sunglasses", "f1"),
-                     "f1_scarf": _get(ar, ak, "scarf", "f1"),
-                     "f1_unoccluded": _get(ar, ak, "unoccluded", "f1")})
+        rows.append(
+            {
+                "step": step,
+                "label": label,
+                "now_median_all": _get(now, nk, "all", "median"),
+                "now_median_occlusions": _get(now, nk, "multiview_occlusions", "median"),
+                "now_median_neutral": _get(now, nk, "multiview_neutral", "median"),
+                "f1_sunglasses": _get(ar, ak, "sunglasses", "f1"),
+                "f1_scarf": _get(ar, ak, "scarf", "f1"),
+                "f1_unoccluded": _get(ar, ak, "unoccluded", "f1"),
+            }
+        )
     return rows
 
 
@@ -399,7 +462,12 @@ def plot_rounds(rows: list[dict], path: Path) -> None:
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 2, 1)
     for key, style in (("now_median_all", "o-"), ("now_median_occlusions", "s-"), ("now_median_neutral", "^--")):
-        ax.plot(x, [r[key] if r[key] is not None else nan for r in rows], style, label=key.replace("now_median_", "median: "))
+        ax.plot(
+            x,
+            [r[key] if r[key] is not None else nan for r in rows],
+            style,
+            label=key.replace("now_median_", "median: "),
+        )
     ax.set_title("NoW-layout set: median error (mm)")
     ax.set_xlabel("EM round (0: initialised encoder, no segmentation)")
     ax = fig.add_subplot(1, 2, 2)
@@ -417,8 +485,15 @@ def plot_rounds(rows: list[dict], path: Path) -> None:
 
 
 def write_rounds_csv(rows: list[dict], path: Path) -> None:
-    cols = ["step", "now_median_all", "now_median_occlusions", "now_median_neutral", "f1_sunglasses", "f1_scarf",
-            "f1_unoccluded"]
+    cols = [
+        "step",
+        "now_median_all",
+        "now_median_occlusions",
+        "now_median_neutral",
+        "f1_sunglasses",
+        "f1_scarf",
+        "f1_unoccluded",
+    ]
     lines = [",".join(cols)]
     for r in rows:
         lines.append(",".join("" if r[c] is None else str(r[c]) for c in cols))
@@ -462,16 +537,27 @@ def training_section(em: dict | None) -> list[str]:
     predicted identity follows the truth)."""
     if not em or not em.get("records"):
         return []
-    cols = (("f1_occluded", "F1 occl.", 3), ("f1_allface_occluded", "F1 occl., all-face mask", 3),
-            ("f1_unoccluded", "F1 unoccl.", 3), ("photo", "photometric", 3), ("landmark_px", "landmarks (px)", 2),
-            ("shape_mm_occluded", "shape occl. (mm)", 3), ("shape_mm_mean_face", "mean face (mm)", 3),
-            ("id_corr", "identity corr.", 2))
-    lines = ["## Training: EM rounds on held-out synthetic images", "",
-             "Validation after every phase (`reports/train/em_metrics.json`; `init` is the initialised encoder with its "
-             "robust-loss pseudo masks, `pretrain_seg` the U-Net trained on them). *F1 occl., all-face mask*: calling "
-             "every rendered pixel face; *mean face*: the neutral-shape error of identity 0; *identity corr.*: "
-             "correlation of the predicted with the true identity coefficients (first 10) across images.", "",
-             "| phase | " + " | ".join(c[1] for c in cols) + " |", "|---|" + "---|" * len(cols)]
+    cols = (
+        ("f1_occluded", "F1 occl.", 3),
+        ("f1_allface_occluded", "F1 occl., all-face mask", 3),
+        ("f1_unoccluded", "F1 unoccl.", 3),
+        ("photo", "photometric", 3),
+        ("landmark_px", "landmarks (px)", 2),
+        ("shape_mm_occluded", "shape occl. (mm)", 3),
+        ("shape_mm_mean_face", "mean face (mm)", 3),
+        ("id_corr", "identity corr.", 2),
+    )
+    lines = [
+        "## Training: EM rounds on held-out synthetic images",
+        "",
+        "Validation after every phase (`reports/train/em_metrics.json`; `init` is the initialised encoder with its "
+        "robust-loss pseudo masks, `pretrain_seg` the U-Net trained on them). *F1 occl., all-face mask*: calling "
+        "every rendered pixel face; *mean face*: the neutral-shape error of identity 0; *identity corr.*: "
+        "correlation of the predicted with the true identity coefficients (first 10) across images.",
+        "",
+        "| phase | " + " | ".join(c[1] for c in cols) + " |",
+        "|---|" + "---|" * len(cols),
+    ]
     for r in em["records"]:
         lines.append(f"| `{r.get('phase')}` | " + " | ".join(_f(r.get(k), nd) for k, _, nd in cols) + " |")
     sm = em.get("summary") or {}
@@ -479,22 +565,29 @@ def training_section(em: dict | None) -> list[str]:
         gain, red = sm.get("f1_occluded_gain"), sm.get("shape_occluded_reduction")
         ok_f1 = gain is not None and gain >= sm.get("target_f1_gain", 0.05)
         ok_sh = red is not None and red >= sm.get("target_shape_reduction", 0.10)
-        lines += ["", "| EM target (occluded held-out images, end vs. `init`) | value | met |", "|---|---|---|",
-                  f"| segmentation F1 at least {_f(sm.get('target_f1_gain'), 2)} above the pseudo masks | "
-                  f"{_f(sm.get('f1_occluded_start'), 3)} -> {_f(sm.get('f1_occluded_end'), 3)} (gain {_f(gain, 3)}) | "
-                  f"{'yes' if ok_f1 else '**no**'} |",
-                  f"| neutral-shape error at least {_f(100 * sm.get('target_shape_reduction', 0.1), 0)} % lower | "
-                  f"{_f(sm.get('shape_mm_occluded_start'), 3)} -> {_f(sm.get('shape_mm_occluded_end'), 3)} mm "
-                  f"({_f(None if red is None else 100 * red, 1)} %) | {'yes' if ok_sh else '**no**'} |"]
+        lines += [
+            "",
+            "| EM target (occluded held-out images, end vs. `init`) | value | met |",
+            "|---|---|---|",
+            f"| segmentation F1 at least {_f(sm.get('target_f1_gain'), 2)} above the pseudo masks | "
+            f"{_f(sm.get('f1_occluded_start'), 3)} -> {_f(sm.get('f1_occluded_end'), 3)} (gain {_f(gain, 3)}) | "
+            f"{'yes' if ok_f1 else '**no**'} |",
+            f"| neutral-shape error at least {_f(100 * sm.get('target_shape_reduction', 0.1), 0)} % lower | "
+            f"{_f(sm.get('shape_mm_occluded_start'), 3)} -> {_f(sm.get('shape_mm_occluded_end'), 3)} mm "
+            f"({_f(None if red is None else 100 * red, 1)} %) | {'yes' if ok_sh else '**no**'} |",
+        ]
         corr, mean_face = sm.get("id_corr_end"), sm.get("shape_mm_mean_face_end")
         if not ok_sh and identity_not_learnt(sm):
-            lines += ["", f"Why the shape target is missed: the encoder has not learnt identity at this scale (identity "
-                      f"correlation {_f(sm.get('id_corr_start'), 2)} after `init`, {_f(corr, 2)} at the end): its neutral "
-                      f"shape is nearly the same for every face, a constant offset from the mean face (which alone scores "
-                      f"{_f(mean_face, 3)} mm). That offset is the same on occluded and unoccluded images "
-                      f"({_f(sm.get('shape_mm_occluded_start'), 3)} vs. {_f(sm.get('shape_mm_start'), 3)} mm over all after "
-                      f"`init`), so excluding occluders cannot lower it. The supervised oracle of the identity table "
-                      f"below bounds what the weakly supervised losses can reach at this scale."]
+            lines += [
+                "",
+                f"Why the shape target is missed: the encoder has not learnt identity at this scale (identity "
+                f"correlation {_f(sm.get('id_corr_start'), 2)} after `init`, {_f(corr, 2)} at the end): its neutral "
+                f"shape is nearly the same for every face, a constant offset from the mean face (which alone scores "
+                f"{_f(mean_face, 3)} mm). That offset is the same on occluded and unoccluded images "
+                f"({_f(sm.get('shape_mm_occluded_start'), 3)} vs. {_f(sm.get('shape_mm_start'), 3)} mm over all after "
+                f"`init`), so excluding occluders cannot lower it. The supervised oracle of the identity table "
+                f"below bounds what the weakly supervised losses can reach at this scale.",
+            ]
     return lines + [""]
 
 
@@ -512,9 +605,11 @@ def identity_oracle(doc: dict | None, params: dict) -> dict | None:
     last = records[-1]
     train = params.get("train") or {}
     enc = train.get("encoder")
-    default = {"image_size": _get(params, "render", "image_size"),
-               "encoder": enc.get("arch") if isinstance(enc, dict) else enc,
-               "batch_size": train.get("batch_size")}
+    default = {
+        "image_size": _get(params, "render", "image_size"),
+        "encoder": enc.get("arch") if isinstance(enc, dict) else enc,
+        "batch_size": train.get("batch_size"),
+    }
     scale = {k: doc.get(k) for k in default}
     mismatch = {k: [scale[k], v] for k, v in default.items() if v is not None and scale[k] != v}
     out = {k: last.get(k) for k in ("shape_mm", "shape_mm_occluded", "shape_mm_mean_face", "id_corr")}
@@ -523,8 +618,10 @@ def identity_oracle(doc: dict | None, params: dict) -> dict | None:
 
 def _oracle_label(oracle: dict) -> str:
     sc = oracle["scale"]
-    text = (f"supervised identity oracle (bench, trained *with* the true coefficients; {sc.get('encoder')}, "
-            f"{sc.get('image_size')} px, batch {sc.get('batch_size')}, {oracle['steps']} steps)")
+    text = (
+        f"supervised identity oracle (bench, trained *with* the true coefficients; {sc.get('encoder')}, "
+        f"{sc.get('image_size')} px, batch {sc.get('batch_size')}, {oracle['steps']} steps)"
+    )
     if oracle["mismatch"]:
         diff = ", ".join(f"{k} {a} vs. {b}" for k, (a, b) in oracle["mismatch"].items())
         text += f" -- **not at the default's scale** ({diff}: re-run `bench/identity_oracle.py`)"
@@ -541,27 +638,55 @@ def identity_section(em: dict | None, oracle: dict | None) -> list[str]:
     mean_face = sm.get("shape_mm_mean_face_end", None if oracle is None else oracle["shape_mm_mean_face"])
     rows = [("mean face (identity 0): trivial baseline", mean_face, None, 0.0)]
     if sm:
-        rows += [(f"FOCUS after `{sm.get('start_phase', 'init')}`", sm.get("shape_mm_start"),
-                  sm.get("shape_mm_occluded_start"), sm.get("id_corr_start")),
-                 (f"FOCUS after `{sm.get('end_phase', 'end')}`", sm.get("shape_mm_end"), sm.get("shape_mm_occluded_end"),
-                  sm.get("id_corr_end"))]
+        rows += [
+            (
+                f"FOCUS after `{sm.get('start_phase', 'init')}`",
+                sm.get("shape_mm_start"),
+                sm.get("shape_mm_occluded_start"),
+                sm.get("id_corr_start"),
+            ),
+            (
+                f"FOCUS after `{sm.get('end_phase', 'end')}`",
+                sm.get("shape_mm_end"),
+                sm.get("shape_mm_occluded_end"),
+                sm.get("id_corr_end"),
+            ),
+        ]
     if oracle is not None:
-        rows.append((_oracle_label(oracle) + ": upper bound", oracle["shape_mm"], oracle["shape_mm_occluded"],
-                     oracle["id_corr"]))
-    lines = ["## Identity: held-out synthetic validation", "",
-             "Neutral-shape error (mm, face region, after similarity alignment) and identity correlation (first 10 "
-             "coefficients, across images) on the training's held-out synthetic images; *vs. mean face*: relative "
-             "change of the error over all images. The oracle row is a bench measurement "
-             "(`bench/results/identity_oracle_cpu.json`), not part of this pipeline run; it is supervised, so it bounds "
-             "what the weakly supervised losses can reach at that scale.", "",
-             "| model | shape (mm) | vs. mean face | shape occl. (mm) | identity corr. |", "|---|---|---|---|---|"]
+        rows.append(
+            (
+                _oracle_label(oracle) + ": upper bound",
+                oracle["shape_mm"],
+                oracle["shape_mm_occluded"],
+                oracle["id_corr"],
+            )
+        )
+    lines = [
+        "## Identity: held-out synthetic validation",
+        "",
+        "Neutral-shape error (mm, face region, after similarity alignment) and identity correlation (first 10 "
+        "coefficients, across images) on the training's held-out synthetic images; *vs. mean face*: relative "
+        "change of the error over all images. The oracle row is a bench measurement "
+        "(`bench/results/identity_oracle_cpu.json`), not part of this pipeline run; it is supervised, so it bounds "
+        "what the weakly supervised losses can reach at that scale.",
+        "",
+        "| model | shape (mm) | vs. mean face | shape occl. (mm) | identity corr. |",
+        "|---|---|---|---|---|",
+    ]
     for label, shape, occ, corr in rows:
         change = None if shape is None or not mean_face else shape / mean_face - 1.0
         lines.append(f"| {label} | {_f(shape, 3)} | {_pct(change)} | {_f(occ, 3)} | {_f(corr, 2)} |")
-    if oracle is not None and mean_face is not None and oracle["shape_mm_mean_face"] is not None \
-            and abs(oracle["shape_mm_mean_face"] - mean_face) > 1e-6:
-        lines += ["", f"The oracle's validation set differs from this run's: its mean face scores "
-                  f"{_f(oracle['shape_mm_mean_face'], 3)} mm there."]
+    if (
+        oracle is not None
+        and mean_face is not None
+        and oracle["shape_mm_mean_face"] is not None
+        and abs(oracle["shape_mm_mean_face"] - mean_face) > 1e-6
+    ):
+        lines += [
+            "",
+            f"The oracle's validation set differs from this run's: its mean face scores "
+            f"{_f(oracle['shape_mm_mean_face'], 3)} mm there.",
+        ]
     return lines + [""]
 
 
@@ -572,15 +697,31 @@ def now_section(now: dict | None) -> list[str]:
         return []
     keys = list(now)
     partial = [k for k in keys if k.startswith("focus_round_") and "all" not in now[k]]
-    note = (f" The EM rounds before the last ({', '.join(f'`{k}`' for k in partial)}) are scored on the challenges "
-            f"of `eval.round_challenges` only." if partial else "")
-    return ["## Shape: NoW protocol", "",
-            "Median error per challenge and median / mean / std over all images (mm); `mean_face` is the face model's "
-            "mean shape for every image, scored the same way." + note, "",
-            now_table(now, keys), "", "Median / mean / std per challenge (mm):", "", now_challenge_table(now, keys), "",
-            "![cumulative error](eval/now/cumulative_error.png)", "",
-            "Occlusion challenge, best and worst FOCUS reconstructions (input, autoencoder, FOCUS, FOCUS mask, true "
-            "mask):", "", "![NoW examples](eval/now/examples.png)", ""]
+    note = (
+        f" The EM rounds before the last ({', '.join(f'`{k}`' for k in partial)}) are scored on the challenges "
+        f"of `eval.round_challenges` only."
+        if partial
+        else ""
+    )
+    return [
+        "## Shape: NoW protocol",
+        "",
+        "Median error per challenge and median / mean / std over all images (mm); `mean_face` is the face model's "
+        "mean shape for every image, scored the same way." + note,
+        "",
+        now_table(now, keys),
+        "",
+        "Median / mean / std per challenge (mm):",
+        "",
+        now_challenge_table(now, keys),
+        "",
+        "![cumulative error](eval/now/cumulative_error.png)",
+        "",
+        "Occlusion challenge, best and worst FOCUS reconstructions (input, autoencoder, FOCUS, FOCUS mask, true mask):",
+        "",
+        "![NoW examples](eval/now/examples.png)",
+        "",
+    ]
 
 
 def ar_section(ar: dict | None, ar_details: dict | None) -> list[str]:
@@ -590,41 +731,77 @@ def ar_section(ar: dict | None, ar_details: dict | None) -> list[str]:
         return []
     keys = list(ar)
     subsets = ("unoccluded", "sunglasses", "scarf")
-    parts = ["## Segmentation: AR protocol", "",
-             "Per image inside the rendered face region of the prediction; soft mask as predicted (mean ± std "
-             "over images) and thresholded at 0.5.", ""]
+    parts = [
+        "## Segmentation: AR protocol",
+        "",
+        "Per image inside the rendered face region of the prediction; soft mask as predicted (mean ± std "
+        "over images) and thresholded at 0.5.",
+        "",
+    ]
     for sub in subsets:
         n = _get(ar_details, "images", sub)
         parts += [f"### {sub}" + (f" ({n} images)" if n else ""), "", ar_table(ar, keys, sub), ""]
     wf = _get(ar_details, "whole_true_face_region")
     if wf and any(wf.get(k, {}).get(s) for k in wf for s in wf[k]):
-        parts += ["Over the whole true face region (synthetic data; a true face pixel the reconstruction does not "
-                  "cover counts as predicted non-face), F1 soft / thresholded:", "",
-                  "| model | " + " | ".join(subsets) + " |", "|---|---|---|---|"]
+        parts += [
+            "Over the whole true face region (synthetic data; a true face pixel the reconstruction does not "
+            "cover counts as predicted non-face), F1 soft / thresholded:",
+            "",
+            "| model | " + " | ".join(subsets) + " |",
+            "|---|---|---|---|",
+        ]
         for k in keys:
-            cells = [f"{_f(_get(wf, k, s, 'face_region_soft', 'f1'), 3)} / "
-                     f"{_f(_get(wf, k, s, 'face_region_hard', 'f1'), 3)}" for s in subsets]
+            cells = [
+                f"{_f(_get(wf, k, s, 'face_region_soft', 'f1'), 3)} / {_f(_get(wf, k, s, 'face_region_hard', 'f1'), 3)}"
+                for s in subsets
+            ]
             parts.append(f"| `{k}` | " + " | ".join(cells) + " |")
         parts.append("")
-    return parts + ["Best and worst FOCUS segmentations on the occluded subsets (input, reconstruction, FOCUS mask, "
-                    "pseudo mask, true mask; white = face):", "", "![best](eval/ar/examples_best.png)", "",
-                    "![worst](eval/ar/examples_worst.png)", ""]
+    return parts + [
+        "Best and worst FOCUS segmentations on the occluded subsets (input, reconstruction, FOCUS mask, "
+        "pseudo mask, true mask; white = face):",
+        "",
+        "![best](eval/ar/examples_best.png)",
+        "",
+        "![worst](eval/ar/examples_worst.png)",
+        "",
+    ]
 
 
-def build_report(now: dict | None, ar: dict | None, summary: dict, misfit: dict | None, now_details: dict | None,
-                 ar_details: dict | None, params: dict, train_plot: bool, em: dict | None = None,
-                 oracle: dict | None = None) -> str:
+def build_report(
+    now: dict | None,
+    ar: dict | None,
+    summary: dict,
+    misfit: dict | None,
+    now_details: dict | None,
+    ar_details: dict | None,
+    params: dict,
+    train_plot: bool,
+    em: dict | None = None,
+    oracle: dict | None = None,
+) -> str:
     synth_now = bool(_get(now_details, "synthetic")) if now_details else True
     synth_ar = bool(_get(ar_details, "synthetic")) if ar_details else True
     rounds = int((params.get("em") or {}).get("rounds", 0))
-    parts = ["# Results", "",
-             "Generated by the `report` stage (`focus/eval/report.py`) from the metrics files; do not edit by hand. "
-             "Re-create with `dvc repro report`; compare with `dvc metrics diff` / `dvc plots diff`.", "",
-             f"Data: NoW-layout set `{_get(now_details, 'dataset') or '?'}` ({'synthetic' if synth_now else 'real'}), "
-             f"AR-layout set `{_get(ar_details, 'dataset') or '?'}` ({'synthetic' if synth_ar else 'real'}); "
-             f"EM rounds: {rounds}.", "",
-             "## Headline", "", headline(now, ar, synth_now, synth_ar), "",
-             "## Targets", "", _target_rows(summary), ""]
+    parts = [
+        "# Results",
+        "",
+        "Generated by the `report` stage (`focus/eval/report.py`) from the metrics files; do not edit by hand. "
+        "Re-create with `dvc repro report`; compare with `dvc metrics diff` / `dvc plots diff`.",
+        "",
+        f"Data: NoW-layout set `{_get(now_details, 'dataset') or '?'}` ({'synthetic' if synth_now else 'real'}), "
+        f"AR-layout set `{_get(ar_details, 'dataset') or '?'}` ({'synthetic' if synth_ar else 'real'}); "
+        f"EM rounds: {rounds}.",
+        "",
+        "## Headline",
+        "",
+        headline(now, ar, synth_now, synth_ar),
+        "",
+        "## Targets",
+        "",
+        _target_rows(summary),
+        "",
+    ]
     notes = missed_target_notes(now, ar, summary)
     if notes:
         parts += ["Notes on the targets (from the numbers below):", ""] + [f"* {n}" for n in notes.values()] + [""]
@@ -632,18 +809,34 @@ def build_report(now: dict | None, ar: dict | None, summary: dict, misfit: dict 
     parts += ["## EM rounds", "", "![rounds](eval/rounds.png)", ""]
     parts += training_section(em)
     if train_plot:
-        parts += ["Validation during training (held-out synthetic training images):", "",
-                  "![training](train/em_rounds.png)", ""]
+        parts += [
+            "Validation during training (held-out synthetic training images):",
+            "",
+            "![training](train/em_rounds.png)",
+            "",
+        ]
     parts += identity_section(em, oracle)
-    parts += ["## Misfit prior", "", misfit_text(summary, misfit), "", "![misfit prior](misfit_prior/offset.png)", "",
-              "## Metric keys", "", METRIC_KEYS_DOC, "",
-              "## Reproduce and compare", "",
-              "```\ndvc repro                      # the whole pipeline, ends with this report\n"
-              "dvc metrics show               # every number above\n"
-              "dvc metrics diff HEAD~1        # against the previous commit\n"
-              "dvc plots diff HEAD~1          # curves and pictures side by side\n"
-              "dvc exp run -S em.rounds=1     # e.g. fewer EM rounds\n"
-              "dvc exp show                   # compare experiments\n```", ""]
+    parts += [
+        "## Misfit prior",
+        "",
+        misfit_text(summary, misfit),
+        "",
+        "![misfit prior](misfit_prior/offset.png)",
+        "",
+        "## Metric keys",
+        "",
+        METRIC_KEYS_DOC,
+        "",
+        "## Reproduce and compare",
+        "",
+        "```\ndvc repro                      # the whole pipeline, ends with this report\n"
+        "dvc metrics show               # every number above\n"
+        "dvc metrics diff HEAD~1        # against the previous commit\n"
+        "dvc plots diff HEAD~1          # curves and pictures side by side\n"
+        "dvc exp run -S em.rounds=1     # e.g. fewer EM rounds\n"
+        "dvc exp show                   # compare experiments\n```",
+        "",
+    ]
     return "\n".join(parts)
 
 
@@ -658,34 +851,46 @@ def identity_line(em: dict | None, oracle: dict | None) -> str:
     if mean_face is not None:
         parts.append(f"mean face {_f(mean_face, 3)} mm (corr. 0)")
     if oracle is not None:
-        parts.append(f"upper bound: {_oracle_label(oracle)} {_f(oracle['shape_mm'], 3)} mm, "
-                     f"corr. {_f(oracle['id_corr'], 2)}")
+        parts.append(
+            f"upper bound: {_oracle_label(oracle)} {_f(oracle['shape_mm'], 3)} mm, corr. {_f(oracle['id_corr'], 2)}"
+        )
     if not parts:
         return ""
     return "Identity on held-out synthetic validation images (neutral-shape error): " + "; ".join(parts) + "."
 
 
-def readme_block(now: dict | None, ar: dict | None, summary: dict, now_details: dict | None, ar_details: dict | None,
-                 em: dict | None = None, oracle: dict | None = None) -> str:
+def readme_block(
+    now: dict | None,
+    ar: dict | None,
+    summary: dict,
+    now_details: dict | None,
+    ar_details: dict | None,
+    em: dict | None = None,
+    oracle: dict | None = None,
+) -> str:
     synth_now = bool(_get(now_details, "synthetic")) if now_details else True
     synth_ar = bool(_get(ar_details, "synthetic")) if ar_details else True
     met = summary["targets"]
     n_met = sum(1 for k, v in met.items() if k != "all_met" and v)
     n_all = sum(1 for k in met if k != "all_met")
-    return "\n".join([
-        START_MARKER,
-        "<!-- generated by the report stage (reports/results_block.md); copy it here with `make readme` -->",
-        "",
-        headline(now, ar, synth_now, synth_ar),
-        "",
-        *([identity_line(em, oracle), ""] if identity_line(em, oracle) else []),
-        f"Targets met: {n_met} of {n_all} (details, all baselines, EM rounds and pictures: [reports/README.md](reports/README.md))."
-        + ("" if not any(trivial_mask(ar, s) for s in ("sunglasses", "scarf")) else
-           " Note: FOCUS's mask is currently the trivial all-face mask on the occluded AR subsets (see the report).")
-        ,
-        "",
-        END_MARKER,
-    ])
+    return "\n".join(
+        [
+            START_MARKER,
+            "<!-- generated by the report stage (reports/results_block.md); copy it here with `make readme` -->",
+            "",
+            headline(now, ar, synth_now, synth_ar),
+            "",
+            *([identity_line(em, oracle), ""] if identity_line(em, oracle) else []),
+            f"Targets met: {n_met} of {n_all} (details, all baselines, EM rounds and pictures: [reports/README.md](reports/README.md))."
+            + (
+                ""
+                if not any(trivial_mask(ar, s) for s in ("sunglasses", "scarf"))
+                else " Note: FOCUS's mask is currently the trivial all-face mask on the occluded AR subsets (see the report)."
+            ),
+            "",
+            END_MARKER,
+        ]
+    )
 
 
 def results_block_path(paths) -> Path:
@@ -704,12 +909,17 @@ def readme_with_block(readme: Path, block: str) -> str:
     text = readme.read_text(encoding="utf-8")
     i, j = text.find(START_MARKER), text.find(END_MARKER)
     if i < 0 or j < i:
-        raise InputFileError(readme, f"has no block between {START_MARKER} and {END_MARKER}",
-                             "add the two markers where the results belong")
+        raise InputFileError(
+            readme,
+            f"has no block between {START_MARKER} and {END_MARKER}",
+            "add the two markers where the results belong",
+        )
     if not (block.startswith(START_MARKER) and block.endswith(END_MARKER)):
-        raise FocusError(f"the results block does not start with {START_MARKER} and end with {END_MARKER}; "
-                         "re-run the report stage (dvc repro report)")
-    return text[:i] + block + text[j + len(END_MARKER):]
+        raise FocusError(
+            f"the results block does not start with {START_MARKER} and end with {END_MARKER}; "
+            "re-run the report stage (dvc repro report)"
+        )
+    return text[:i] + block + text[j + len(END_MARKER) :]
 
 
 def update_readme(readme: Path, block: str) -> bool:
@@ -732,8 +942,10 @@ def write_reports(params: dict, paths) -> dict:
     oracle = identity_oracle(_read(paths.identity_oracle), params)
     if oracle is not None:
         summary["identity_oracle"] = oracle
-    summary["synthetic"] = {"now": bool(_get(now_details, "synthetic")) if now_details else None,
-                            "ar": bool(_get(ar_details, "synthetic")) if ar_details else None}
+    summary["synthetic"] = {
+        "now": bool(_get(now_details, "synthetic")) if now_details else None,
+        "ar": bool(_get(ar_details, "synthetic")) if ar_details else None,
+    }
     write_json_atomic(paths.reports / "summary.json", summary)
     rows = rounds_table(now, ar)
     plot_rounds(rows, paths.reports / "rounds.png")
@@ -752,9 +964,11 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m focus.eval.report",
         description="Copy the results block the report stage wrote (reports/results_block.md) between the "
-        f"{START_MARKER} and {END_MARKER} markers of README.md. Run after `dvc repro`.")
-    p.add_argument("--block", type=Path, default=Path("reports") / RESULTS_BLOCK_NAME, help="the block file "
-                   "(default: %(default)s)")
+        f"{START_MARKER} and {END_MARKER} markers of README.md. Run after `dvc repro`.",
+    )
+    p.add_argument(
+        "--block", type=Path, default=Path("reports") / RESULTS_BLOCK_NAME, help="the block file (default: %(default)s)"
+    )
     p.add_argument("--readme", type=Path, default=Path("README.md"), help="the README to update (default: %(default)s)")
     p.add_argument("--check", action="store_true", help="change nothing; exit 1 when the README's block differs")
     a = p.parse_args(argv)
@@ -776,10 +990,29 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-__all__ = ["END_MARKER", "PUBLISHED_NOW", "START_MARKER", "build_report", "check_targets", "headline", "identity_line",
-           "identity_not_learnt", "identity_oracle", "identity_section", "main", "mean_face_comparison",
-           "misfit_prior_reasons", "misfit_text", "readme_block", "readme_with_block", "results_block_path", "rounds_table",
-           "training_section", "update_readme", "write_reports"]
+__all__ = [
+    "END_MARKER",
+    "PUBLISHED_NOW",
+    "START_MARKER",
+    "build_report",
+    "check_targets",
+    "headline",
+    "identity_line",
+    "identity_not_learnt",
+    "identity_oracle",
+    "identity_section",
+    "main",
+    "mean_face_comparison",
+    "misfit_prior_reasons",
+    "misfit_text",
+    "readme_block",
+    "readme_with_block",
+    "results_block_path",
+    "rounds_table",
+    "training_section",
+    "update_readme",
+    "write_reports",
+]
 
 
 if __name__ == "__main__":

@@ -29,7 +29,9 @@ SKIN_TONES = np.array(
 
 
 #: Iris colours (brown, dark brown, hazel, green-grey, blue-grey), RGB albedo.
-IRIS_COLOURS = np.array([[0.22, 0.14, 0.09], [0.12, 0.08, 0.06], [0.30, 0.24, 0.13], [0.26, 0.30, 0.26], [0.28, 0.33, 0.40]])
+IRIS_COLOURS = np.array(
+    [[0.22, 0.14, 0.09], [0.12, 0.08, 0.06], [0.30, 0.24, 0.13], [0.26, 0.30, 0.26], [0.28, 0.33, 0.40]]
+)
 
 
 def skin_tone(t: float) -> np.ndarray:

@@ -48,8 +48,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "is absent); the options below override them.",
     )
     g.add_argument("--out", type=Path, required=True, help="output model file (.npz, written atomically)")
-    g.add_argument("--params", type=Path, default=Path("params.yaml"),
-                   help="parameter file whose `facemodel` group is used if it exists (default: %(default)s)")
+    g.add_argument(
+        "--params",
+        type=Path,
+        default=Path("params.yaml"),
+        help="parameter file whose `facemodel` group is used if it exists (default: %(default)s)",
+    )
     g.add_argument("--seed", type=int, default=None, help="random seed of the populations")
     g.add_argument("--resolution", type=int, default=None, help="mesh grid columns (71: ~4.9k vertices; 125: ~15k)")
     g.add_argument("--population-size", type=int, default=None, help="sampled faces for the identity PCA")
@@ -67,8 +71,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "poses and lights, identity and albedo modes at +-3 std, every expression mode, the numbered "
         "68 landmarks, the vertex regions and random faces.",
     )
-    v.add_argument("model", type=Path,
-                   help="model file in the project's format (.npz); convert others (.mat, .h5, ICT) with `focus model convert`")
+    v.add_argument(
+        "model",
+        type=Path,
+        help="model file in the project's format (.npz); convert others (.mat, .h5, ICT) with `focus model convert`",
+    )
     v.add_argument("--out", type=Path, required=True, help="output folder")
     v.add_argument("--size", type=int, default=128, help="pixels per rendered face (default: %(default)s)")
     v.add_argument("--modes", type=int, default=6, help="identity / albedo modes to show (default: %(default)s)")
@@ -97,7 +104,9 @@ def _settings_from(args: argparse.Namespace):
     except FocusError:
         raise
     except ValueError as exc:  # out-of-range values rejected by the settings
-        raise InputFileError(args.params, f"invalid `facemodel` settings: {exc}", "fix the group or the options") from exc
+        raise InputFileError(
+            args.params, f"invalid `facemodel` settings: {exc}", "fix the group or the options"
+        ) from exc
 
 
 def run_generate(args: argparse.Namespace) -> int:

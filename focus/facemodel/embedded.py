@@ -82,7 +82,9 @@ class EmbeddedModelSettings:
         if not 1 <= self.n_id < self.population_size:
             raise ValueError(f"n_id ({self.n_id}) must be in [1, population_size={self.population_size})")
         if not 1 <= self.n_albedo < self.albedo_population_size:
-            raise ValueError(f"n_albedo ({self.n_albedo}) must be in [1, albedo_population_size={self.albedo_population_size})")
+            raise ValueError(
+                f"n_albedo ({self.n_albedo}) must be in [1, albedo_population_size={self.albedo_population_size})"
+            )
 
 
 def _phi_for_canonical_y(y: float) -> float:
@@ -118,7 +120,9 @@ def template_uv(settings: EmbeddedModelSettings = EmbeddedModelSettings()) -> np
     return fs.canonical_coordinates(t.theta, t.phi).astype(np.float32)
 
 
-def _identity_population(settings: EmbeddedModelSettings, t: TemplateMesh, xy: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def _identity_population(
+    settings: EmbeddedModelSettings, t: TemplateMesh, xy: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
     samples = np.empty((settings.population_size, t.num_vertices * 3), dtype=np.float64)
     for i in range(settings.population_size):
         p = fs.sample_face_shape_params(rng)
@@ -127,7 +131,9 @@ def _identity_population(settings: EmbeddedModelSettings, t: TemplateMesh, xy: n
     return samples
 
 
-def _albedo_population(settings: EmbeddedModelSettings, xy: np.ndarray, soft: dict, rng: np.random.Generator) -> np.ndarray:
+def _albedo_population(
+    settings: EmbeddedModelSettings, xy: np.ndarray, soft: dict, rng: np.random.Generator
+) -> np.ndarray:
     V = xy.shape[0]
     samples = np.empty((settings.albedo_population_size, V * 3), dtype=np.float64)
     for i in range(settings.albedo_population_size):
@@ -174,6 +180,8 @@ def generate_face_model(settings: EmbeddedModelSettings = EmbeddedModelSettings(
         name=f"{settings.name} (seed {settings.seed}, resolution {settings.resolution})",
     )
     if verbose:
-        print(f"embedded face model: {V} vertices, {t.triangles.shape[0]} triangles, "
-              f"{settings.n_id}/{settings.n_exp}/{settings.n_albedo} components, {time.perf_counter() - t0:.1f} s")
+        print(
+            f"embedded face model: {V} vertices, {t.triangles.shape[0]} triangles, "
+            f"{settings.n_id}/{settings.n_exp}/{settings.n_albedo} components, {time.perf_counter() - t0:.1f} s"
+        )
     return model.validate(settings.name)

@@ -26,7 +26,7 @@ upper-lip copies.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -49,7 +49,9 @@ class _Ctx:
         self.V = canonical_xy.shape[0]
 
     def vec(self, w: np.ndarray, dx, dy, dz) -> np.ndarray:
-        return w[:, None] * np.stack(np.broadcast_arrays(np.asarray(dx, float), np.asarray(dy, float), np.asarray(dz, float)), -1)
+        return w[:, None] * np.stack(
+            np.broadcast_arrays(np.asarray(dx, float), np.asarray(dy, float), np.asarray(dz, float)), -1
+        )
 
     # lip membership: upper lip (and slit upper copies) vs lower lip
     def upper_part(self) -> np.ndarray:
@@ -263,7 +265,9 @@ def expression_names() -> list[str]:
     return names
 
 
-def blendshapes(template: TemplateMesh, canonical_xy: np.ndarray, mean_shape: np.ndarray) -> tuple[list[str], np.ndarray]:
+def blendshapes(
+    template: TemplateMesh, canonical_xy: np.ndarray, mean_shape: np.ndarray
+) -> tuple[list[str], np.ndarray]:
     """All designed blendshapes before orthogonalisation: names and ``(K, V, 3)`` fields (mm)."""
     c = _Ctx(template, canonical_xy, mean_shape)
     left = sigmoid(c.X / 3.0)  # soft side weight (0.5 on the midline)

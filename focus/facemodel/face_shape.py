@@ -138,7 +138,9 @@ def window(x: np.ndarray, lo: float, hi: float, soft: float) -> np.ndarray:
     return sigmoid((x - lo) / soft) * sigmoid((hi - x) / soft)
 
 
-def segment_distance(X: np.ndarray, Y: np.ndarray, p0: tuple[float, float], p1: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
+def segment_distance(
+    X: np.ndarray, Y: np.ndarray, p0: tuple[float, float], p1: tuple[float, float]
+) -> tuple[np.ndarray, np.ndarray]:
     """Distance of points to the segment ``p0 -> p1`` and the clamped position ``t`` along it."""
     px, py = p1[0] - p0[0], p1[1] - p0[1]
     L2 = px * px + py * py
@@ -190,7 +192,9 @@ def eye_curves(A: np.ndarray, Y: np.ndarray, p: FaceShapeParams = MEAN_FACE):
     half_open = 4.6 * p.eye_open * np.sqrt(np.clip(1.0 - u**2, 0.0, 1.0))
     upper_margin = ey + tilt + half_open + 0.6 * (1 - u**2)
     lower_margin = ey + tilt - 0.75 * half_open
-    in_fissure = sigmoid((upper_margin - Y) / 0.45) * sigmoid((Y - lower_margin) / 0.45) * sigmoid((1.0 - np.abs(u)) / 0.04)
+    in_fissure = (
+        sigmoid((upper_margin - Y) / 0.45) * sigmoid((Y - lower_margin) / 0.45) * sigmoid((1.0 - np.abs(u)) / 0.04)
+    )
     return u, tilt, upper_margin, lower_margin, in_fissure
 
 
@@ -312,13 +316,23 @@ def layout_warp(X: np.ndarray, Y: np.ndarray, p: FaceShapeParams = MEAN_FACE) ->
     w_mouth_corner = gauss2(A, Y, 25.0, -45.0, 10.0, 8.0)
     w_chin = gauss2(X, Y, 0.0, -85.0, 30.0, 16.0)
     dx = p.eye_spacing * sgn * w_eye + p.mouth_width * sgn * w_mouth_corner
-    dy = (p.eye_height * w_eye + p.brow_height * w_brow - p.nose_length * w_nose_low
-          + p.mouth_height * w_mouth + p.chin_height * w_chin)
+    dy = (
+        p.eye_height * w_eye
+        + p.brow_height * w_brow
+        - p.nose_length * w_nose_low
+        + p.mouth_height * w_mouth
+        + p.chin_height * w_chin
+    )
     return np.stack([dx, dy], axis=-1)
 
 
-def face_vertices(theta: np.ndarray, phi: np.ndarray, canonical_xy: np.ndarray, p: FaceShapeParams = MEAN_FACE,
-                  extra_relief: np.ndarray | None = None) -> np.ndarray:
+def face_vertices(
+    theta: np.ndarray,
+    phi: np.ndarray,
+    canonical_xy: np.ndarray,
+    p: FaceShapeParams = MEAN_FACE,
+    extra_relief: np.ndarray | None = None,
+) -> np.ndarray:
     """Vertices ``(V, 3)`` (model frame, mm) of the face with anatomy ``p``.
 
     ``canonical_xy`` ``(V, 2)`` are the frontal coordinates of the mean base head at the same

@@ -32,7 +32,9 @@ def _nearest(xy: np.ndarray, candidates: np.ndarray, target: tuple[float, float]
     return int(candidates[int(np.argmin(d))])
 
 
-def _jaw_contour_right(mean_shape: np.ndarray, normals: np.ndarray, candidates: np.ndarray, y_start: float) -> np.ndarray:
+def _jaw_contour_right(
+    mean_shape: np.ndarray, normals: np.ndarray, candidates: np.ndarray, y_start: float
+) -> np.ndarray:
     """9 vertex ids on the frontal silhouette from the right side (``y_start``) to the chin bottom."""
     centre = np.array([0.0, -10.0])
     xy = mean_shape[:, :2]
@@ -60,7 +62,9 @@ def _jaw_contour_right(mean_shape: np.ndarray, normals: np.ndarray, candidates: 
     return np.asarray(ids, dtype=np.int64)
 
 
-def ibug68_landmarks(template: TemplateMesh, canonical_xy: np.ndarray, mean_shape: np.ndarray, normals: np.ndarray) -> np.ndarray:
+def ibug68_landmarks(
+    template: TemplateMesh, canonical_xy: np.ndarray, mean_shape: np.ndarray, normals: np.ndarray
+) -> np.ndarray:
     """``(68,)`` int64 vertex ids of the iBUG-68 landmarks (see the module docstring)."""
     X, Y = canonical_xy[:, 0], canonical_xy[:, 1]
     V = X.shape[0]
@@ -105,7 +109,14 @@ def ibug68_landmarks(template: TemplateMesh, canonical_xy: np.ndarray, mean_shap
     # right eye: outer corner, two upper-lid points, inner corner, two lower-lid points
     ex = ANATOMY["eye_centre"][0]
     pts = []
-    for u_pos, lid in ((1.0, "corner"), (1.0 / 3.0, "upper"), (-1.0 / 3.0, "upper"), (-1.0, "corner"), (-1.0 / 3.0, "lower"), (1.0 / 3.0, "lower")):
+    for u_pos, lid in (
+        (1.0, "corner"),
+        (1.0 / 3.0, "upper"),
+        (-1.0 / 3.0, "upper"),
+        (-1.0, "corner"),
+        (-1.0 / 3.0, "lower"),
+        (1.0 / 3.0, "lower"),
+    ):
         a = ex + u_pos * EYE_HALF_WIDTH
         _, tilt, up, lo, _ = eye_curves(np.array([a]), np.array([0.0]))
         y = {"corner": float(tilt[0] + ANATOMY["eye_centre"][1]), "upper": float(up[0]), "lower": float(lo[0])}[lid]

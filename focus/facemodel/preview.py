@@ -35,8 +35,13 @@ from focus.io_utils import atomic_path  # noqa: E402
 from focus.render.renderer import FaceRenderer, RenderSettings  # noqa: E402
 
 PREVIEW_FILES: tuple[str, ...] = (
-    "mean_face.png", "identity_modes.png", "expressions.png", "albedo_modes.png",
-    "landmarks.png", "regions.png", "samples.png",
+    "mean_face.png",
+    "identity_modes.png",
+    "expressions.png",
+    "albedo_modes.png",
+    "landmarks.png",
+    "regions.png",
+    "samples.png",
 )
 
 
@@ -62,8 +67,12 @@ class PreviewSettings:
 
 
 # --------------------------------------------------------------------------- lighting / pose
-def directional_sh(direction: tuple[float, float, float], strength: float = 0.35, ambient_offset: float = -0.15,
-                   color: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> torch.Tensor:
+def directional_sh(
+    direction: tuple[float, float, float],
+    strength: float = 0.35,
+    ambient_offset: float = -0.15,
+    color: tuple[float, float, float] = (1.0, 1.0, 1.0),
+) -> torch.Tensor:
     """``(27,)`` SH coefficients of a directional light (world frame: ``+x`` image right, ``+y``
     up, ``+z`` towards the camera), added to the renderer's default ambient light.
 
@@ -101,8 +110,9 @@ def _sheet(images: list[np.ndarray], titles: list[str], cols: int, path: Path, d
     rows = math.ceil(len(images) / cols)
     h, w = images[0].shape[:2]
     scale = 1.0 / dpi
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * w * scale, rows * (h * scale + 0.22) + 0.4),
-                             facecolor="black", squeeze=False)
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(cols * w * scale, rows * (h * scale + 0.22) + 0.4), facecolor="black", squeeze=False
+    )
     for ax in axes.ravel():
         ax.axis("off")
     for ax, im, title in zip(axes.ravel(), images, titles):
@@ -122,8 +132,9 @@ def _save(fig, path: Path, dpi: int, colors: int = 128) -> None:
     fig.canvas.draw()
     rgb = np.asarray(fig.canvas.buffer_rgba())[..., :3]
     plt.close(fig)
-    img = Image.fromarray(np.ascontiguousarray(rgb)).quantize(colors=colors, method=Image.Quantize.MEDIANCUT,
-                                                              dither=Image.Dither.NONE)
+    img = Image.fromarray(np.ascontiguousarray(rgb)).quantize(
+        colors=colors, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE
+    )
     with atomic_path(path, suffix=".png") as tmp:
         img.save(tmp, format="PNG", optimize=True)
 
@@ -132,11 +143,22 @@ def _save(fig, path: Path, dpi: int, colors: int = 128) -> None:
 def _mean_face(r: FaceRenderer, L: CoeffLayout, s: PreviewSettings, out: Path) -> None:
     deg = math.pi / 180.0
     key = directional_sh((0.3, 0.4, 1.0))
-    poses = [("frontal", 0, 0), ("yaw -45", 0, -45), ("yaw -30", 0, -30), ("yaw +30", 0, 30), ("yaw +45", 0, 45),
-             ("pitch -20 (up)", -20, 0), ("pitch +20 (down)", 20, 0)]
-    lights = [("ambient only", torch.zeros(27)), ("light from left", directional_sh((-1.0, 0.2, 0.6), 0.5)),
-              ("light from right", directional_sh((1.0, 0.2, 0.6), 0.5)), ("light from above", directional_sh((0.0, 1.0, 0.5), 0.5)),
-              ("light from below", directional_sh((0.0, -1.0, 0.5), 0.5))]
+    poses = [
+        ("frontal", 0, 0),
+        ("yaw -45", 0, -45),
+        ("yaw -30", 0, -30),
+        ("yaw +30", 0, 30),
+        ("yaw +45", 0, 45),
+        ("pitch -20 (up)", -20, 0),
+        ("pitch +20 (down)", 20, 0),
+    ]
+    lights = [
+        ("ambient only", torch.zeros(27)),
+        ("light from left", directional_sh((-1.0, 0.2, 0.6), 0.5)),
+        ("light from right", directional_sh((1.0, 0.2, 0.6), 0.5)),
+        ("light from above", directional_sh((0.0, 1.0, 0.5), 0.5)),
+        ("light from below", directional_sh((0.0, -1.0, 0.5), 0.5)),
+    ]
     angles = torch.tensor([[p * deg, y * deg, 0.0] for _, p, y in poses])
     sh = torch.stack([key] * len(poses) + [l for _, l in lights])
     angles = torch.cat([angles, torch.zeros(len(lights), 3)])
@@ -145,7 +167,9 @@ def _mean_face(r: FaceRenderer, L: CoeffLayout, s: PreviewSettings, out: Path) -
     _sheet(list(img), titles, 6, out / "mean_face.png", s.dpi, "mean face: poses and lights")
 
 
-def _modes(r: FaceRenderer, L: CoeffLayout, s: PreviewSettings, out: Path, part: str, n_avail: int, fname: str, title: str) -> None:
+def _modes(
+    r: FaceRenderer, L: CoeffLayout, s: PreviewSettings, out: Path, part: str, n_avail: int, fname: str, title: str
+) -> None:
     n = min(s.n_modes, n_avail)
     batch = 2 * n
     vals = torch.zeros(batch, getattr(L, f"n_{part}"))
@@ -153,7 +177,9 @@ def _modes(r: FaceRenderer, L: CoeffLayout, s: PreviewSettings, out: Path, part:
     for k in range(n):
         vals[k, k] = -s.sigma
         vals[n + k, k] = s.sigma
-    titles = [f"{part} {k + 1}: -{s.sigma:g} sd" for k in range(n)] + [f"{part} {k + 1}: +{s.sigma:g} sd" for k in range(n)]
+    titles = [f"{part} {k + 1}: -{s.sigma:g} sd" for k in range(n)] + [
+        f"{part} {k + 1}: +{s.sigma:g} sd" for k in range(n)
+    ]
     light = directional_sh((0.5, 0.35, 1.0), 0.35) if part == "id" else directional_sh((0.2, 0.3, 1.0), 0.15, 0.0)
     img, _ = _render(r, _coeffs(L, batch, **{part: vals, "sh": light}))
     _sheet(list(img), titles, n, out / fname, s.dpi, title)
@@ -195,8 +221,14 @@ def _landmarks(model: FaceModel, render: RenderSettings, s: PreviewSettings, out
 
 
 _REGION_COLORS = {
-    "eyes": (0.2, 0.4, 1.0), "brows": (0.35, 0.2, 0.05), "lips": (0.9, 0.1, 0.2), "nose": (0.95, 0.8, 0.2),
-    "nostrils": (0.0, 0.0, 0.0), "beard": (0.3, 0.6, 0.3), "forehead": (0.6, 0.5, 0.9), "cheeks": (1.0, 0.55, 0.55),
+    "eyes": (0.2, 0.4, 1.0),
+    "brows": (0.35, 0.2, 0.05),
+    "lips": (0.9, 0.1, 0.2),
+    "nose": (0.95, 0.8, 0.2),
+    "nostrils": (0.0, 0.0, 0.0),
+    "beard": (0.3, 0.6, 0.3),
+    "forehead": (0.6, 0.5, 0.9),
+    "cheeks": (1.0, 0.55, 0.55),
 }
 
 
@@ -231,14 +263,30 @@ def _samples(r: FaceRenderer, L: CoeffLayout, s: PreviewSettings, out: Path) -> 
     alb = torch.randn(n, L.n_albedo, generator=g)
     exp = 0.2 * torch.randn(n, L.n_exp, generator=g)
     angles = torch.stack([torch.zeros(n), (torch.rand(n, generator=g) * 2 - 1) * 35 * deg, torch.zeros(n)], 1)
-    sh = torch.stack([directional_sh(tuple((torch.rand(3, generator=g) * 2 - 1 + torch.tensor([0, 0.3, 1.2])).tolist()), 0.35)
-                      for _ in range(n)])
+    sh = torch.stack(
+        [
+            directional_sh(tuple((torch.rand(3, generator=g) * 2 - 1 + torch.tensor([0, 0.3, 1.2])).tolist()), 0.35)
+            for _ in range(n)
+        ]
+    )
     img, _ = _render(r, _coeffs(L, n, id=ids, albedo=alb, exp=exp, angles=angles, sh=sh))
-    _sheet(list(img), [f"sample {i + 1}" for i in range(n)], min(n, 8), out / "samples.png", s.dpi, "random faces (id, albedo ~ N(0,1); expression ~ N(0, 0.2^2))")
+    _sheet(
+        list(img),
+        [f"sample {i + 1}" for i in range(n)],
+        min(n, 8),
+        out / "samples.png",
+        s.dpi,
+        "random faces (id, albedo ~ N(0,1); expression ~ N(0, 0.2^2))",
+    )
 
 
-def write_previews(model: FaceModel, out_dir: str | Path, render: RenderSettings = RenderSettings(),
-                   settings: PreviewSettings = PreviewSettings(), expression_names: list[str] | None = None) -> list[Path]:
+def write_previews(
+    model: FaceModel,
+    out_dir: str | Path,
+    render: RenderSettings = RenderSettings(),
+    settings: PreviewSettings = PreviewSettings(),
+    expression_names: list[str] | None = None,
+) -> list[Path]:
     """Render the preview sheets of ``model`` into ``out_dir``; returns the written paths.
 
     ``expression_names`` labels the expression modes (the embedded model's names by default

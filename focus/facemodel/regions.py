@@ -45,12 +45,28 @@ from focus.facemodel.face_shape import (
 
 #: Names of the boolean regions :func:`region_masks` returns, in a fixed order.
 REGION_NAMES: tuple[str, ...] = (
-    "face", "skin", "eyes", "eye_left", "eye_right", "brows", "brow_left", "brow_right", "lips",
-    "upper_lip", "lower_lip", "nose", "nostrils", "beard", "forehead", "cheeks",
+    "face",
+    "skin",
+    "eyes",
+    "eye_left",
+    "eye_right",
+    "brows",
+    "brow_left",
+    "brow_right",
+    "lips",
+    "upper_lip",
+    "lower_lip",
+    "nose",
+    "nostrils",
+    "beard",
+    "forehead",
+    "cheeks",
 )
 
 
-def soft_regions(canonical_xy: np.ndarray, lip_side: np.ndarray, p: FaceShapeParams = MEAN_FACE) -> dict[str, np.ndarray]:
+def soft_regions(
+    canonical_xy: np.ndarray, lip_side: np.ndarray, p: FaceShapeParams = MEAN_FACE
+) -> dict[str, np.ndarray]:
     """Soft region weights ``(V,)`` in [0, 1] at canonical coordinates ``(V, 2)``.
 
     ``lip_side`` ``(V,)`` (+1 upper, -1 lower, 0 elsewhere) assigns the mouth-slit copies.

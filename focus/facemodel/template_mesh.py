@@ -22,8 +22,8 @@ always means the same anatomical point (dense correspondence by construction).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 

@@ -14,12 +14,25 @@ small iResNet on synthetic renders of many identities with an ArcFace loss:
 """
 
 from focus.idnet.margin import ArcMarginHead, arc_margin_logits
-from focus.idnet.network import (IdentityNetSettings, build_identity_net, load_identity_backbone, load_identity_net,
-                                 save_identity_net)
+from focus.idnet.network import (
+    IdentityNetSettings,
+    build_identity_net,
+    load_identity_backbone,
+    load_identity_net,
+    save_identity_net,
+)
 from focus.idnet.verification import pair_scores, roc_auc, roc_curve, tar_at_far
 
 __all__ = [
-    "ArcMarginHead", "arc_margin_logits",
-    "IdentityNetSettings", "build_identity_net", "load_identity_backbone", "load_identity_net", "save_identity_net",
-    "pair_scores", "roc_auc", "roc_curve", "tar_at_far",
+    "ArcMarginHead",
+    "arc_margin_logits",
+    "IdentityNetSettings",
+    "build_identity_net",
+    "load_identity_backbone",
+    "load_identity_net",
+    "save_identity_net",
+    "pair_scores",
+    "roc_auc",
+    "roc_curve",
+    "tar_at_far",
 ]

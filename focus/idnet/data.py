@@ -95,7 +95,7 @@ class Identities:
     def __len__(self) -> int:
         return len(self.id)
 
-    def take(self, idx) -> "Identities":
+    def take(self, idx) -> Identities:
         idx = np.asarray(idx).reshape(-1)
         return Identities(self.id[idx], self.albedo[idx])
 
@@ -130,11 +130,19 @@ class Nuisances:
     def __len__(self) -> int:
         return len(self.exp)
 
-    def take(self, idx) -> "Nuisances":
+    def take(self, idx) -> Nuisances:
         idx = np.asarray(idx).reshape(-1)
-        return Nuisances(self.exp[idx], self.angles[idx], self.trans[idx], self.sh[idx], self.light_dir[idx],
-                         tuple(self.appearance[i] for i in idx), self.background_seed[idx],
-                         tuple(self.occluders[i] for i in idx), self.seed[idx])
+        return Nuisances(
+            self.exp[idx],
+            self.angles[idx],
+            self.trans[idx],
+            self.sh[idx],
+            self.light_dir[idx],
+            tuple(self.appearance[i] for i in idx),
+            self.background_seed[idx],
+            tuple(self.occluders[i] for i in idx),
+            self.seed[idx],
+        )
 
 
 #: Groups of nuisance fields that :func:`swap_factor` exchanges between views.
@@ -161,28 +169,49 @@ def sample_identities(rng: np.random.Generator, layout: CoeffLayout, n: int, syn
     )
 
 
-def sample_nuisances(rng: np.random.Generator, layout: CoeffLayout, n: int, s: IdentityDataSettings,
-                     synth: SynthSettings, ambient: float, signed_exp: np.ndarray | None = None) -> Nuisances:
+def sample_nuisances(
+    rng: np.random.Generator,
+    layout: CoeffLayout,
+    n: int,
+    s: IdentityDataSettings,
+    synth: SynthSettings,
+    ambient: float,
+    signed_exp: np.ndarray | None = None,
+) -> Nuisances:
     """``n`` independent views' nuisances (see :class:`IdentityDataSettings`).
 
     ``signed_exp``: expression components that may take negative weights
     (:func:`focus.synth.sampling.signed_expressions` of the model).
     """
-    draws = [sample_face(rng, layout.n_id, layout.n_exp, layout.n_albedo, synth.sampling, ambient, signed_exp=signed_exp)
-             for _ in range(n)]
-    appearance = tuple(sample_appearance(rng, synth.appearance) if rng.random() < s.appearance_prob else None
-                       for _ in range(n))
+    draws = [
+        sample_face(rng, layout.n_id, layout.n_exp, layout.n_albedo, synth.sampling, ambient, signed_exp=signed_exp)
+        for _ in range(n)
+    ]
+    appearance = tuple(
+        sample_appearance(rng, synth.appearance) if rng.random() < s.appearance_prob else None for _ in range(n)
+    )
     background = np.where(rng.random(n) < s.background_prob, rng.integers(0, 2**31 - 1, n), -1).astype(np.int64)
-    occluders = tuple(tuple(sample_kinds(rng, synth.occluders)) if rng.random() < s.occlusion_prob else ()
-                      for _ in range(n))
+    occluders = tuple(
+        tuple(sample_kinds(rng, synth.occluders)) if rng.random() < s.occlusion_prob else () for _ in range(n)
+    )
     stack = lambda name: np.stack([getattr(d, name) for d in draws]).reshape(n, -1)  # noqa: E731
-    return Nuisances(stack("exp"), stack("angles"), stack("trans"), stack("sh"), stack("light_dir"), appearance,
-                     background, occluders, rng.integers(0, 2**31 - 1, n).astype(np.int64))
+    return Nuisances(
+        stack("exp"),
+        stack("angles"),
+        stack("trans"),
+        stack("sh"),
+        stack("light_dir"),
+        appearance,
+        background,
+        occluders,
+        rng.integers(0, 2**31 - 1, n).astype(np.int64),
+    )
 
 
 @torch.no_grad()
-def render_views(renderer: FaceRenderer, identities: Identities, nuisances: Nuisances, s: IdentityDataSettings,
-                 synth: SynthSettings) -> tuple[Tensor, Tensor]:
+def render_views(
+    renderer: FaceRenderer, identities: Identities, nuisances: Nuisances, s: IdentityDataSettings, synth: SynthSettings
+) -> tuple[Tensor, Tensor]:
     """Compose one chunk of views: ``(B, 3, H, W)`` images in [0, 1] and ``(B, 68, 2)`` noisy landmarks (px).
 
     ``renderer`` draws at ``s.supersample`` times the output size ``H = W``.
@@ -193,23 +222,52 @@ def render_views(renderer: FaceRenderer, identities: Identities, nuisances: Nuis
     draw_size = renderer.settings.image_size
     if draw_size % k:
         raise ValueError(f"renderer size {draw_size} is not a multiple of supersample {k}")
-    draws = [FaceDraw(identities.id[i], nuisances.exp[i], identities.albedo[i], nuisances.angles[i], nuisances.trans[i],
-                      nuisances.sh[i], nuisances.light_dir[i]) for i in range(len(nuisances))]
+    draws = [
+        FaceDraw(
+            identities.id[i],
+            nuisances.exp[i],
+            identities.albedo[i],
+            nuisances.angles[i],
+            nuisances.trans[i],
+            nuisances.sh[i],
+            nuisances.light_dir[i],
+        )
+        for i in range(len(nuisances))
+    ]
     faces = render_faces(renderer, draws)
     photos = photo_pool() if any(nuisances.occluders) else ()
     images, landmarks = [], []
     for i, face in enumerate(faces):
         seed = int(nuisances.seed[i])
-        rngs = {name: np.random.default_rng([seed, j]) for j, name in enumerate(("context", "occluders", "camera", "landmarks"))}
+        rngs = {
+            name: np.random.default_rng([seed, j])
+            for j, name in enumerate(("context", "occluders", "camera", "landmarks"))
+        }
         with_bg = nuisances.background_seed[i] >= 0
         if with_bg:
-            bg = sample_background(np.random.default_rng(int(nuisances.background_seed[i])), (draw_size, draw_size),
-                                   synth.backgrounds, image_size_for_blur=draw_size // k)
+            bg = sample_background(
+                np.random.default_rng(int(nuisances.background_seed[i])),
+                (draw_size, draw_size),
+                synth.backgrounds,
+                image_size_for_blur=draw_size // k,
+            )
         else:
             bg = np.zeros((draw_size, draw_size, 3), np.float32)
-        comp = composite(face, nuisances.appearance[i], nuisances.light_dir[i], bg, list(nuisances.occluders[i]), k, rngs,
-                         synth.camera, synth.landmark_noise, synth.occluders.alpha_threshold, photos,
-                         synth.context if with_bg else None, float(nuisances.angles[i, 1]))
+        comp = composite(
+            face,
+            nuisances.appearance[i],
+            nuisances.light_dir[i],
+            bg,
+            list(nuisances.occluders[i]),
+            k,
+            rngs,
+            synth.camera,
+            synth.landmark_noise,
+            synth.occluders.alpha_threshold,
+            photos,
+            synth.context if with_bg else None,
+            float(nuisances.angles[i, 1]),
+        )
         images.append(comp.image)
         landmarks.append(comp.landmarks)
     image = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() / 255.0
@@ -227,13 +285,15 @@ def from_uint8(crops: Tensor) -> Tensor:
 
 
 # ----------------------------------------------------------------------------- crop maker
-_WORKER: "_ChunkRenderer | None" = None
+_WORKER: _ChunkRenderer | None = None
 
 
 class _ChunkRenderer:
     """Composes and crops chunks of views (one per process)."""
 
-    def __init__(self, model, render: RenderSettings, s: IdentityDataSettings, synth: SynthSettings, crop_size: int) -> None:
+    def __init__(
+        self, model, render: RenderSettings, s: IdentityDataSettings, synth: SynthSettings, crop_size: int
+    ) -> None:
         self.renderer = FaceRenderer(model, replace(render, image_size=render.image_size * int(s.supersample)))
         self.s, self.synth, self.crop_size = s, synth, int(crop_size)
 
@@ -272,7 +332,9 @@ class CropMaker:
         crop_size: side of the aligned crops.
     """
 
-    def __init__(self, model, render: RenderSettings, s: IdentityDataSettings, synth: SynthSettings, crop_size: int) -> None:
+    def __init__(
+        self, model, render: RenderSettings, s: IdentityDataSettings, synth: SynthSettings, crop_size: int
+    ) -> None:
         self.args = (model, render, s, synth, int(crop_size))
         self.s, self.synth, self.crop_size = s, synth, int(crop_size)
         self.layout = CoeffLayout.for_model(model)
@@ -281,7 +343,7 @@ class CropMaker:
         self._local: _ChunkRenderer | None = None
         self._pool = None
 
-    def __enter__(self) -> "CropMaker":
+    def __enter__(self) -> CropMaker:
         self._pool = spawn_pool(int(self.s.workers), _init_worker, self.args)
         return self
 
@@ -298,8 +360,13 @@ class CropMaker:
     def crops(self, identities: Identities, nuisances: Nuisances, desc: str | None = None) -> Tensor:
         """Aligned ``uint8`` crops ``(N, 3, S, S)`` of matching identities and nuisances."""
         n = len(nuisances)
-        chunks = [(identities.take(np.arange(lo, min(n, lo + self.s.batch_size))),
-                   nuisances.take(np.arange(lo, min(n, lo + self.s.batch_size)))) for lo in range(0, n, self.s.batch_size)]
+        chunks = [
+            (
+                identities.take(np.arange(lo, min(n, lo + self.s.batch_size))),
+                nuisances.take(np.arange(lo, min(n, lo + self.s.batch_size))),
+            )
+            for lo in range(0, n, self.s.batch_size)
+        ]
         bar = tqdm(total=n, desc=desc, disable=desc is None, unit="view", leave=False)
         out = []
         try:
@@ -337,8 +404,9 @@ class IdentitySet:
         return int(self.labels.max()) + 1 if len(self.labels) else 0
 
 
-def make_identity_set(maker: CropMaker, rng: np.random.Generator, n_identities: int, views: int,
-                      desc: str | None = None) -> IdentitySet:
+def make_identity_set(
+    maker: CropMaker, rng: np.random.Generator, n_identities: int, views: int, desc: str | None = None
+) -> IdentitySet:
     """Draw ``n_identities`` identities and ``views`` views of each; compose and crop them."""
     ids = maker.identities(rng, n_identities)
     labels = np.repeat(np.arange(n_identities), views)

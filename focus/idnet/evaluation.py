@@ -54,19 +54,22 @@ def embed_crops(net: nn.Module, crops: Tensor, batch_size: int = 256) -> np.ndar
     was_training = net.training
     net.eval()
     fn = net.embed if hasattr(net, "embed") else net.embedding
-    out = [fn(from_uint8(crops[i:i + batch_size])) for i in range(0, len(crops), batch_size)]
+    out = [fn(from_uint8(crops[i : i + batch_size])) for i in range(0, len(crops), batch_size)]
     net.train(was_training)
     e = torch.cat(out).double()
     return torch.nn.functional.normalize(e, dim=-1).numpy()
 
 
-def verification_metrics(embeddings: np.ndarray, labels: np.ndarray, s: IdNetEvalSettings = IdNetEvalSettings()
-                         ) -> tuple[dict, tuple[np.ndarray, np.ndarray]]:
+def verification_metrics(
+    embeddings: np.ndarray, labels: np.ndarray, s: IdNetEvalSettings = IdNetEvalSettings()
+) -> tuple[dict, tuple[np.ndarray, np.ndarray]]:
     """ROC AUC and TAR at ``s.far`` over all pairs; returns ``(metrics, (far, tar) curve)``."""
     genuine, impostor = pair_scores(embeddings, labels)
     if len(impostor) < s.min_impostor_pairs:
-        raise ValueError(f"only {len(impostor)} impostor pairs (< {s.min_impostor_pairs}): use more held-out "
-                         "identities or views for a meaningful TAR at the given FAR")
+        raise ValueError(
+            f"only {len(impostor)} impostor pairs (< {s.min_impostor_pairs}): use more held-out "
+            "identities or views for a meaningful TAR at the given FAR"
+        )
     tar, thr = tar_at_far(genuine, impostor, s.far)
     far_c, tar_c, _ = roc_curve(genuine, impostor)
     metrics = {
@@ -112,8 +115,12 @@ def factor_sensitivity(net: nn.Module, maker: CropMaker, rng: np.random.Generato
     }
 
 
-def plot_roc(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: str | Path, far: float,
-             title: str = "Identity network: verification on held-out synthetic identities") -> None:
+def plot_roc(
+    curves: dict[str, tuple[np.ndarray, np.ndarray]],
+    path: str | Path,
+    far: float,
+    title: str = "Identity network: verification on held-out synthetic identities",
+) -> None:
     """Write a ROC plot (TAR against log FAR) of named ``(far, tar)`` curves to ``path`` (atomic PNG)."""
     import matplotlib
 

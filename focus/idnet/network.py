@@ -53,9 +53,14 @@ class IdentityNetSettings:
     dropout: float = param(0.0, ge=0, lt=1)
 
     def iresnet(self) -> IResNetSettings:
-        return IResNetSettings(arch="custom", layers=tuple(int(n) for n in self.layers), base_width=int(self.base_width),
-                               input_size=int(self.crop_size), num_features=int(self.embedding_dim),
-                               dropout=float(self.dropout))
+        return IResNetSettings(
+            arch="custom",
+            layers=tuple(int(n) for n in self.layers),
+            base_width=int(self.base_width),
+            input_size=int(self.crop_size),
+            num_features=int(self.embedding_dim),
+            dropout=float(self.dropout),
+        )
 
 
 def build_identity_net(settings: IdentityNetSettings = IdentityNetSettings()) -> IResNet:
@@ -90,11 +95,13 @@ def load_identity_backbone(path: str | Path) -> IResNet:
         raise InputFileError(path, "identity network checkpoint not found", fix)
     blob = load_torch_file(path, "identity network checkpoint", fix)
     if not isinstance(blob, dict) or blob.get("format") != FORMAT_NAME:
-        raise InputFileError(path, f"not a {FORMAT_NAME} checkpoint: it is {describe_contents(blob)}",
-                             fix)
+        raise InputFileError(path, f"not a {FORMAT_NAME} checkpoint: it is {describe_contents(blob)}", fix)
     if int(blob.get("version", -1)) > FORMAT_VERSION:
-        raise InputFileError(path, f"checkpoint version {blob.get('version')} is newer than this code "
-                                   f"({FORMAT_VERSION})", "update focus or retrain the network")
+        raise InputFileError(
+            path,
+            f"checkpoint version {blob.get('version')} is newer than this code ({FORMAT_VERSION})",
+            "update focus or retrain the network",
+        )
     try:
         cfg = dict(blob["iresnet"])
         cfg["layers"] = tuple(int(n) for n in cfg["layers"])

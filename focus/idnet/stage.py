@@ -35,8 +35,8 @@ from focus.idnet.network import IdentityNetSettings, build_identity_net, save_id
 from focus.idnet.training import IdNetTrainSettings, TrainResult, fingerprint, train_identity_net
 from focus.io_utils import atomic_path, write_json_atomic
 from focus.nets.checkpoint import RefusedFileError, load_torch_file
-from focus.run_info import write_json_reproducible
 from focus.render.renderer import RenderSettings
+from focus.run_info import write_json_reproducible
 from focus.synth.settings import SynthSettings
 
 

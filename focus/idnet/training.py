@@ -35,10 +35,10 @@ from torch import Tensor
 from tqdm import tqdm
 
 from focus.config import nonnegative, param, positive, probability
+from focus.errors import InputFileError
 from focus.idnet.data import IdentitySet, from_uint8
 from focus.idnet.margin import ArcMarginHead, arc_margin_logits
 from focus.idnet.network import IdentityNetSettings, build_identity_net
-from focus.errors import InputFileError
 from focus.io_utils import atomic_path
 from focus.nets.checkpoint import RefusedFileError, load_torch_file
 from focus.nets.iresnet import IResNet
@@ -145,8 +145,9 @@ def augment(x: Tensor, s: IdNetAugmentSettings, gen: torch.Generator) -> tuple[T
         if bool(pick.any()):
             S = x.shape[-1]
             f = s.lowres_min + (1.0 - s.lowres_min) * float(torch.rand(1, generator=gen))
-            small = F.interpolate(y[pick], size=max(4, int(round(S * f))), mode="bilinear", antialias=True,
-                                  align_corners=False)
+            small = F.interpolate(
+                y[pick], size=max(4, int(round(S * f))), mode="bilinear", antialias=True, align_corners=False
+            )
             y = y.clone()
             y[pick] = F.interpolate(small, size=S, mode="bilinear", align_corners=False)
     flip = torch.zeros(B, dtype=torch.bool)
@@ -173,11 +174,19 @@ def fingerprint(*parts) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _save_resume(path: Path, key: str, net: IResNet, head: ArcMarginHead, opt: torch.optim.Optimizer,
-                 epoch: int, result: TrainResult) -> None:
-    state = {"fingerprint": key, "epoch": epoch, "net": net.state_dict(), "head": head.state_dict(),
-             "opt": opt.state_dict(), "history": result.history, "skipped": result.skipped_steps,
-             "steps": result.steps}
+def _save_resume(
+    path: Path, key: str, net: IResNet, head: ArcMarginHead, opt: torch.optim.Optimizer, epoch: int, result: TrainResult
+) -> None:
+    state = {
+        "fingerprint": key,
+        "epoch": epoch,
+        "net": net.state_dict(),
+        "head": head.state_dict(),
+        "opt": opt.state_dict(),
+        "history": result.history,
+        "skipped": result.skipped_steps,
+        "steps": result.steps,
+    }
     with atomic_path(path, suffix=".pt") as tmp:
         torch.save(state, tmp)
 
@@ -194,9 +203,16 @@ def _load_resume(path: Path | None, key: str) -> dict | None:
     return state if isinstance(state, dict) and state.get("fingerprint") == key else None
 
 
-def train_identity_net(data: IdentitySet, net_settings: IdentityNetSettings, s: IdNetTrainSettings, seed: int = 0,
-                       resume_path: str | Path | None = None, data_key: str = "", progress: bool = True,
-                       max_epochs: int | None = None) -> tuple[IResNet, TrainResult]:
+def train_identity_net(
+    data: IdentitySet,
+    net_settings: IdentityNetSettings,
+    s: IdNetTrainSettings,
+    seed: int = 0,
+    resume_path: str | Path | None = None,
+    data_key: str = "",
+    progress: bool = True,
+    max_epochs: int | None = None,
+) -> tuple[IResNet, TrainResult]:
     """Train an identity network on ``data`` (classes = its labels) with the ArcFace loss.
 
     Args:
@@ -255,10 +271,15 @@ def train_identity_net(data: IdentitySet, net_settings: IdentityNetSettings, s: 
         gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
         order = torch.randperm(n, generator=gen)
         tot_loss, tot_correct, tot_seen, skipped = 0.0, 0, 0, 0
-        bar = tqdm(range(steps_per_epoch), desc=f"idnet epoch {epoch + 1}/{s.epochs}", disable=not progress,
-                   leave=False, unit="step")
+        bar = tqdm(
+            range(steps_per_epoch),
+            desc=f"idnet epoch {epoch + 1}/{s.epochs}",
+            disable=not progress,
+            leave=False,
+            unit="step",
+        )
         for i in bar:
-            idx = order[i * s.batch_size:(i + 1) * s.batch_size]
+            idx = order[i * s.batch_size : (i + 1) * s.batch_size]
             x, flipped = augment(from_uint8(data.crops[idx]), s.augment, gen)
             y = labels[idx]
             step = result.steps
@@ -286,15 +307,17 @@ def train_identity_net(data: IdentitySet, net_settings: IdentityNetSettings, s: 
             tot_seen += len(idx)
             bar.set_postfix(loss=f"{tot_loss / max(1, tot_seen):.3f}", acc=f"{tot_correct / max(1, tot_seen):.2f}")
         result.skipped_steps += skipped
-        result.history.append({
-            "epoch": epoch + 1,
-            "loss": tot_loss / max(1, tot_seen),
-            "accuracy": tot_correct / max(1, tot_seen),
-            "margin": m,
-            "lr": opt.param_groups[0]["lr"],
-            "seconds": time.perf_counter() - t0,
-            "skipped": skipped,
-        })
+        result.history.append(
+            {
+                "epoch": epoch + 1,
+                "loss": tot_loss / max(1, tot_seen),
+                "accuracy": tot_correct / max(1, tot_seen),
+                "margin": m,
+                "lr": opt.param_groups[0]["lr"],
+                "seconds": time.perf_counter() - t0,
+                "skipped": skipped,
+            }
+        )
         if resume_path is not None:
             _save_resume(resume_path, key, net, head, opt, epoch + 1, result)
     result.seconds = time.perf_counter() - t_start

@@ -14,9 +14,20 @@ from focus.nets.perceptual import FaceFeatureBackbone, PerceptualNet
 from focus.nets.unet import SegmentationUNet, UNetSettings
 
 __all__ = [
-    "EncoderSettings", "ReconstructionEncoder", "build_encoder",
-    "align_faces", "arcface_template", "estimate_similarity", "five_points", "warp_affine",
-    "IResNet", "IResNetSettings", "build_iresnet", "load_arcface",
-    "FaceFeatureBackbone", "PerceptualNet",
-    "SegmentationUNet", "UNetSettings",
+    "EncoderSettings",
+    "ReconstructionEncoder",
+    "build_encoder",
+    "align_faces",
+    "arcface_template",
+    "estimate_similarity",
+    "five_points",
+    "warp_affine",
+    "IResNet",
+    "IResNetSettings",
+    "build_iresnet",
+    "load_arcface",
+    "FaceFeatureBackbone",
+    "PerceptualNet",
+    "SegmentationUNet",
+    "UNetSettings",
 ]

@@ -80,12 +80,13 @@ def read_state_dict(path: str | Path, what: str) -> dict[str, Tensor]:
         kind = describe_contents(data)
         raise InputFileError(path, f"expected a state dict (name -> tensor) of {what}, but it is {kind}")
     if data and all(k.startswith("module.") for k in data):
-        data = {k[len("module."):]: v for k, v in data.items()}
+        data = {k[len("module.") :]: v for k, v in data.items()}
     return data
 
 
-def load_state_dict_strict(model: nn.Module, state: dict[str, Tensor], path: str | Path, what: str,
-                           hint: str | None = None) -> None:
+def load_state_dict_strict(
+    model: nn.Module, state: dict[str, Tensor], path: str | Path, what: str, hint: str | None = None
+) -> None:
     """Copy ``state`` into ``model``; every key and shape must match (except missing BN counters).
 
     Raises :class:`InputFileError` naming ``path``, listing (a few of) the missing, unexpected and
@@ -94,8 +95,11 @@ def load_state_dict_strict(model: nn.Module, state: dict[str, Tensor], path: str
     own = model.state_dict()
     missing = sorted(k for k in own if k not in state and not k.endswith(_OPTIONAL_SUFFIX))
     unexpected = sorted(k for k in state if k not in own)
-    shapes = sorted(f"{k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
-                    for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape))
+    shapes = sorted(
+        f"{k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+        for k in own
+        if k in state and tuple(state[k].shape) != tuple(own[k].shape)
+    )
     problems = []
     for label, items in (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", shapes)):
         if items:

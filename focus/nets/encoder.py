@@ -58,9 +58,14 @@ class ReconstructionEncoder(nn.Module):
         if settings.pretrained_path:
             path = Path(settings.pretrained_path)
             state = read_state_dict(path, f"torchvision {settings.arch}")
-            load_state_dict_strict(backbone, state, path, f"torchvision {settings.arch}",
-                                   hint=f"expected the ImageNet state dict of torchvision.models.{settings.arch}; "
-                                        "check encoder.arch or the file")
+            load_state_dict_strict(
+                backbone,
+                state,
+                path,
+                f"torchvision {settings.arch}",
+                hint=f"expected the ImageNet state dict of torchvision.models.{settings.arch}; "
+                "check encoder.arch or the file",
+            )
         head = nn.Linear(backbone.fc.in_features, layout.dim)
         nn.init.zeros_(head.weight)
         nn.init.zeros_(head.bias)

@@ -85,7 +85,9 @@ def warp_affine(image: Tensor, matrix: Tensor, size: int | tuple[int, int]) -> T
     m = matrix.detach().double()
     inv = _invert_affine(m)  # crop px -> image px
     # normalised (align_corners=False) <-> pixel frame: n = 2 p / L - 1, p = (n + 1) L / 2
-    to_pix = torch.tensor([[w_out / 2, 0, w_out / 2], [0, h_out / 2, h_out / 2], [0, 0, 1]], dtype=m.dtype, device=m.device)
+    to_pix = torch.tensor(
+        [[w_out / 2, 0, w_out / 2], [0, h_out / 2, h_out / 2], [0, 0, 1]], dtype=m.dtype, device=m.device
+    )
     to_norm = torch.tensor([[2 / w_in, 0, -1], [0, 2 / h_in, -1]], dtype=m.dtype, device=m.device)
     inv3 = torch.cat([inv, torch.tensor([[[0, 0, 1]]], dtype=m.dtype, device=m.device).expand(len(inv), 1, 3)], dim=1)
     theta = to_norm @ inv3 @ to_pix  # (B, 2, 3): crop normalised -> image normalised
@@ -101,8 +103,9 @@ def align_faces(image: Tensor, landmarks68: Tensor, size: int = ARCFACE_SIZE) ->
     outside the image are black (-1 after the mapping ``2 x - 1``).
     """
     if image.ndim != 4 or landmarks68.shape[0] != image.shape[0]:
-        raise ValueError(f"need image (B, C, H, W) and landmarks (B, 68, 2), got {tuple(image.shape)}, "
-                         f"{tuple(landmarks68.shape)}")
+        raise ValueError(
+            f"need image (B, C, H, W) and landmarks (B, 68, 2), got {tuple(image.shape)}, {tuple(landmarks68.shape)}"
+        )
     src = five_points(landmarks68.detach())
     matrix = estimate_similarity(src, arcface_template(size, dtype=src.dtype, device=src.device))
     return warp_affine(image, matrix, size) * 2.0 - 1.0

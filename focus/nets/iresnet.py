@@ -144,8 +144,9 @@ class IResNet(nn.Module):
 
     def _check(self, x: Tensor) -> None:
         if x.ndim != 4 or x.shape[1] != 3 or x.shape[-1] != self.input_size or x.shape[-2] != self.input_size:
-            raise ValueError(f"iResNet expects (B, 3, {self.input_size}, {self.input_size}) crops in [-1, 1], "
-                             f"got {tuple(x.shape)}")
+            raise ValueError(
+                f"iResNet expects (B, 3, {self.input_size}, {self.input_size}) crops in [-1, 1], got {tuple(x.shape)}"
+            )
 
     def early_features(self, x: Tensor) -> Tensor:
         """``(B, 3, S, S)`` in [-1, 1] -> feature map after ``layer1`` ``(B, base_width, S/2, S/2)``."""
@@ -196,7 +197,10 @@ def load_arcface(path: str | Path, arch: str = "iresnet50") -> IResNet:
     state = read_state_dict(path, f"ArcFace {arch}")
     net = IResNet(IResNetSettings(arch=arch))
     guess = _guess_arch(state)
-    hint = f"the file looks like {guess}: set the ArcFace arch to {guess!r}" if guess and guess != arch else \
-        f"expected an insightface arcface_torch {arch} backbone.pth"
+    hint = (
+        f"the file looks like {guess}: set the ArcFace arch to {guess!r}"
+        if guess and guess != arch
+        else f"expected an insightface arcface_torch {arch} backbone.pth"
+    )
     load_state_dict_strict(net, state, path, f"ArcFace {arch}", hint=hint)
     return net.eval()

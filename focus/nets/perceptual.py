@@ -48,14 +48,16 @@ class PerceptualNet(nn.Module):
     def __init__(self, backbone: nn.Module) -> None:
         super().__init__()
         if not isinstance(backbone, FaceFeatureBackbone):
-            raise TypeError(f"{type(backbone).__name__} lacks input_size / early_features / embedding "
-                            "(see focus.nets.perceptual.FaceFeatureBackbone)")
+            raise TypeError(
+                f"{type(backbone).__name__} lacks input_size / early_features / embedding "
+                "(see focus.nets.perceptual.FaceFeatureBackbone)"
+            )
         self.backbone = backbone
         self.backbone.requires_grad_(False)
         super().train(False)
 
     @classmethod
-    def from_arcface(cls, path, arch: str = "iresnet50") -> "PerceptualNet":
+    def from_arcface(cls, path, arch: str = "iresnet50") -> PerceptualNet:
         """Paper scale: insightface arcface_torch weights (``backbone.pth``) via :func:`load_arcface`."""
         from focus.nets.iresnet import load_arcface
 
@@ -65,7 +67,7 @@ class PerceptualNet(nn.Module):
     def input_size(self) -> int:
         return int(self.backbone.input_size)
 
-    def train(self, mode: bool = True) -> "PerceptualNet":
+    def train(self, mode: bool = True) -> PerceptualNet:
         """Always stays in eval mode (BatchNorm statistics and dropout are frozen)."""
         return super().train(False)
 

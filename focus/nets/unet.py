@@ -48,7 +48,7 @@ class UNetSettings:
         check_fields(self)
 
     @classmethod
-    def paper(cls) -> "UNetSettings":
+    def paper(cls) -> UNetSettings:
         """The published size: widths 64-128-256-512-1024."""
         return cls(base_width=64, depth=4)
 
@@ -58,8 +58,12 @@ class DoubleConv(nn.Sequential):
 
     def __init__(self, in_ch: int, out_ch: int, dropout: float = 0.0) -> None:
         layers: list[nn.Module] = [
-            nn.Conv2d(in_ch, out_ch, 3, padding=1, bias=False), nn.BatchNorm2d(out_ch), nn.ReLU(inplace=True),
-            nn.Conv2d(out_ch, out_ch, 3, padding=1, bias=False), nn.BatchNorm2d(out_ch), nn.ReLU(inplace=True),
+            nn.Conv2d(in_ch, out_ch, 3, padding=1, bias=False),
+            nn.BatchNorm2d(out_ch),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(out_ch, out_ch, 3, padding=1, bias=False),
+            nn.BatchNorm2d(out_ch),
+            nn.ReLU(inplace=True),
         ]
         if dropout > 0:
             layers.append(nn.Dropout(dropout))
@@ -91,8 +95,10 @@ class SegmentationUNet(nn.Module):
     def logits(self, render: Tensor, image: Tensor) -> Tensor:
         """Pre-sigmoid output ``x`` ``(B, 1, H, W)``; the mask is ``sigmoid(sharpness * x)``."""
         if render.shape != image.shape or render.ndim != 4 or render.shape[1] != 3:
-            raise ValueError(f"U-Net needs render and image of equal shape (B, 3, H, W), got "
-                             f"{tuple(render.shape)} and {tuple(image.shape)}")
+            raise ValueError(
+                f"U-Net needs render and image of equal shape (B, 3, H, W), got "
+                f"{tuple(render.shape)} and {tuple(image.shape)}"
+            )
         x = torch.cat([render, image], dim=1)
         skips = []
         for k, block in enumerate(self.down):

@@ -9,9 +9,7 @@ import numpy as np
 from focus.io_utils import atomic_path
 
 
-def cumulative_error_curve(
-    errors: np.ndarray, x_max: float = 8.0, num: int = 801
-) -> tuple[np.ndarray, np.ndarray]:
+def cumulative_error_curve(errors: np.ndarray, x_max: float = 8.0, num: int = 801) -> tuple[np.ndarray, np.ndarray]:
     """``(x (num,), percent (num,))``: percentage of ``errors`` (mm) that are ``<= x``."""
     e = np.sort(np.asarray(errors, dtype=np.float64).ravel())
     x = np.linspace(0.0, x_max, num)

@@ -73,9 +73,7 @@ def read_pp(path: str | Path, num_points: int = NUM_NOW_LANDMARKS) -> np.ndarray
             try:
                 value = float(attrs[axis].strip())
             except ValueError:
-                raise InputFileError(
-                    path, f"point {i + 1}: {axis}={attrs[axis]!r} is not a number"
-                ) from None
+                raise InputFileError(path, f"point {i + 1}: {axis}={attrs[axis]!r} is not a number") from None
             if not math.isfinite(value):
                 raise InputFileError(path, f"point {i + 1}: {axis}={attrs[axis]!r} is not finite")
             out[i, j] = value

@@ -54,8 +54,9 @@ class Camera:
     near: float = 10.0
 
     @classmethod
-    def for_image_size(cls, size: int | tuple[int, int], distance: float = PAPER_DISTANCE_MM,
-                       focal_at_224: float = PAPER_FOCAL) -> "Camera":
+    def for_image_size(
+        cls, size: int | tuple[int, int], distance: float = PAPER_DISTANCE_MM, focal_at_224: float = PAPER_FOCAL
+    ) -> Camera:
         """Paper camera scaled to ``size`` pixels (focal scales with the image width)."""
         hw = (size, size) if isinstance(size, int) else tuple(size)
         return cls(image_size=hw, focal=focal_at_224 * hw[1] / PAPER_IMAGE_SIZE, distance=distance)

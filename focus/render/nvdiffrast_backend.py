@@ -58,8 +58,10 @@ def _dr():
     try:
         import nvdiffrast.torch as dr
     except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise RuntimeError("the nvdiffrast backend needs the optional `gpu` extra: pip install -e '.[gpu]' "
-                           "(PyPI diffrp-nvdiffrast; needs ninja and nvcc)") from exc
+        raise RuntimeError(
+            "the nvdiffrast backend needs the optional `gpu` extra: pip install -e '.[gpu]' "
+            "(PyPI diffrp-nvdiffrast; needs ninja and nvcc)"
+        ) from exc
     return dr
 
 
@@ -80,7 +82,7 @@ def _make_plugin_importable(exc: ModuleNotFoundError) -> bool:
     return True
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _context_or_error(device_index: int):
     """One ``RasterizeCudaContext`` per CUDA device (creating one compiles / loads the plugin), or
     the exception that creating it raised (cached, so a failed plugin build is not retried on
@@ -102,8 +104,10 @@ def _context_or_error(device_index: int):
 def _context(device_index: int):
     ctx = _context_or_error(device_index)
     if isinstance(ctx, Exception):
-        raise RuntimeError(f"nvdiffrast's CUDA rasterizer is unavailable ({ctx.__class__.__name__}: {ctx}); "
-                           "it needs ninja and nvcc to build its plugin") from ctx
+        raise RuntimeError(
+            f"nvdiffrast's CUDA rasterizer is unavailable ({ctx.__class__.__name__}: {ctx}); "
+            "it needs ninja and nvcc to build its plugin"
+        ) from ctx
     return ctx
 
 

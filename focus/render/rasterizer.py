@@ -241,8 +241,16 @@ def _owns_ties(cols: list[Tensor], w: Tensor) -> Tensor:
     return ~((w == 0) & ~own).any(1)
 
 
-def _scan_candidates(cols_all: list[Tensor], base_all: Tensor, fid_all: Tensor, counts: Tensor, W: int,
-                     zbuf: Tensor, dtype: torch.dtype, max_candidates: int) -> None:
+def _scan_candidates(
+    cols_all: list[Tensor],
+    base_all: Tensor,
+    fid_all: Tensor,
+    counts: Tensor,
+    W: int,
+    zbuf: Tensor,
+    dtype: torch.dtype,
+    max_candidates: int,
+) -> None:
     """Expand triangles into (triangle, pixel) candidates, test coverage, and z-buffer them.
 
     Args:
@@ -289,8 +297,9 @@ def _scan_candidates(cols_all: list[Tensor], base_all: Tensor, fid_all: Tensor, 
         tie = torch.nonzero((w == 0).any(1)).squeeze(1)
         if tie.numel():  # rare: pixel centre exactly on an edge or vertex
             good = torch.ones(idx.numel(), dtype=torch.bool, device=dev)
-            good[tie] = _owns_ties([c.index_select(0, idx.index_select(0, tie)).double() for c in cols[:9]],
-                                   w.index_select(0, tie))
+            good[tie] = _owns_ties(
+                [c.index_select(0, idx.index_select(0, tie)).double() for c in cols[:9]], w.index_select(0, tie)
+            )
             keep = torch.nonzero(good).squeeze(1)
             idx, w = idx.index_select(0, keep), w.index_select(0, keep)
         wf = w.to(torch.float32)
@@ -302,8 +311,9 @@ def _scan_candidates(cols_all: list[Tensor], base_all: Tensor, fid_all: Tensor, 
         zbuf.scatter_reduce_(0, pix, key, reduce="amin", include_self=True)
 
 
-def _visible_triangles_torch(screen: Tensor, triangles: Tensor, image_size: tuple[int, int],
-                             near: float, max_candidates: int = MAX_CANDIDATES) -> Tensor:
+def _visible_triangles_torch(
+    screen: Tensor, triangles: Tensor, image_size: tuple[int, int], near: float, max_candidates: int = MAX_CANDIDATES
+) -> Tensor:
     """``(B, H, W)`` int64 id of the nearest kept triangle covering each pixel centre, ``-1`` if none.
 
     Vectorised: every kept triangle's bounding box is expanded into (triangle, pixel) candidate
@@ -329,16 +339,26 @@ def _visible_triangles_torch(screen: Tensor, triangles: Tensor, image_size: tupl
         counts = (n_u * n_v).long() * keep
         table = cols + [first_u, first_v, n_u]
         small = span <= 2048.0  # every relative coordinate <= 2**11 sub-pixels: float32 is exact
-        groups = ((small & (counts == 1), torch.float32),  # one candidate each: no expansion needed
-                  (small & (counts > 1), torch.float32),
-                  (~small & (counts > 0), torch.float64))
+        groups = (
+            (small & (counts == 1), torch.float32),  # one candidate each: no expansion needed
+            (small & (counts > 1), torch.float32),
+            (~small & (counts > 0), torch.float64),
+        )
         for group, exact in groups:
             sel = torch.nonzero(group).squeeze(1)
             if sel.numel() == 0:
                 continue
             f = torch.div(sel, B, rounding_mode="floor")
-            _scan_candidates([c.index_select(0, sel) for c in table], (sel - f * B) * (H * W), f,
-                             counts.index_select(0, sel), W, zbuf, exact, max_candidates)
+            _scan_candidates(
+                [c.index_select(0, sel) for c in table],
+                (sel - f * B) * (H * W),
+                f,
+                counts.index_select(0, sel),
+                W,
+                zbuf,
+                exact,
+                max_candidates,
+            )
     tri_id = torch.where(zbuf == empty_key, torch.full_like(zbuf, -1), zbuf & 0xFFFFFFFF)
     return tri_id.view(B, H, W)
 
@@ -404,8 +424,14 @@ def perspective_barycentrics(corners: Tensor, points: Tensor) -> tuple[Tensor, T
     return bary.t(), depth
 
 
-def fragments_from_triangle_ids(screen: Tensor, triangles: Tensor, tri_id: Tensor, backend: str = "torch",
-                                backend_state: Any = None, near: float = DEFAULT_NEAR) -> Fragments:
+def fragments_from_triangle_ids(
+    screen: Tensor,
+    triangles: Tensor,
+    tri_id: Tensor,
+    backend: str = "torch",
+    backend_state: Any = None,
+    near: float = DEFAULT_NEAR,
+) -> Fragments:
     """Fragments for given per-pixel triangle ids: barycentrics and depth recomputed from ``screen``.
 
     This is the differentiable half of rasterization shared by all backends: gradients flow from
@@ -428,9 +454,19 @@ def fragments_from_triangle_ids(screen: Tensor, triangles: Tensor, tri_id: Tenso
     bary_c, depth_c = _barycentrics_cm(u, v, z, centres[:, 0], centres[:, 1])
     bary = _scatter_channels(bary_c, pix, B * H * W).view(3, B, H, W).permute(1, 2, 3, 0)
     depth = _scatter_channels(depth_c[None], pix, B * H * W).view(B, H, W)
-    return Fragments(tri_id=tri_id, bary=bary, depth=depth, screen=screen, triangles=triangles,
-                     pix_index=pix, pix_vertex_ids=vids, pix_bary=bary_c, backend=backend,
-                     backend_state=backend_state, near=near)
+    return Fragments(
+        tri_id=tri_id,
+        bary=bary,
+        depth=depth,
+        screen=screen,
+        triangles=triangles,
+        pix_index=pix,
+        pix_vertex_ids=vids,
+        pix_bary=bary_c,
+        backend=backend,
+        backend_state=backend_state,
+        near=near,
+    )
 
 
 def _interpolate_cm(attrs_cm: Tensor, fragments: Fragments) -> Tensor:
@@ -470,8 +506,9 @@ def interpolate(attrs: Tensor, fragments: Fragments, channels_first: bool = Fals
 # ---------------------------------------------------------------------------------------------
 # Entry point
 # ---------------------------------------------------------------------------------------------
-def rasterize(screen: Tensor, triangles: Tensor, image_size: tuple[int, int], backend: str = "torch",
-              near: float = DEFAULT_NEAR) -> Fragments:
+def rasterize(
+    screen: Tensor, triangles: Tensor, image_size: tuple[int, int], backend: str = "torch", near: float = DEFAULT_NEAR
+) -> Fragments:
     """Visibility pass + differentiable barycentrics (see the module docstring for the rules).
 
     Args:
@@ -491,8 +528,9 @@ def rasterize(screen: Tensor, triangles: Tensor, image_size: tuple[int, int], ba
     _check_inputs(screen, triangles, hw)
     which = resolve_backend(backend, screen.device)
     if which == "nvdiffrast" and screen.device.type != "cuda":
-        raise ValueError(f"the nvdiffrast backend needs CUDA tensors, got screen on {screen.device}; "
-                         "use backend='torch' or 'auto'")
+        raise ValueError(
+            f"the nvdiffrast backend needs CUDA tensors, got screen on {screen.device}; use backend='torch' or 'auto'"
+        )
     if which == "nvdiffrast":
         from focus.render import nvdiffrast_backend
 
@@ -501,11 +539,15 @@ def rasterize(screen: Tensor, triangles: Tensor, image_size: tuple[int, int], ba
         except Exception as exc:  # noqa: BLE001 - the plugin build or the CUDA call failed
             if backend != "auto":
                 raise
-            warnings.warn(f"nvdiffrast failed ({exc.__class__.__name__}: {exc}); falling back to the torch rasterizer",
-                          RuntimeWarning, stacklevel=2)
+            warnings.warn(
+                f"nvdiffrast failed ({exc.__class__.__name__}: {exc}); falling back to the torch rasterizer",
+                RuntimeWarning,
+                stacklevel=2,
+            )
         else:
-            return fragments_from_triangle_ids(screen, triangles, tri_id, backend="nvdiffrast", backend_state=state,
-                                               near=near)
+            return fragments_from_triangle_ids(
+                screen, triangles, tri_id, backend="nvdiffrast", backend_state=state, near=near
+            )
     tri_id = _visible_triangles_torch(screen, triangles, hw, near)
     return fragments_from_triangle_ids(screen, triangles, tri_id, backend="torch", near=near)
 
@@ -531,8 +573,9 @@ def triangle_edge_neighbors(triangles: Tensor) -> Tensor:
     start = torch.cumsum(counts, 0) - counts
     pos = torch.arange(ks.numel(), device=tri.device) - start[inv]
     pair = counts[inv] == 2
-    partner = torch.where(pos == 0, torch.arange(ks.numel(), device=tri.device) + 1,
-                          torch.arange(ks.numel(), device=tri.device) - 1)
+    partner = torch.where(
+        pos == 0, torch.arange(ks.numel(), device=tri.device) + 1, torch.arange(ks.numel(), device=tri.device) - 1
+    )
     nb = torch.full((3 * F,), -1, dtype=torch.int64, device=tri.device)
     nb[order[pair]] = torch.div(order[partner[pair]], 3, rounding_mode="floor")
     return nb.view(F, 3)
@@ -600,8 +643,11 @@ def _antialias_torch(color: Tensor, fragments: Fragments, edge_neighbors: Tensor
         sil = sil3.reshape(-1)  # (B * F * 3,)
         has_sil = torch.cat([sil3.any(-1).reshape(-1), sil3.new_zeros(1)])  # (B * F + 1,), last: none
         flat_t = tri_id.reshape(-1)
-        inv_depth = torch.where(flat_t >= 0, 1.0 / fragments.depth.detach().reshape(-1).clamp(min=1e-30),
-                                torch.zeros((), dtype=screen.dtype, device=dev))
+        inv_depth = torch.where(
+            flat_t >= 0,
+            1.0 / fragments.depth.detach().reshape(-1).clamp(min=1e-30),
+            torch.zeros((), dtype=screen.dtype, device=dev),
+        )
         grid = torch.arange(B * H * W, device=dev).view(B, H, W)
     cf = color.reshape(B * H * W, C)
     out = cf
@@ -638,7 +684,9 @@ def _antialias_torch(color: Tensor, fragments: Fragments, edge_neighbors: Tensor
             is_sil = sil[(b * F + t) * 3 + k]
             inv_zt = (lq / corners[..., 2]).sum(1)  # 1 / depth of t's plane at q (extrapolated)
             behind = (tq < 0) | (inv_depth[q] < inv_zt)
-            ok = torch.nonzero(torch.isfinite(alpha_d.gather(1, k[:, None]).squeeze(1)) & steep & is_sil & behind).squeeze(1)
+            ok = torch.nonzero(
+                torch.isfinite(alpha_d.gather(1, k[:, None]).squeeze(1)) & steep & is_sil & behind
+            ).squeeze(1)
         if ok.numel() == 0:
             continue
         k = k[ok]

@@ -92,9 +92,18 @@ class RenderOutput:
     fragments: Fragments
 
 
-def render_mesh(vertices_world: Tensor, triangles: Tensor, albedo: Tensor, sh: Tensor, camera: Camera,
-                backend: str = "auto", ambient: float = 0.8, silhouette_gradients: bool = False,
-                landmark_ids: Tensor | None = None, edge_neighbors: Tensor | None = None) -> RenderOutput:
+def render_mesh(
+    vertices_world: Tensor,
+    triangles: Tensor,
+    albedo: Tensor,
+    sh: Tensor,
+    camera: Camera,
+    backend: str = "auto",
+    ambient: float = 0.8,
+    silhouette_gradients: bool = False,
+    landmark_ids: Tensor | None = None,
+    edge_neighbors: Tensor | None = None,
+) -> RenderOutput:
     """Render posed meshes with per-vertex albedo under SH light.
 
     Args:
@@ -164,8 +173,9 @@ class FaceRenderer(torch.nn.Module):
         self.register_buffer("shape_basis", shape_basis.contiguous(), persistent=False)
         # albedo stored channel-first ((3, V) per mode) so the shading works on (B, 3, V) tensors
         self.register_buffer("mean_albedo", model.mean_albedo.t().reshape(1, 3 * V).clone(), persistent=False)
-        self.register_buffer("albedo_basis", model.albedo_basis.transpose(1, 2).reshape(-1, 3 * V).contiguous(),
-                             persistent=False)
+        self.register_buffer(
+            "albedo_basis", model.albedo_basis.transpose(1, 2).reshape(-1, 3 * V).contiguous(), persistent=False
+        )
         self.register_buffer("triangles", model.triangles.long().clone(), persistent=False)
         self.register_buffer("landmarks68", model.landmarks68.long().clone(), persistent=False)
         nb = triangle_edge_neighbors(self.triangles) if settings.silhouette_gradients else None
@@ -199,12 +209,19 @@ class FaceRenderer(torch.nn.Module):
     # ------------------------------------------------------------------ rendering
     def forward(self, coeffs: Coeffs | Tensor) -> RenderOutput:
         c = self.split(coeffs)
-        v_world = pose_vertices(self.shape(c.id, c.exp), c.angles.to(self.shape_basis.dtype),
-                                c.trans.to(self.shape_basis.dtype))
+        v_world = pose_vertices(
+            self.shape(c.id, c.exp), c.angles.to(self.shape_basis.dtype), c.trans.to(self.shape_basis.dtype)
+        )
         return self.render_vertices(v_world, self.albedo(c.albedo), c.sh, landmark_ids=self.landmarks68)
 
-    def render_vertices(self, vertices_world: Tensor, albedo: Tensor, sh: Tensor, triangles: Tensor | None = None,
-                        landmark_ids: Tensor | None = None) -> RenderOutput:
+    def render_vertices(
+        self,
+        vertices_world: Tensor,
+        albedo: Tensor,
+        sh: Tensor,
+        triangles: Tensor | None = None,
+        landmark_ids: Tensor | None = None,
+    ) -> RenderOutput:
         """Render given posed vertices ``(B, V, 3)`` (world frame, mm) with per-vertex albedo
         ``(B, V, 3)`` and SH ``(B, 27)``, using this renderer's camera and settings.
 
@@ -218,9 +235,18 @@ class FaceRenderer(torch.nn.Module):
             if landmark_ids is None and vertices_world.shape[1] == self.num_vertices:
                 landmark_ids = self.landmarks68
         s = self.settings
-        return render_mesh(vertices_world, triangles, albedo, sh.to(albedo.dtype), self.camera, backend=s.backend,
-                           ambient=s.ambient, silhouette_gradients=s.silhouette_gradients, landmark_ids=landmark_ids,
-                           edge_neighbors=edge_neighbors)
+        return render_mesh(
+            vertices_world,
+            triangles,
+            albedo,
+            sh.to(albedo.dtype),
+            self.camera,
+            backend=s.backend,
+            ambient=s.ambient,
+            silhouette_gradients=s.silhouette_gradients,
+            landmark_ids=landmark_ids,
+            edge_neighbors=edge_neighbors,
+        )
 
     @staticmethod
     def interpolate_attributes(attrs: Tensor, fragments: Fragments) -> Tensor:

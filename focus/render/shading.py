@@ -34,8 +34,11 @@ from torch import Tensor
 from focus.render.grad import contiguous_grad
 
 SH_BAND_FACTORS = (math.pi, 2.0 * math.pi / math.sqrt(3.0), 2.0 * math.pi / math.sqrt(8.0))
-SH_CONSTANTS = (1.0 / math.sqrt(4.0 * math.pi), math.sqrt(3.0) / math.sqrt(4.0 * math.pi),
-                3.0 * math.sqrt(5.0) / math.sqrt(12.0 * math.pi))
+SH_CONSTANTS = (
+    1.0 / math.sqrt(4.0 * math.pi),
+    math.sqrt(3.0) / math.sqrt(4.0 * math.pi),
+    3.0 * math.sqrt(5.0) / math.sqrt(12.0 * math.pi),
+)
 N_SH_PER_CHANNEL = 9
 DEFAULT_AMBIENT = 0.8
 

@@ -36,17 +36,38 @@ OUTER_LIPS = tuple(range(48, 60))
 INNER_LIPS = tuple(range(60, 68))
 BEARD_STYLES = ("stubble", "short", "full", "goatee", "moustache")
 
-HAIR_COLOURS = np.array([
-    [0.05, 0.04, 0.035], [0.12, 0.08, 0.05], [0.25, 0.16, 0.09], [0.42, 0.3, 0.18],
-    [0.65, 0.52, 0.32], [0.5, 0.22, 0.1], [0.55, 0.55, 0.55], [0.82, 0.8, 0.78],
-], np.float32)
+HAIR_COLOURS = np.array(
+    [
+        [0.05, 0.04, 0.035],
+        [0.12, 0.08, 0.05],
+        [0.25, 0.16, 0.09],
+        [0.42, 0.3, 0.18],
+        [0.65, 0.52, 0.32],
+        [0.5, 0.22, 0.1],
+        [0.55, 0.55, 0.55],
+        [0.82, 0.8, 0.78],
+    ],
+    np.float32,
+)
 HAIR_WEIGHTS = np.array([0.3, 0.25, 0.15, 0.1, 0.07, 0.05, 0.05, 0.03])
-IRIS_COLOURS = np.array([
-    [0.22, 0.12, 0.06], [0.13, 0.07, 0.04], [0.4, 0.3, 0.14], [0.28, 0.38, 0.2], [0.3, 0.45, 0.62], [0.42, 0.46, 0.5],
-], np.float32)
+IRIS_COLOURS = np.array(
+    [
+        [0.22, 0.12, 0.06],
+        [0.13, 0.07, 0.04],
+        [0.4, 0.3, 0.14],
+        [0.28, 0.38, 0.2],
+        [0.3, 0.45, 0.62],
+        [0.42, 0.46, 0.5],
+    ],
+    np.float32,
+)
 IRIS_WEIGHTS = np.array([0.35, 0.25, 0.1, 0.1, 0.12, 0.08])
-SHADOW_COLOURS = np.array([[0.35, 0.22, 0.15], [0.4, 0.25, 0.45], [0.2, 0.3, 0.55], [0.6, 0.5, 0.3], [0.15, 0.15, 0.15]], np.float32)
-LIPSTICK_COLOURS = np.array([[0.7, 0.08, 0.1], [0.8, 0.3, 0.4], [0.45, 0.08, 0.2], [0.7, 0.45, 0.4], [0.55, 0.12, 0.08]], np.float32)
+SHADOW_COLOURS = np.array(
+    [[0.35, 0.22, 0.15], [0.4, 0.25, 0.45], [0.2, 0.3, 0.55], [0.6, 0.5, 0.3], [0.15, 0.15, 0.15]], np.float32
+)
+LIPSTICK_COLOURS = np.array(
+    [[0.7, 0.08, 0.1], [0.8, 0.3, 0.4], [0.45, 0.08, 0.2], [0.7, 0.45, 0.4], [0.55, 0.12, 0.08]], np.float32
+)
 
 
 @dataclass(frozen=True)
@@ -93,12 +114,16 @@ class AppearanceParams:
     def summary(self) -> dict:
         """Short description for the per-image metadata."""
         return {
-            "beard": self.beard or "", "freckles": self.freckles > 0, "makeup": bool(self.blush or self.eye_shadow or self.lipstick),
+            "beard": self.beard or "",
+            "freckles": self.freckles > 0,
+            "makeup": bool(self.blush or self.eye_shadow or self.lipstick),
             "brows": self.brows,
         }
 
 
-def sample_appearance(rng: np.random.Generator, settings: AppearanceSettings, female_like: bool | None = None) -> AppearanceParams:
+def sample_appearance(
+    rng: np.random.Generator, settings: AppearanceSettings, female_like: bool | None = None
+) -> AppearanceParams:
     """Draw one face's appearance. Beards and make-up are made mutually exclusive."""
     hair = HAIR_COLOURS[rng.choice(len(HAIR_COLOURS), p=HAIR_WEIGHTS / HAIR_WEIGHTS.sum())] * rng.uniform(0.8, 1.2)
     iris = IRIS_COLOURS[rng.choice(len(IRIS_COLOURS), p=IRIS_WEIGHTS / IRIS_WEIGHTS.sum())] * rng.uniform(0.8, 1.2)
@@ -109,7 +134,13 @@ def sample_appearance(rng: np.random.Generator, settings: AppearanceSettings, fe
         beard = BEARD_STYLES[rng.choice(len(BEARD_STYLES), p=[0.35, 0.25, 0.2, 0.1, 0.1])]
     elif u < settings.beard_prob + settings.makeup_prob:
         makeup = True
-    opac = {"stubble": (0.2, 0.4), "short": (0.5, 0.75), "full": (0.75, 0.95), "goatee": (0.6, 0.9), "moustache": (0.6, 0.9)}
+    opac = {
+        "stubble": (0.2, 0.4),
+        "short": (0.5, 0.75),
+        "full": (0.75, 0.95),
+        "goatee": (0.6, 0.9),
+        "moustache": (0.6, 0.9),
+    }
     lip_u = rng.random()
     return AppearanceParams(
         seed=int(rng.integers(2**31)),
@@ -152,7 +183,9 @@ def _catmull_rom(p: np.ndarray, samples_per_segment: int, closed: bool) -> np.nd
     out = []
     for i in range(nseg):
         p0, p1, p2, p3 = ext[i], ext[i + 1], ext[i + 2], ext[i + 3]
-        out.append(0.5 * ((2 * p1) + (-p0 + p2) * t + (2 * p0 - 5 * p1 + 4 * p2 - p3) * t2 + (-p0 + 3 * p1 - 3 * p2 + p3) * t3))
+        out.append(
+            0.5 * ((2 * p1) + (-p0 + p2) * t + (2 * p0 - 5 * p1 + 4 * p2 - p3) * t2 + (-p0 + 3 * p1 - 3 * p2 + p3) * t3)
+        )
     if not closed:
         out.append(p[-1:])
     return np.vstack(out).astype(np.float32)
@@ -396,11 +429,28 @@ def _beard(rng, q, alb, lm, p: AppearanceParams, iod):
         half = 0.55 * np.linalg.norm(ml - mr) + 0.06 * iod
         cx = (mr[0] + ml[0]) / 2
         if style == "moustache":
-            poly = np.array([[cx - half, lip_top[1] - 0.01 * iod], [cx - half * 0.8, mid_y + 0.02 * iod], [cx, nose_b[1] - 0.02 * iod],
-                             [cx + half * 0.8, mid_y + 0.02 * iod], [cx + half, lip_top[1] - 0.01 * iod], [cx, lip_top[1] + 0.005 * iod]])
+            poly = np.array(
+                [
+                    [cx - half, lip_top[1] - 0.01 * iod],
+                    [cx - half * 0.8, mid_y + 0.02 * iod],
+                    [cx, nose_b[1] - 0.02 * iod],
+                    [cx + half * 0.8, mid_y + 0.02 * iod],
+                    [cx + half, lip_top[1] - 0.01 * iod],
+                    [cx, lip_top[1] + 0.005 * iod],
+                ]
+            )
         else:
             chin = low[6:11]
-            poly = np.vstack([[[cx - half, mid_y]], [[mr[0] - 0.05 * iod, mr[1]]], chin, [[ml[0] + 0.05 * iod, ml[1]]], [[cx + half, mid_y]], [[cx, nose_b[1] - 0.02 * iod]]])
+            poly = np.vstack(
+                [
+                    [[cx - half, mid_y]],
+                    [[mr[0] - 0.05 * iod, mr[1]]],
+                    chin,
+                    [[ml[0] + 0.05 * iod, ml[1]]],
+                    [[cx + half, mid_y]],
+                    [[cx, nose_b[1] - 0.02 * iod]],
+                ]
+            )
     else:
         # a narrow sideburn down from the top of the jaw contour, then the cheek line running
         # diagonally down towards the mouth, then the moustache under the nose
@@ -410,8 +460,18 @@ def _beard(rng, q, alb, lm, p: AppearanceParams, iod):
         cheek_l = jaw[13] + (ml - jaw[13]) * 0.3 + np.array([0.0, 0.1 * iod + lift])
         burn_r = jaw[1] + np.array([side_w, 0.0])
         burn_l = jaw[15] - np.array([side_w, 0.0])
-        poly = np.vstack([low[1:16], [burn_l], [cheek_l], [[ml[0] + 0.04 * iod, mid_y]], [[nose_b[0], nose_b[1] - 0.03 * iod]],
-                          [[mr[0] - 0.04 * iod, mid_y]], [cheek_r], [burn_r]])
+        poly = np.vstack(
+            [
+                low[1:16],
+                [burn_l],
+                [cheek_l],
+                [[ml[0] + 0.04 * iod, mid_y]],
+                [[nose_b[0], nose_b[1] - 0.03 * iod]],
+                [[mr[0] - 0.04 * iod, mid_y]],
+                [cheek_r],
+                [burn_r],
+            ]
+        )
     lo, hi = poly.min(0) - 0.1 * iod, poly.max(0) + 0.1 * iod
     sel = _bbox_select(q, lo, hi)
     if len(sel) == 0:
@@ -422,7 +482,9 @@ def _beard(rng, q, alb, lm, p: AppearanceParams, iod):
     w = smoothstep(soft, -soft, sdf)
     lips = polygon_sdf(qs, lm[list(OUTER_LIPS)])
     w = w * smoothstep(0.0, 0.025 * iod, lips)
-    fine = PointNoise(rng, period=1.0 if style == "stubble" else 4.0, anisotropy=2.5 if style == "stubble" else 8.0, angle=np.pi / 2)(qs)
+    fine = PointNoise(
+        rng, period=1.0 if style == "stubble" else 4.0, anisotropy=2.5 if style == "stubble" else 8.0, angle=np.pi / 2
+    )(qs)
     coarse = PointNoise(rng, period=8.0)(qs)
     tex = (0.35 + 0.65 * fine) * (0.75 + 0.5 * coarse)
     w = np.clip(p.beard_opacity * w * tex, 0, 1)
@@ -452,7 +514,7 @@ def _lips(rng, q, alb, spec, lm, p: AppearanceParams, iod, skin):
     out_a[sel] = _lerp(alb[sel], col, w)
     out_s = spec.copy()
     # highlight on the lower lip
-    lower_c = (lm[57] * 0.6 + lm[66] * 0.4)
+    lower_c = lm[57] * 0.6 + lm[66] * 0.4
     d2 = ((qs - lower_c) ** 2).sum(-1) / (0.06 * iod) ** 2
     out_s[sel] += (0.12 * (1 + p.lipstick) * np.exp(-d2) * w)[:, None]
     # mouth opening: dark interior and teeth
@@ -463,8 +525,14 @@ def _lips(rng, q, alb, spec, lm, p: AppearanceParams, iod, skin):
         isdf = polygon_sdf(qs, inner)
         wi = smoothstep(0.004 * iod, -0.004 * iod, isdf)
         upper_y = _curve_y_at(smooth_open_curve(inner_pts[[0, 1, 2, 3, 4]], 9), qs[:, 0])
-        teeth = smoothstep(0.3 * opening, 0.15 * opening, upper_y - qs[:, 1]) * smoothstep(0.5 * width, 0.3 * width, np.abs(qs[:, 0] - (inner_pts[0, 0] + inner_pts[4, 0]) / 2))
-        interior = _lerp(np.tile(np.array([[0.2, 0.06, 0.06]], np.float32), (len(qs), 1)), np.array([0.85, 0.82, 0.72], np.float32), teeth)
+        teeth = smoothstep(0.3 * opening, 0.15 * opening, upper_y - qs[:, 1]) * smoothstep(
+            0.5 * width, 0.3 * width, np.abs(qs[:, 0] - (inner_pts[0, 0] + inner_pts[4, 0]) / 2)
+        )
+        interior = _lerp(
+            np.tile(np.array([[0.2, 0.06, 0.06]], np.float32), (len(qs), 1)),
+            np.array([0.85, 0.82, 0.72], np.float32),
+            teeth,
+        )
         out_a[sel] = _lerp(out_a[sel], interior, wi)
         out_s[sel] *= (1 - wi)[:, None]
     return out_a, out_s
@@ -500,7 +568,9 @@ def _eye(rng, q, alb, spec, e: np.ndarray, p: AppearanceParams, iod):
         # sclera, pinker towards the corners, shadowed under the upper lid
         along = np.abs((qs - centre) @ axis) / (width / 2)
         sclera = np.array([0.93, 0.9, 0.86], np.float32) * p.sclera_tone
-        sclera = _lerp(np.tile(sclera, (len(qs), 1)), np.array([0.85, 0.55, 0.52], np.float32), 0.35 * np.clip(along, 0, 1) ** 3)
+        sclera = _lerp(
+            np.tile(sclera, (len(qs), 1)), np.array([0.85, 0.55, 0.52], np.float32), 0.35 * np.clip(along, 0, 1) ** 3
+        )
         ang = np.arctan2(*(qs - ic).T[::-1])
         streak = 0.75 + 0.5 * np.abs(np.sin(ang * rng.integers(9, 17) + rng.uniform(0, 6)))
         iris = p.iris_colour[None] * (streak * (1 - 0.5 * smoothstep(0.75, 1.0, d)))[:, None]

@@ -23,8 +23,20 @@ from focus.config import nonnegative, probability
 from focus.synth.textures import fbm, palette_map, pattern, random_colour, resize_to
 
 SKIMAGE_PHOTOS: tuple[str, ...] = (
-    "brick.png", "grass.png", "gravel.png", "coffee.png", "chelsea.png", "horse.png", "cell.png", "retina.jpg",
-    "rocket.jpg", "hubble_deep_field.jpg", "text.png", "clock_motion.png", "coins.png", "ihc.png",
+    "brick.png",
+    "grass.png",
+    "gravel.png",
+    "coffee.png",
+    "chelsea.png",
+    "horse.png",
+    "cell.png",
+    "retina.jpg",
+    "rocket.jpg",
+    "hubble_deep_field.jpg",
+    "text.png",
+    "clock_motion.png",
+    "coins.png",
+    "ihc.png",
 )
 MATPLOTLIB_DEMS: tuple[str, ...] = ("jacksboro_fault_dem.npz", "topobathy.npz")
 #: longest side photographs are reduced to when the pool is loaded (crops are resized again)
@@ -77,7 +89,10 @@ def _dem_reliefs() -> list[np.ndarray]:
 
     root = Path(matplotlib.get_data_path()) / "sample_data"
     out = []
-    for name, key, cmap in (("jacksboro_fault_dem.npz", "elevation", "gist_earth"), ("topobathy.npz", "topo", "terrain")):
+    for name, key, cmap in (
+        ("jacksboro_fault_dem.npz", "elevation", "gist_earth"),
+        ("topobathy.npz", "topo", "terrain"),
+    ):
         path = root / name
         if not path.exists():
             continue
@@ -89,8 +104,9 @@ def _dem_reliefs() -> list[np.ndarray]:
     return out
 
 
-def photo_crop(rng: np.random.Generator, size: tuple[int, int], pool: tuple[np.ndarray, ...] | None = None,
-               min_frac: float = 0.25) -> np.ndarray:
+def photo_crop(
+    rng: np.random.Generator, size: tuple[int, int], pool: tuple[np.ndarray, ...] | None = None, min_frac: float = 0.25
+) -> np.ndarray:
     """A random crop of a random photograph resized to ``size`` ``(H, W)``, randomly flipped."""
     pool = pool if pool is not None else photo_pool()
     img = pool[rng.integers(len(pool))]
@@ -101,7 +117,7 @@ def photo_crop(rng: np.random.Generator, size: tuple[int, int], pool: tuple[np.n
     ch, cw = int(max(4, min(h, ch))), int(max(4, min(w, cw)))
     y0 = rng.integers(0, h - ch + 1)
     x0 = rng.integers(0, w - cw + 1)
-    crop = img[y0:y0 + ch, x0:x0 + cw]
+    crop = img[y0 : y0 + ch, x0 : x0 + cw]
     if rng.random() < 0.5:
         crop = crop[:, ::-1]
     return resize_to(np.ascontiguousarray(crop), (H, W))
@@ -134,8 +150,12 @@ def procedural_background(rng: np.random.Generator, size: tuple[int, int], plain
     return img.astype(np.float32)
 
 
-def sample_background(rng: np.random.Generator, size: tuple[int, int], settings: BackgroundSettings = BackgroundSettings(),
-                      image_size_for_blur: int | None = None) -> np.ndarray:
+def sample_background(
+    rng: np.random.Generator,
+    size: tuple[int, int],
+    settings: BackgroundSettings = BackgroundSettings(),
+    image_size_for_blur: int | None = None,
+) -> np.ndarray:
     """One background ``(H, W, 3)`` float32 in [0, 1]: photo or procedural, colour-jittered, maybe
     defocused. ``image_size_for_blur`` is the side the blur scale refers to (default ``W``)."""
     H, W = size

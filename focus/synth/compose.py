@@ -119,8 +119,18 @@ def render_faces(renderer, draws: list[FaceDraw]) -> list[FaceRender]:
         vals = maps[b].reshape(12, -1)[:, pix].T.numpy().astype(np.float32)
         n = vals[:, 9:12]
         n = n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-6)
-        res.append(FaceRender((H, W), pix.numpy(), vals[:, 0:2].copy(), vals[:, 3:6].copy(), vals[:, 6:9].copy(), n,
-                              out.landmarks[b].numpy().astype(np.float64), lm3d[b].numpy().astype(np.float64)))
+        res.append(
+            FaceRender(
+                (H, W),
+                pix.numpy(),
+                vals[:, 0:2].copy(),
+                vals[:, 3:6].copy(),
+                vals[:, 6:9].copy(),
+                n,
+                out.landmarks[b].numpy().astype(np.float64),
+                lm3d[b].numpy().astype(np.float64),
+            )
+        )
     return res
 
 
@@ -160,11 +170,21 @@ def block_mean(img: np.ndarray, k: int) -> np.ndarray:
     return img.reshape(H // k, k, W // k, k, *img.shape[2:]).mean(axis=(1, 3)).astype(np.float32)
 
 
-def composite(face: FaceRender, appearance: AppearanceParams | None, light_dir: np.ndarray, background: np.ndarray,
-              occluder_kinds: list[str], supersample: int, rngs: dict[str, np.random.Generator],
-              camera: CameraEffects = CameraEffects(), noise: LandmarkNoise = LandmarkNoise(),
-              alpha_threshold: float = 0.5, photos: tuple = (), context: ContextSettings | None = None,
-              yaw: float = 0.0) -> Composite:
+def composite(
+    face: FaceRender,
+    appearance: AppearanceParams | None,
+    light_dir: np.ndarray,
+    background: np.ndarray,
+    occluder_kinds: list[str],
+    supersample: int,
+    rngs: dict[str, np.random.Generator],
+    camera: CameraEffects = CameraEffects(),
+    noise: LandmarkNoise = LandmarkNoise(),
+    alpha_threshold: float = 0.5,
+    photos: tuple = (),
+    context: ContextSettings | None = None,
+    yaw: float = 0.0,
+) -> Composite:
     """Compose one image. ``background`` is ``(H, W, 3)`` at the drawing resolution;
     ``rngs`` holds independent generators ``"context"``, ``"occluders"``, ``"camera"``,
     ``"landmarks"`` (so changing one part's settings leaves the others' draws alone).
@@ -181,9 +201,13 @@ def composite(face: FaceRender, appearance: AppearanceParams | None, light_dir: 
     skin = np.median(colour, axis=0) if len(colour) else np.array([0.6, 0.45, 0.35])
     gain = float(np.clip(np.median(face.irradiance) / 0.75, 0.5, 1.4)) if len(colour) else 1.0
     ctx = OccluderContext(
-        size=(H, W), lm=face.lm2d.astype(np.float32), skin=np.clip(skin, 0.02, 1).astype(np.float32),
+        size=(H, W),
+        lm=face.lm2d.astype(np.float32),
+        skin=np.clip(skin, 0.02, 1).astype(np.float32),
         hair=(appearance.hair_colour if appearance is not None else np.array([0.1, 0.07, 0.05], np.float32)),
-        gain=gain, light2d=np.array([light_dir[0], -light_dir[1]], np.float32), photos=photos,
+        gain=gain,
+        light2d=np.array([light_dir[0], -light_dir[1]], np.float32),
+        photos=photos,
     )
     img = background.astype(np.float32)
     behind = [head_context(rngs["context"], ctx, yaw, context) if context is not None else None, mouth_cavity(ctx)]
@@ -224,12 +248,26 @@ def composite(face: FaceRender, appearance: AppearanceParams | None, light_dir: 
     lm_true = face.lm2d / k
     lm = noisy_landmarks(rngs["landmarks"], lm_true, noise, alpha_s, alpha_threshold)
     occluded_share = float((face_mask & ~mask).sum() / max(int(face_mask.sum()), 1))
-    return Composite(image, mask, face_mask, lm_true, lm, kinds_done, occluded_share,
-                     appearance.summary() if appearance is not None else {}, alpha_s)
+    return Composite(
+        image,
+        mask,
+        face_mask,
+        lm_true,
+        lm,
+        kinds_done,
+        occluded_share,
+        appearance.summary() if appearance is not None else {},
+        alpha_s,
+    )
 
 
-def noisy_landmarks(rng: np.random.Generator, lm: np.ndarray, s: LandmarkNoise, occluder_alpha: np.ndarray | None = None,
-                    alpha_threshold: float = 0.5) -> np.ndarray:
+def noisy_landmarks(
+    rng: np.random.Generator,
+    lm: np.ndarray,
+    s: LandmarkNoise,
+    occluder_alpha: np.ndarray | None = None,
+    alpha_threshold: float = 0.5,
+) -> np.ndarray:
     """Detector-like noise on ``(68, 2)`` landmarks (pixels): a shared shift and scaling, then
     per-point noise, larger on the jaw contour and under occluders."""
     iod = float(np.linalg.norm((lm[36] + lm[39]) / 2 - (lm[42] + lm[45]) / 2))

@@ -108,9 +108,11 @@ def head_context(rng: np.random.Generator, ctx: OccluderContext, yaw: float, s: 
                 sd_h = np.minimum(sd_h, sd_capsule(X, Y, a, b, 0.4 * d, 0.55 * d))
         tex = hair_texture(rng, X, Y, d, ang_v + rng.uniform(-0.3, 0.3))
         t_top = (X - top_c[0]) * v[0] + (Y - top_c[1]) * v[1]
-        sheen = 1 + 0.5 * np.exp(-((t_top + 0.45 * d) / (0.18 * d)) ** 2)
+        sheen = 1 + 0.5 * np.exp(-(((t_top + 0.45 * d) / (0.18 * d)) ** 2))
         hc = hair_col * ((0.5 + 1.0 * tex) * sheen * _shade(ctx, X, Y, top_c, d))[..., None] + 0.02
-        edge = PointNoise(rng, period=0.25 * d + 2.0, extent=1.5 * max(ctx.size), anisotropy=6.0, angle=ang_v)(np.stack([X, Y], -1))
+        edge = PointNoise(rng, period=0.25 * d + 2.0, extent=1.5 * max(ctx.size), anisotropy=6.0, angle=ang_v)(
+            np.stack([X, Y], -1)
+        )
         ha = coverage(sd_h + 0.06 * d * (edge - 0.5), soft=1.0)
         rgb, alpha = _over(rgb, alpha, np.clip(hc, 0, 1), ha)
     return Layer("context", np.clip(rgb / np.maximum(alpha, 1e-6)[..., None], 0, 1), alpha)
@@ -135,6 +137,8 @@ def mouth_cavity(ctx: OccluderContext) -> Layer | None:
     t = (X - c[0]) * v[0] + (Y - c[1]) * v[1]
     up = float((inner[2] - c) @ v)  # negative: the upper lip is above the centre
     teeth = smoothstep(up + 0.35 * opening, up + 0.2 * opening, t)
-    col = np.array([0.22, 0.06, 0.06], np.float32)[None, None] * (1 - teeth[..., None]) + \
-        np.array([0.85, 0.82, 0.72], np.float32)[None, None] * teeth[..., None]
+    col = (
+        np.array([0.22, 0.06, 0.06], np.float32)[None, None] * (1 - teeth[..., None])
+        + np.array([0.85, 0.82, 0.72], np.float32)[None, None] * teeth[..., None]
+    )
     return Layer("mouth", (col * ctx.gain * 0.8).astype(np.float32), a)

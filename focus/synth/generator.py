@@ -94,8 +94,13 @@ class SynthWorker:
         from focus.render.renderer import FaceRenderer, RenderSettings
 
         if cam not in self._renderers:
-            rs = RenderSettings(image_size=cam.image_size * cam.supersample, backend=self.backend, ambient=self.ambient,
-                                distance=cam.distance, focal_at_224=cam.focal_at_224)
+            rs = RenderSettings(
+                image_size=cam.image_size * cam.supersample,
+                backend=self.backend,
+                ambient=self.ambient,
+                distance=cam.distance,
+                focal_at_224=cam.focal_at_224,
+            )
             self._renderers[cam] = FaceRenderer(self.model, rs)
         return self._renderers[cam]
 
@@ -104,15 +109,30 @@ class SynthWorker:
         m = self.model
         sp = s.sampling
         if job.trans_xy_mm is not None or job.trans_z_mm is not None:
-            sp = replace(sp, trans_xy_mm=sp.trans_xy_mm if job.trans_xy_mm is None else job.trans_xy_mm,
-                         trans_z_mm=sp.trans_z_mm if job.trans_z_mm is None else job.trans_z_mm)
+            sp = replace(
+                sp,
+                trans_xy_mm=sp.trans_xy_mm if job.trans_xy_mm is None else job.trans_xy_mm,
+                trans_z_mm=sp.trans_z_mm if job.trans_z_mm is None else job.trans_z_mm,
+            )
         lim = job.max_angles_deg or (None, None, None)
-        d = sample_face(rng_for(s.seed, job.set_name, job.index, "face"), m.n_id, m.n_exp, m.n_albedo, sp, self.ambient,
-                        neutral=job.neutral, pitch_max_deg=lim[0], yaw_max_deg=lim[1], roll_max_deg=lim[2],
-                        signed_exp=self.signed_exp)
+        d = sample_face(
+            rng_for(s.seed, job.set_name, job.index, "face"),
+            m.n_id,
+            m.n_exp,
+            m.n_albedo,
+            sp,
+            self.ambient,
+            neutral=job.neutral,
+            pitch_max_deg=lim[0],
+            yaw_max_deg=lim[1],
+            roll_max_deg=lim[2],
+            signed_exp=self.signed_exp,
+        )
         if job.subject is not None:
             subj = rng_for(s.seed, job.set_name, SUBJECT_STREAM + job.subject, "face")
-            d = replace(d, id=subj.normal(0, 1, m.n_id) * sp.id_scale, albedo=subj.normal(0, 1, m.n_albedo) * sp.albedo_scale)
+            d = replace(
+                d, id=subj.normal(0, 1, m.n_id) * sp.id_scale, albedo=subj.normal(0, 1, m.n_albedo) * sp.albedo_scale
+            )
         return d
 
     def run(self, jobs: list[ImageJob]) -> list[ImageResult]:
@@ -130,8 +150,11 @@ class SynthWorker:
             key = (s.seed, job.set_name, job.index)
             app_key = (s.seed, job.set_name, SUBJECT_STREAM + job.subject) if job.subject is not None else key
             appearance = sample_appearance(rng_for(*app_key, "appearance"), s.appearance)
-            bg_settings = s.backgrounds if not job.plain_background else BackgroundSettings(photo_prob=0.0, plain_prob=1.0,
-                                                                                          blur_max_px=0.0)
+            bg_settings = (
+                s.backgrounds
+                if not job.plain_background
+                else BackgroundSettings(photo_prob=0.0, plain_prob=1.0, blur_max_px=0.0)
+            )
             H, W = face.size
             bg = sample_background(rng_for(*key, "background"), (H, W), bg_settings, image_size_for_blur=cam.image_size)
             if job.occluder is not None:
@@ -141,8 +164,21 @@ class SynthWorker:
                 kinds = sample_kinds(krng, s.occluders) if krng.random() < job.occluder_prob else []
             rngs = {name: rng_for(*key, name) for name in ("occluders", "camera", "landmarks")}
             rngs["context"] = rng_for(*app_key, "context")  # a subject keeps its hair, ears, neck, clothes
-            comp = composite(face, appearance, draw.light_dir, bg, kinds, cam.supersample, rngs, s.camera, s.landmark_noise,
-                             s.occluders.alpha_threshold, photos, s.context, float(draw.angles[1]))
+            comp = composite(
+                face,
+                appearance,
+                draw.light_dir,
+                bg,
+                kinds,
+                cam.supersample,
+                rngs,
+                s.camera,
+                s.landmark_noise,
+                s.occluders.alpha_threshold,
+                photos,
+                s.context,
+                float(draw.angles[1]),
+            )
             out.append(ImageResult(job, draw, comp))
         return out
 
@@ -151,7 +187,12 @@ def chunk_jobs(jobs: list[ImageJob], batch_size: int) -> list[list[ImageJob]]:
     """Split into chunks of at most ``batch_size`` consecutive jobs sharing set and camera."""
     chunks: list[list[ImageJob]] = []
     for job in jobs:
-        if chunks and len(chunks[-1]) < batch_size and chunks[-1][0].camera == job.camera and chunks[-1][0].set_name == job.set_name:
+        if (
+            chunks
+            and len(chunks[-1]) < batch_size
+            and chunks[-1][0].camera == job.camera
+            and chunks[-1][0].set_name == job.set_name
+        ):
             chunks[-1].append(job)
         else:
             chunks.append([job])
@@ -177,14 +218,15 @@ class SynthPool:
     this process when ``workers <= 0``. Reuse one pool for several sets (process start-up costs
     seconds). Use as a context manager."""
 
-    def __init__(self, model, settings: SynthSettings, workers: int | None = None, backend: str = "torch",
-                 ambient: float = 0.8) -> None:
+    def __init__(
+        self, model, settings: SynthSettings, workers: int | None = None, backend: str = "torch", ambient: float = 0.8
+    ) -> None:
         self.workers = settings.workers if workers is None else int(workers)
         self.args = (model, settings, backend, ambient)
         self._pool = None
         self._local: SynthWorker | None = None
 
-    def __enter__(self) -> "SynthPool":
+    def __enter__(self) -> SynthPool:
         self._pool = spawn_pool(self.workers, _init_worker, self.args)
         return self
 
@@ -208,8 +250,16 @@ class SynthPool:
             torch.set_num_threads(threads)
 
 
-def run_jobs(model, settings: SynthSettings, jobs: list[ImageJob], workers: int | None = None, backend: str = "torch",
-             ambient: float = 0.8, progress: str | None = None, pool: SynthPool | None = None):
+def run_jobs(
+    model,
+    settings: SynthSettings,
+    jobs: list[ImageJob],
+    workers: int | None = None,
+    backend: str = "torch",
+    ambient: float = 0.8,
+    progress: str | None = None,
+    pool: SynthPool | None = None,
+):
     """Yield :class:`ImageResult` for ``jobs`` in order (fixed chunks; in ``pool``, or in a pool
     made for this call)."""
     from tqdm import tqdm

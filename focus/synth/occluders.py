@@ -22,8 +22,18 @@ from focus.synth.appearance import smooth_closed_curve
 from focus.synth.textures import PointNoise, pattern, random_colour, smoothstep
 
 #: drawing order (back to front) of each kind
-LAYER_ORDER = {"hair": 0, "scarf": 1, "mask": 1, "glasses": 2, "sunglasses": 2, "object": 3, "shape": 3, "cup": 3,
-               "microphone": 3, "hand": 4}
+LAYER_ORDER = {
+    "hair": 0,
+    "scarf": 1,
+    "mask": 1,
+    "glasses": 2,
+    "sunglasses": 2,
+    "object": 3,
+    "shape": 3,
+    "cup": 3,
+    "microphone": 3,
+    "hand": 4,
+}
 
 
 @dataclass(frozen=True)
@@ -215,7 +225,11 @@ def glasses(rng: np.random.Generator, ctx: OccluderContext, sun: bool) -> Layer:
         end = ear - v * 0.15 * d
         if float(np.linalg.norm(end - start)) > 0.08 * d and (end - start) @ (u * side) > 0:
             cov_frame = np.maximum(cov_frame, coverage(sd_capsule(X, Y, start, end, t * 0.45)))
-    frame_col = random_colour(rng, sat=(0.0, 0.8), val=(0.03, 0.5)) if rng.random() < 0.7 else np.array([0.75, 0.72, 0.65], np.float32)
+    frame_col = (
+        random_colour(rng, sat=(0.0, 0.8), val=(0.03, 0.5))
+        if rng.random() < 0.7
+        else np.array([0.75, 0.72, 0.65], np.float32)
+    )
     xl, yl = local(X, Y, (cr + cl) / 2, ang)
     shade = _shade(ctx, X, Y, (cr + cl) / 2, d)
     streak = smoothstep(0.25 * b, 0.0, np.abs(xl * 0.6 + yl - rng.uniform(-0.4, 0.4) * b))
@@ -255,15 +269,23 @@ def scarf(rng: np.random.Generator, ctx: OccluderContext) -> Layer:
     def st(p):
         return float((p - top) @ u), float((p - top) @ v)
 
-    pts = [st(side_r - u * 0.5 * d + v * 0.3 * d), st(side_r - u * 0.1 * d), (0.0, -0.04 * d), st(side_l + u * 0.1 * d),
-           st(side_l + u * 0.5 * d + v * 0.3 * d)]
+    pts = [
+        st(side_r - u * 0.5 * d + v * 0.3 * d),
+        st(side_r - u * 0.1 * d),
+        (0.0, -0.04 * d),
+        st(side_l + u * 0.1 * d),
+        st(side_l + u * 0.5 * d + v * 0.3 * d),
+    ]
     pts = [(s, t + rng.normal(0, 0.03) * d) for s, t in pts]
     pts += [(-10 * d, pts[0][1] + 3 * d), (10 * d, pts[-1][1] + 3 * d)]
     below, s, t = _face_curve(ctx, pts, X, Y, top, u, v)
     wave = 0.04 * d * np.sin(2 * np.pi * s / (rng.uniform(0.5, 1.2) * d) + rng.uniform(0, 6))
     cov = coverage(-(below - wave))
     fabric = pattern(rng, ctx.size, scale_px=rng.uniform(0.15, 0.5) * d)
-    folds = 0.78 + 0.22 * np.sin(2 * np.pi * (t + 0.25 * s) / (rng.uniform(0.25, 0.6) * d) + PointNoise(rng, 0.5 * d, extent=1.5 * max(ctx.size))(np.stack([X, Y], -1)) * 3)
+    folds = 0.78 + 0.22 * np.sin(
+        2 * np.pi * (t + 0.25 * s) / (rng.uniform(0.25, 0.6) * d)
+        + PointNoise(rng, 0.5 * d, extent=1.5 * max(ctx.size))(np.stack([X, Y], -1)) * 3
+    )
     edge = 1 - 0.3 * smoothstep(0.08 * d, 0.0, below - wave)
     shade = _shade(ctx, X, Y, top, d) * folds * edge
     rgb = np.clip(fabric * shade[..., None], 0, 1)
@@ -306,7 +328,12 @@ def face_mask(rng: np.random.Generator, ctx: OccluderContext) -> Layer:
     rgb = base * shade[..., None]
     loop_col = np.array([0.92, 0.92, 0.92], np.float32) if kind != 2 else base[0, 0]
     loops = np.zeros(ctx.size, np.float32)
-    for a, b_ in ((top_r, lm[0]), (bot_r, lm[2] + (lm[0] - lm[2]) * 0.3), (top_l, lm[16]), (bot_l, lm[14] + (lm[16] - lm[14]) * 0.3)):
+    for a, b_ in (
+        (top_r, lm[0]),
+        (bot_r, lm[2] + (lm[0] - lm[2]) * 0.3),
+        (top_l, lm[16]),
+        (bot_l, lm[14] + (lm[16] - lm[14]) * 0.3),
+    ):
         if float(np.linalg.norm(b_ - a)) > 0.05 * d:
             loops = np.maximum(loops, coverage(sd_capsule(X, Y, a, b_, 0.012 * d + 0.3)))
     loops = loops * (1 - cov)
@@ -323,8 +350,14 @@ def hand(rng: np.random.Generator, ctx: OccluderContext) -> Layer:
     d, u, v = ctx.frame
     lm = ctx.lm
     targets = {
-        "mouth": lm[62], "chin": lm[8], "cheek_r": (lm[3] + lm[31]) / 2, "cheek_l": (lm[13] + lm[35]) / 2,
-        "eye_r": ctx.eye_r, "eye_l": ctx.eye_l, "forehead": lm[17:27].mean(0) - v * 0.4 * d, "nose": lm[30],
+        "mouth": lm[62],
+        "chin": lm[8],
+        "cheek_r": (lm[3] + lm[31]) / 2,
+        "cheek_l": (lm[13] + lm[35]) / 2,
+        "eye_r": ctx.eye_r,
+        "eye_l": ctx.eye_l,
+        "forehead": lm[17:27].mean(0) - v * 0.4 * d,
+        "nose": lm[30],
     }
     name = HAND_TARGETS[rng.integers(len(HAND_TARGETS))]
     target = targets[name]
@@ -369,7 +402,9 @@ def hand(rng: np.random.Generator, ctx: OccluderContext) -> Layer:
     sd_parts.append(sd_arm)
     sd_all = np.minimum.reduce(sd_parts)
     cov = coverage(sd_all)
-    skin = np.clip(ctx.skin * rng.uniform(0.85, 1.15) * np.array([1.0, rng.uniform(0.9, 1.0), rng.uniform(0.85, 1.0)]), 0.02, 1)
+    skin = np.clip(
+        ctx.skin * rng.uniform(0.85, 1.15) * np.array([1.0, rng.uniform(0.9, 1.0), rng.uniform(0.85, 1.0)]), 0.02, 1
+    )
     shade = _shade(ctx, X, Y, palm_c, palm_w) * (0.72 + 0.28 * smoothstep(0.0, rf * 0.9, -sd_all))
     # outlines between fingers and of the thumb over the palm
     sep = np.minimum.reduce([np.abs(s_) for s_ in sd_parts[1:-1]])
@@ -378,7 +413,9 @@ def hand(rng: np.random.Generator, ctx: OccluderContext) -> Layer:
     rgb = skin[None, None] * (shade * tex)[..., None]
     for sdf_k, tip, dirk in fingers:  # nails
         nc = tip - dirk * rf * 0.5
-        nail = coverage(sd_superellipse(X, Y, nc, rf * 0.55, rf * 0.45, float(np.arctan2(dirk[1], dirk[0])), 2.0)) * (sdf_k < 0)
+        nail = coverage(sd_superellipse(X, Y, nc, rf * 0.55, rf * 0.45, float(np.arctan2(dirk[1], dirk[0])), 2.0)) * (
+            sdf_k < 0
+        )
         rgb = rgb * (1 - 0.5 * nail[..., None]) + 0.5 * nail[..., None] * np.clip(skin * 1.25 + 0.1, 0, 1)
     return Layer("hand", np.clip(rgb, 0, 1).astype(np.float32), cov)
 
@@ -408,7 +445,9 @@ def hair_fringe(rng: np.random.Generator, ctx: OccluderContext) -> Layer:
     long_sides = rng.random() < 0.45
     if long_sides:  # locks down the sides of the face
         inner = half * rng.uniform(0.75, 0.9)
-        tt = np.where(np.abs(ss) > inner, tt + rng.uniform(1.0, 2.5) * d * smoothstep(inner, inner + 0.15 * d, np.abs(ss)), tt)
+        tt = np.where(
+            np.abs(ss) > inner, tt + rng.uniform(1.0, 2.5) * d * smoothstep(inner, inner + 0.15 * d, np.abs(ss)), tt
+        )
     below, s, t = _face_curve(ctx, list(zip(ss, tt)), X, Y, brow_c, u, v)
     strand_angle = float(np.arctan2(v[1], v[0])) + rng.uniform(-0.35, 0.35)
     tex = hair_texture(rng, X, Y, d, strand_angle)
@@ -442,7 +481,9 @@ def microphone(rng: np.random.Generator, ctx: OccluderContext) -> Layer:
     cov_handle = coverage(sd_handle) * (1 - cov_head)
     xl, yl = local(X, Y, c, rng.uniform(0, np.pi))
     p = R / rng.uniform(3.5, 6)
-    grille = np.maximum(smoothstep(0.3, 0.0, np.abs(np.sin(np.pi * xl / p))), smoothstep(0.3, 0.0, np.abs(np.sin(np.pi * yl / p))))
+    grille = np.maximum(
+        smoothstep(0.3, 0.0, np.abs(np.sin(np.pi * xl / p))), smoothstep(0.3, 0.0, np.abs(np.sin(np.pi * yl / p)))
+    )
     r = np.clip(np.sqrt((X - c[0]) ** 2 + (Y - c[1]) ** 2) / R, 0, 1)
     l2 = ctx.light2d
     lit = 0.55 + 0.45 * np.clip(1 - r**2, 0, 1) + 0.2 * np.clip(((X - c[0]) * l2[0] + (Y - c[1]) * l2[1]) / R, -1, 1)
@@ -477,8 +518,16 @@ def cup(rng: np.random.Generator, ctx: OccluderContext) -> Layer:
     ring = np.sqrt((X - hc[0]) ** 2 + (Y - hc[1]) ** 2)
     handle = np.maximum(np.abs(ring - 0.22 * Hc) - 0.06 * Hc, -(xl * hside - Wc / 2 + 0.02 * Wc))
     cov = np.maximum.reduce([coverage(body), coverage(rim), coverage(handle)])
-    colour = pattern(rng, ctx.size, scale_px=0.25 * Wc) if rng.random() < 0.4 else np.broadcast_to(random_colour(rng), ctx.size + (3,))
-    cyl = 0.6 + 0.4 * np.cos(np.clip(xl / (Wc / 2), -1, 1) * np.pi / 2) + 0.25 * smoothstep(0.08 * Wc, 0.0, np.abs(xl + 0.25 * Wc))
+    colour = (
+        pattern(rng, ctx.size, scale_px=0.25 * Wc)
+        if rng.random() < 0.4
+        else np.broadcast_to(random_colour(rng), ctx.size + (3,))
+    )
+    cyl = (
+        0.6
+        + 0.4 * np.cos(np.clip(xl / (Wc / 2), -1, 1) * np.pi / 2)
+        + 0.25 * smoothstep(0.08 * Wc, 0.0, np.abs(xl + 0.25 * Wc))
+    )
     rgb = colour * (cyl * _shade(ctx, X, Y, c, d))[..., None]
     drink = np.array([0.25, 0.14, 0.08], np.float32) if rng.random() < 0.6 else np.array([0.85, 0.85, 0.85], np.float32)
     cin = coverage(inner)
@@ -506,8 +555,11 @@ def pasted_object(rng: np.random.Generator, ctx: OccluderContext) -> Layer:
     d, u, v = ctx.frame
     c = ctx.lm[rng.integers(17, 68)] + rng.normal(0, 0.2, 2) * d
     r = rng.uniform(0.3, 0.65) * d
-    sd = _random_blob(rng, X, Y, c, r, rng.uniform(0, np.pi)) if rng.random() < 0.6 else sd_superellipse(
-        X, Y, c, r, r * rng.uniform(0.5, 1.0), rng.uniform(0, np.pi), rng.uniform(2, 6))
+    sd = (
+        _random_blob(rng, X, Y, c, r, rng.uniform(0, np.pi))
+        if rng.random() < 0.6
+        else sd_superellipse(X, Y, c, r, r * rng.uniform(0.5, 1.0), rng.uniform(0, np.pi), rng.uniform(2, 6))
+    )
     cov = coverage(sd)
     photo = photo_crop(rng, ctx.size, ctx.photos or None, min_frac=0.15)
     rgb = photo * _shade(ctx, X, Y, c, d)[..., None]

@@ -91,17 +91,19 @@ def sh_directional(direction: np.ndarray) -> np.ndarray:
     """
     x, y, z = np.asarray(direction, np.float64) / max(float(np.linalg.norm(direction)), 1e-12)
     c0, c1, c2 = SH_CONSTANTS
-    return np.array([
-        c0,
-        -c1 * y,
-        c1 * z,
-        -c1 * x,
-        c2 * x * y,
-        -c2 * y * z,
-        c2 / (2 * math.sqrt(3.0)) * (3 * z * z - 1),
-        -c2 * x * z,
-        c2 / 2 * (x * x - y * y),
-    ])
+    return np.array(
+        [
+            c0,
+            -c1 * y,
+            c1 * z,
+            -c1 * x,
+            c2 * x * y,
+            -c2 * y * z,
+            c2 / (2 * math.sqrt(3.0)) * (3 * z * z - 1),
+            -c2 * x * z,
+            c2 / 2 * (x * x - y * y),
+        ]
+    )
 
 
 def sample_light(rng: np.random.Generator, s: SamplingSettings, ambient: float) -> tuple[np.ndarray, np.ndarray]:
@@ -126,9 +128,19 @@ def sample_light(rng: np.random.Generator, s: SamplingSettings, ambient: float) 
     return sh.reshape(-1), d
 
 
-def sample_face(rng: np.random.Generator, n_id: int, n_exp: int, n_albedo: int, s: SamplingSettings, ambient: float = 0.8,
-                neutral: bool | None = None, yaw_max_deg: float | None = None, pitch_max_deg: float | None = None,
-                roll_max_deg: float | None = None, signed_exp: np.ndarray | None = None) -> FaceDraw:
+def sample_face(
+    rng: np.random.Generator,
+    n_id: int,
+    n_exp: int,
+    n_albedo: int,
+    s: SamplingSettings,
+    ambient: float = 0.8,
+    neutral: bool | None = None,
+    yaw_max_deg: float | None = None,
+    pitch_max_deg: float | None = None,
+    roll_max_deg: float | None = None,
+    signed_exp: np.ndarray | None = None,
+) -> FaceDraw:
     """Draw one face. ``neutral=True`` forces expression zero, ``False`` forces an expression,
     ``None`` draws it with ``s.exp_prob``. Pose limits default to the settings'.
     ``signed_exp`` ``(K_exp,)`` marks components whose negative weights are meaningful (e.g.
@@ -150,8 +162,13 @@ def sample_face(rng: np.random.Generator, n_id: int, n_exp: int, n_albedo: int, 
     pm = s.pitch_max_deg if pitch_max_deg is None else pitch_max_deg
     rm = s.roll_max_deg if roll_max_deg is None else roll_max_deg
     angles = np.radians([rng.uniform(-pm, pm), rng.uniform(-ym, ym), rng.uniform(-rm, rm)])
-    trans = np.array([rng.uniform(-s.trans_xy_mm, s.trans_xy_mm), rng.uniform(-s.trans_xy_mm, s.trans_xy_mm),
-                      rng.uniform(-s.trans_z_mm, s.trans_z_mm)])
+    trans = np.array(
+        [
+            rng.uniform(-s.trans_xy_mm, s.trans_xy_mm),
+            rng.uniform(-s.trans_xy_mm, s.trans_xy_mm),
+            rng.uniform(-s.trans_z_mm, s.trans_z_mm),
+        ]
+    )
     sh, d = sample_light(rng, s, ambient)
     return FaceDraw(fid, exp, alb, angles, trans, sh, d)
 

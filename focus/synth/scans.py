@@ -78,7 +78,9 @@ def boundary_loops(f: np.ndarray) -> list[np.ndarray]:
     return sorted(loops, key=len, reverse=True)
 
 
-def extend_border(v: np.ndarray, f: np.ndarray, distance: float, rings: int, turn_deg: float) -> tuple[np.ndarray, np.ndarray]:
+def extend_border(
+    v: np.ndarray, f: np.ndarray, distance: float, rings: int, turn_deg: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Continue the mesh beyond its longest boundary loop by ``rings`` rings (``distance`` mm)."""
     loops = boundary_loops(f)
     if not loops or rings <= 0 or distance <= 0:
@@ -163,8 +165,13 @@ def random_rigid(rng: np.random.Generator, s: ScanSettings) -> tuple[np.ndarray,
     return R, t
 
 
-def make_scan(rng: np.random.Generator, vertices: np.ndarray, triangles: np.ndarray, now_ids: np.ndarray,
-              s: ScanSettings = ScanSettings()) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def make_scan(
+    rng: np.random.Generator,
+    vertices: np.ndarray,
+    triangles: np.ndarray,
+    now_ids: np.ndarray,
+    s: ScanSettings = ScanSettings(),
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A NoW-like scan of a neutral face.
 
     Args:

@@ -51,8 +51,18 @@ NOW_CHALLENGES: tuple[str, ...] = ("multiview_neutral", "multiview_expressions",
 NOW_IMAGES_DIR = Path("NoW_Dataset") / "final_release_version" / "iphone_pictures"
 NOW_BOXES_DIR = Path("NoW_Dataset") / "final_release_version" / "detected_face"
 TRUTH_FILE = "truth.npz"
-META_HEADER = ["name", "occluders", "occluded_share", "pitch_deg", "yaw_deg", "roll_deg", "expressive", "beard", "makeup",
-               "freckles"]
+META_HEADER = [
+    "name",
+    "occluders",
+    "occluded_share",
+    "pitch_deg",
+    "yaw_deg",
+    "roll_deg",
+    "expressive",
+    "beard",
+    "makeup",
+    "freckles",
+]
 
 
 @dataclass
@@ -89,8 +99,12 @@ class SetStats:
 def base_camera(settings: SynthSettings, render) -> CameraSpec:
     """The training camera: ``render`` settings (:class:`focus.render.renderer.RenderSettings`)
     at the output size ``synth.image_size`` (default ``render.image_size``)."""
-    return CameraSpec(int(settings.image_size or render.image_size), settings.supersample, float(render.distance),
-                      float(render.focal_at_224))
+    return CameraSpec(
+        int(settings.image_size or render.image_size),
+        settings.supersample,
+        float(render.distance),
+        float(render.focal_at_224),
+    )
 
 
 # ---------------------------------------------------------------------- job lists
@@ -101,8 +115,21 @@ def train_jobs(s: SynthSettings, cam: CameraSpec) -> list[ImageJob]:
 def ar_jobs(s: SynthSettings, cam: CameraSpec, subset: str) -> list[ImageJob]:
     a = s.ar.max_angle_deg
     k = AR_SUBSETS.index(subset)
-    return [ImageJob("ar", k * 100_000 + i, cam, subject=i, neutral=True, max_angles_deg=(a, a, a / 2), trans_xy_mm=5.0,
-                     trans_z_mm=20.0, occluder=AR_OCCLUDER[subset], plain_background=True) for i in range(s.ar.per_subset)]
+    return [
+        ImageJob(
+            "ar",
+            k * 100_000 + i,
+            cam,
+            subject=i,
+            neutral=True,
+            max_angles_deg=(a, a, a / 2),
+            trans_xy_mm=5.0,
+            trans_z_mm=20.0,
+            occluder=AR_OCCLUDER[subset],
+            plain_background=True,
+        )
+        for i in range(s.ar.per_subset)
+    ]
 
 
 def now_image_size(s: SynthSettings, base: CameraSpec) -> int:
@@ -146,8 +173,15 @@ def now_jobs(s: SynthSettings, base: CameraSpec = CameraSpec(64, 2)) -> list[tup
                 elif ch == "multiview_occlusions":
                     job = ImageJob("now", index, cams["default"], occluder_prob=1.0, **common)
                 else:
-                    job = ImageJob("now", index, cams["selfie"], max_angles_deg=(20.0, 25.0, 10.0), subject=subj,
-                                   trans_xy_mm=60.0 * ratio, trans_z_mm=sp.trans_z_mm * ratio)
+                    job = ImageJob(
+                        "now",
+                        index,
+                        cams["selfie"],
+                        max_angles_deg=(20.0, 25.0, 10.0),
+                        subject=subj,
+                        trans_xy_mm=60.0 * ratio,
+                        trans_z_mm=sp.trans_z_mm * ratio,
+                    )
                 out.append((entry, job))
     return out
 
@@ -156,8 +190,14 @@ def now_jobs(s: SynthSettings, base: CameraSpec = CameraSpec(64, 2)) -> list[tup
 class FolderWriter:
     """Collects the results of one face-image folder and writes it (images as they come)."""
 
-    def __init__(self, root: Path, images_dir: Path | str = "images", image_format: str = "png", jpeg_quality: int = 95,
-                 model_name: str = "") -> None:
+    def __init__(
+        self,
+        root: Path,
+        images_dir: Path | str = "images",
+        image_format: str = "png",
+        jpeg_quality: int = 95,
+        model_name: str = "",
+    ) -> None:
         self.root = Path(root)
         self.images_dir = self.root / images_dir
         self.image_format = image_format
@@ -166,8 +206,23 @@ class FolderWriter:
         self.names: list[str] = []
         self.rows: list[list] = []
         self.lms: list[np.ndarray] = []
-        self.cols: dict[str, list] = {k: [] for k in ("id", "exp", "albedo", "angles", "trans", "sh", "light_dir", "landmarks_true",
-                                                      "image_size", "distance", "focal_at_224", "occluded_share")}
+        self.cols: dict[str, list] = {
+            k: []
+            for k in (
+                "id",
+                "exp",
+                "albedo",
+                "angles",
+                "trans",
+                "sh",
+                "light_dir",
+                "landmarks_true",
+                "image_size",
+                "distance",
+                "focal_at_224",
+                "occluded_share",
+            )
+        }
 
     def add(self, name: str, r: ImageResult) -> None:
         c, d, cam = r.result, r.draw, r.job.camera
@@ -190,18 +245,41 @@ class FolderWriter:
         self.cols["occluded_share"].append(float(c.occluded_share))
         ang = np.degrees(d.angles)
         a = c.appearance
-        self.rows.append([name, ";".join(c.occluders), float(c.occluded_share), float(ang[0]), float(ang[1]), float(ang[2]),
-                          int(bool(np.any(d.exp != 0))), a.get("beard", ""), int(a.get("makeup", False)), int(a.get("freckles", False))])
+        self.rows.append(
+            [
+                name,
+                ";".join(c.occluders),
+                float(c.occluded_share),
+                float(ang[0]),
+                float(ang[1]),
+                float(ang[2]),
+                int(bool(np.any(d.exp != 0))),
+                a.get("beard", ""),
+                int(a.get("makeup", False)),
+                int(a.get("freckles", False)),
+            ]
+        )
 
     def finish(self) -> None:
         write_landmarks_csv(self.root / "landmarks.csv", self.names, np.stack(self.lms))
         arrays = {"names": np.array(self.names)}
         for k, v in self.cols.items():
-            arrays[k] = np.stack(v) if isinstance(v[0], np.ndarray) else np.array(v, np.float64 if k != "image_size" else np.int64)
+            arrays[k] = (
+                np.stack(v)
+                if isinstance(v[0], np.ndarray)
+                else np.array(v, np.float64 if k != "image_size" else np.int64)
+            )
         save_npz(self.root / TRUTH_FILE, arrays)
         write_csv(self.root / "meta.csv", META_HEADER, self.rows)
-        write_json_atomic(self.root / "info.json", {"generator": "focus.synth", "model": self.model_name,
-                                                    "images": len(self.names), "images_dir": str(Path(self.images_dir).relative_to(self.root))})
+        write_json_atomic(
+            self.root / "info.json",
+            {
+                "generator": "focus.synth",
+                "model": self.model_name,
+                "images": len(self.names),
+                "images_dir": str(Path(self.images_dir).relative_to(self.root)),
+            },
+        )
 
 
 def _fresh_dir(path: Path) -> Path:
@@ -219,14 +297,32 @@ def _commit(tmp: Path, path: Path) -> None:
     tmp.rename(path)
 
 
-def write_train(model, s: SynthSettings, out: Path, camera: CameraSpec, workers: int | None = None, progress: bool = True,
-                backend: str = "torch", ambient: float = 0.8, pool: SynthPool | None = None) -> SetStats:
+def write_train(
+    model,
+    s: SynthSettings,
+    out: Path,
+    camera: CameraSpec,
+    workers: int | None = None,
+    progress: bool = True,
+    backend: str = "torch",
+    ambient: float = 0.8,
+    pool: SynthPool | None = None,
+) -> SetStats:
     """Generate and write the training set to ``out``."""
     t0 = time.perf_counter()
     stats = SetStats("train")
     tmp = _fresh_dir(out)
     w = FolderWriter(tmp, model_name=model.name)
-    for r in run_jobs(model, s, train_jobs(s, camera), workers, backend, ambient, progress="synth train" if progress else None, pool=pool):
+    for r in run_jobs(
+        model,
+        s,
+        train_jobs(s, camera),
+        workers,
+        backend,
+        ambient,
+        progress="synth train" if progress else None,
+        pool=pool,
+    ):
         w.add(f"{r.job.index:06d}.png", r)
         stats.add(r)
     w.finish()
@@ -236,8 +332,17 @@ def write_train(model, s: SynthSettings, out: Path, camera: CameraSpec, workers:
     return stats
 
 
-def write_ar(model, s: SynthSettings, out: Path, camera: CameraSpec, workers: int | None = None, progress: bool = True,
-             backend: str = "torch", ambient: float = 0.8, pool: SynthPool | None = None) -> SetStats:
+def write_ar(
+    model,
+    s: SynthSettings,
+    out: Path,
+    camera: CameraSpec,
+    workers: int | None = None,
+    progress: bool = True,
+    backend: str = "torch",
+    ambient: float = 0.8,
+    pool: SynthPool | None = None,
+) -> SetStats:
     """Generate and write the AR-like set (three subsets) to ``out``."""
     t0 = time.perf_counter()
     stats = SetStats("ar")
@@ -266,8 +371,12 @@ def face_box(lm: np.ndarray, rng: np.random.Generator, size: int) -> tuple[float
     right = hi[0] + 0.08 * w + j[1]
     top = lo[1] - 0.25 * h + j[2]
     bottom = hi[1] + 0.05 * h + j[3]
-    return (float(np.clip(left, 0, size)), float(np.clip(right, 0, size)), float(np.clip(top, 0, size)),
-            float(np.clip(bottom, 0, size)))
+    return (
+        float(np.clip(left, 0, size)),
+        float(np.clip(right, 0, size)),
+        float(np.clip(top, 0, size)),
+        float(np.clip(bottom, 0, size)),
+    )
 
 
 def neutral_shape(model, id_coeffs: np.ndarray) -> np.ndarray:
@@ -279,17 +388,37 @@ def neutral_shape(model, id_coeffs: np.ndarray) -> np.ndarray:
     return v.double().numpy()
 
 
-def write_now(model, s: SynthSettings, out: Path, camera: CameraSpec, workers: int | None = None, progress: bool = True,
-              backend: str = "torch", ambient: float = 0.8, pool: SynthPool | None = None) -> SetStats:
+def write_now(
+    model,
+    s: SynthSettings,
+    out: Path,
+    camera: CameraSpec,
+    workers: int | None = None,
+    progress: bool = True,
+    backend: str = "torch",
+    ambient: float = 0.8,
+    pool: SynthPool | None = None,
+) -> SetStats:
     """Generate and write the NoW-like set to ``out`` (layout in the module docstring)."""
     t0 = time.perf_counter()
     stats = SetStats("now")
     tmp = _fresh_dir(out)
     entries = now_jobs(s, camera)
     by_job = {(j.set_name, j.index): e for e, j in entries}
-    w = FolderWriter(tmp, images_dir=NOW_IMAGES_DIR, image_format="jpg", jpeg_quality=s.now.jpeg_quality, model_name=model.name)
+    w = FolderWriter(
+        tmp, images_dir=NOW_IMAGES_DIR, image_format="jpg", jpeg_quality=s.now.jpeg_quality, model_name=model.name
+    )
     subject_ids: dict[int, np.ndarray] = {}
-    for r in run_jobs(model, s, [j for _, j in entries], workers, backend, ambient, progress="synth now" if progress else None, pool=pool):
+    for r in run_jobs(
+        model,
+        s,
+        [j for _, j in entries],
+        workers,
+        backend,
+        ambient,
+        progress="synth now" if progress else None,
+        pool=pool,
+    ):
         entry = by_job[(r.job.set_name, r.job.index)]
         w.add(entry, r)
         stats.add(r)
@@ -301,8 +430,14 @@ def write_now(model, s: SynthSettings, out: Path, camera: CameraSpec, workers: i
     write_scans(model, s, tmp, subject_ids)
     _commit(tmp, out)
     stats.seconds = time.perf_counter() - t0
-    stats.extra.update({"subjects": s.now.subjects, "images_per_challenge": s.now.images_per_challenge,
-                        "image_size": now_image_size(s, camera), "challenges": list(NOW_CHALLENGES)})
+    stats.extra.update(
+        {
+            "subjects": s.now.subjects,
+            "images_per_challenge": s.now.images_per_challenge,
+            "image_size": now_image_size(s, camera),
+            "challenges": list(NOW_CHALLENGES),
+        }
+    )
     return stats
 
 
@@ -319,4 +454,6 @@ def write_scans(model, s: SynthSettings, root: Path, subject_ids: dict[int, np.n
         v = neutral_shape(model, subject_ids[subj])
         sv, sf, sl = make_scan(rng_for(s.seed, "now", 2 * 1_000_000 + subj, "face"), v, tri, now_ids, s.now.scan)
         write_obj(root / "scans" / name / f"{name}.obj", sv.astype(np.float32), sf)
-        write_pp(root / "scans_lmks_onlypp" / name / f"{name}.pp", sl.astype(np.float32).astype(np.float64), f"{name}.obj")
+        write_pp(
+            root / "scans_lmks_onlypp" / name / f"{name}.pp", sl.astype(np.float32).astype(np.float64), f"{name}.obj"
+        )

@@ -20,9 +20,15 @@ from focus.synth.sets import AR_SUBSETS, NOW_IMAGES_DIR, base_camera, write_ar, 
 from focus.synth.settings import SynthSettings
 
 
-def run_synth(params_path: str | Path = "params.yaml", model_path: str | Path = "models/facemodel.npz",
-              out: str | Path = "data/synth", reports: str | Path = "reports/synth", workers: int | None = None,
-              sets: tuple[str, ...] = ("train", "now", "ar"), progress: bool = True) -> dict:
+def run_synth(
+    params_path: str | Path = "params.yaml",
+    model_path: str | Path = "models/facemodel.npz",
+    out: str | Path = "data/synth",
+    reports: str | Path = "reports/synth",
+    workers: int | None = None,
+    sets: tuple[str, ...] = ("train", "now", "ar"),
+    progress: bool = True,
+) -> dict:
     """Generate the sets named in ``sets`` and their contact sheets; returns the summary."""
     from focus.facemodel.model import load_face_model
     from focus.render.renderer import RenderSettings
@@ -34,8 +40,13 @@ def run_synth(params_path: str | Path = "params.yaml", model_path: str | Path = 
     cam = base_camera(s, rs)
     out, reports = Path(out), Path(reports)
     t0 = time.perf_counter()
-    summary: dict = {"model": model.name, "image_size": cam.image_size, "supersample": s.supersample,
-                     "workers": s.workers if workers is None else workers, "sets": {}}
+    summary: dict = {
+        "model": model.name,
+        "image_size": cam.image_size,
+        "supersample": s.supersample,
+        "workers": s.workers if workers is None else workers,
+        "sets": {},
+    }
     with SynthPool(model, s, workers, rs.backend, rs.ambient) as pool:
         kw = dict(workers=workers, progress=progress, backend=rs.backend, ambient=rs.ambient, pool=pool)
         _run_sets(model, s, cam, out, reports, sets, summary, kw)
@@ -44,16 +55,31 @@ def run_synth(params_path: str | Path = "params.yaml", model_path: str | Path = 
     return summary
 
 
-def _run_sets(model, s: SynthSettings, cam, out: Path, reports: Path, sets: tuple[str, ...], summary: dict, kw: dict) -> None:
+def _run_sets(
+    model, s: SynthSettings, cam, out: Path, reports: Path, sets: tuple[str, ...], summary: dict, kw: dict
+) -> None:
     if "train" in sets:
         summary["sets"]["train"] = write_train(model, s, out / "train", cam, **kw).as_dict()
-        contact_sheet(out / "train", reports / "train.png", f"synthetic train set ({cam.image_size} px): image | "
-                      "visible face (green), occluded face (red), landmarks (yellow)", count=36, columns=6, tile_px=128)
+        contact_sheet(
+            out / "train",
+            reports / "train.png",
+            f"synthetic train set ({cam.image_size} px): image | "
+            "visible face (green), occluded face (red), landmarks (yellow)",
+            count=36,
+            columns=6,
+            tile_px=128,
+        )
     if "now" in sets:
         summary["sets"]["now"] = write_now(model, s, out / "now", cam, **kw).as_dict()
-        contact_sheet(out / "now", reports / "now.png", "NoW-like set: 4 challenges per subject (neutral, expressions, "
-                      "occlusions, selfie)", count=min(24, s.now.subjects * 4 * s.now.images_per_challenge), columns=4,
-                      tile_px=128, images_dir=str(NOW_IMAGES_DIR))
+        contact_sheet(
+            out / "now",
+            reports / "now.png",
+            "NoW-like set: 4 challenges per subject (neutral, expressions, occlusions, selfie)",
+            count=min(24, s.now.subjects * 4 * s.now.images_per_challenge),
+            columns=4,
+            tile_px=128,
+            images_dir=str(NOW_IMAGES_DIR),
+        )
     if "ar" in sets:
         summary["sets"]["ar"] = write_ar(model, s, out / "ar", cam, **kw).as_dict()
         _ar_sheet(out / "ar", reports / "ar.png", per_subset=min(8, s.ar.per_subset))

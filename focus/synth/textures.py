@@ -26,7 +26,9 @@ def lattice_noise(rng: np.random.Generator, shape: tuple[int, int], cells: float
     return out.astype(np.float32)
 
 
-def fbm(rng: np.random.Generator, shape: tuple[int, int], cells: float = 4.0, octaves: int = 4, persistence: float = 0.5) -> np.ndarray:
+def fbm(
+    rng: np.random.Generator, shape: tuple[int, int], cells: float = 4.0, octaves: int = 4, persistence: float = 0.5
+) -> np.ndarray:
     """Fractal (multi-octave) value noise ``(H, W)`` normalised to [0, 1]."""
     total = np.zeros(shape, np.float32)
     amp, norm = 1.0, 0.0
@@ -43,13 +45,20 @@ class PointNoise:
     """Value noise evaluable at arbitrary 2D points (e.g. millimetres on the face).
 
     A random lattice over the square ``[-extent, extent]^2`` (after rotation by ``angle``),
-    sampled with spline interpolation of ``order`` (1: bilinear, cheap; 3: smoother). Along ``angle`` (radians) the lattice spacing is ``period``;
-    across it ``period / anisotropy`` (``anisotropy > 1`` gives streaks along ``angle``, e.g.
-    hair strands).
+    sampled with spline interpolation of ``order`` (1: bilinear, cheap; 3: smoother). Along
+    ``angle`` (radians) the lattice spacing is ``period``; across it ``period / anisotropy``
+    (``anisotropy > 1`` gives streaks along ``angle``, e.g. hair strands).
     """
 
-    def __init__(self, rng: np.random.Generator, period: float, extent: float = 130.0, anisotropy: float = 1.0, angle: float = 0.0,
-                 order: int = 1) -> None:
+    def __init__(
+        self,
+        rng: np.random.Generator,
+        period: float,
+        extent: float = 130.0,
+        anisotropy: float = 1.0,
+        angle: float = 0.0,
+        order: int = 1,
+    ) -> None:
         self.period = float(period)
         self.order = int(order)
         self.extent = float(extent)
@@ -76,7 +85,9 @@ def smoothstep(e0: float, e1: float, x: np.ndarray) -> np.ndarray:
     return t * t * (3 - 2 * t)
 
 
-def random_colour(rng: np.random.Generator, sat: tuple[float, float] = (0.2, 0.9), val: tuple[float, float] = (0.2, 0.95)) -> np.ndarray:
+def random_colour(
+    rng: np.random.Generator, sat: tuple[float, float] = (0.2, 0.9), val: tuple[float, float] = (0.2, 0.95)
+) -> np.ndarray:
     """A random RGB colour from a hue/saturation/value draw."""
     from matplotlib.colors import hsv_to_rgb
 
@@ -137,7 +148,9 @@ def resize_to(img: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """Resize ``(h, w[, C])`` to ``shape`` (bilinear, with anti-aliasing when shrinking)."""
     from skimage.transform import resize
 
-    return resize(img, shape + img.shape[2:], order=1, anti_aliasing=img.shape[0] > shape[0], preserve_range=True).astype(np.float32)
+    return resize(
+        img, shape + img.shape[2:], order=1, anti_aliasing=img.shape[0] > shape[0], preserve_range=True
+    ).astype(np.float32)
 
 
 def upsample(img: np.ndarray, factor: float) -> np.ndarray:

@@ -35,8 +35,11 @@ def run_stage(stage: str, params_files: list[str]) -> int:
         print(f"train {stage}: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:  # outside the training loop (loading, pseudo masks, reports)
-        print(f"train {stage}: interrupted outside the training loop; the checkpoints written so far are kept: run "
-              "the same command again to resume", file=sys.stderr)
+        print(
+            f"train {stage}: interrupted outside the training loop; the checkpoints written so far are kept: run "
+            "the same command again to resume",
+            file=sys.stderr,
+        )
         return TrainingInterrupted.exit_code
     finally:
         D.cleanup()
@@ -44,8 +47,12 @@ def run_stage(stage: str, params_files: list[str]) -> int:
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("train", help="run a training stage (init, pretrain_seg, em)",
-                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = subparsers.add_parser(
+        "train",
+        help="run a training stage (init, pretrain_seg, em)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("stage", choices=STAGES)
     add_params_argument(p)
     p.set_defaults(func=lambda a: run_stage(a.stage, a.params))
@@ -53,5 +60,10 @@ def register(subparsers) -> None:
 
 def stage_main(stage: str, argv: list[str] | None = None) -> int:
     """Entry point of ``stages/train_<stage>.py``."""
-    return stage_entry(lambda files: run_stage(stage, files), f"stages/train_{stage}.py",
-                       f"FOCUS training stage {stage!r}", f"train {stage}", argv)
+    return stage_entry(
+        lambda files: run_stage(stage, files),
+        f"stages/train_{stage}.py",
+        f"FOCUS training stage {stage!r}",
+        f"train {stage}",
+        argv,
+    )

@@ -10,7 +10,7 @@ per sample through :class:`EpochKeyed`, so worker processes see the right epoch 
 
 from __future__ import annotations
 
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -50,23 +50,27 @@ class StepBatchSampler(Sampler):
         start_step: first global step to produce (resumption).
     """
 
-    def __init__(self, n: int, batch_size: int, rank: int = 0, world_size: int = 1, seed: int = 0,
-                 start_step: int = 0) -> None:
+    def __init__(
+        self, n: int, batch_size: int, rank: int = 0, world_size: int = 1, seed: int = 0, start_step: int = 0
+    ) -> None:
         self.n = int(n)
         self.batch_size = int(batch_size)
-        self.sampler = DistributedSampler(range(self.n), num_replicas=world_size, rank=rank, shuffle=True, seed=seed,
-                                          drop_last=True)
+        self.sampler = DistributedSampler(
+            range(self.n), num_replicas=world_size, rank=rank, shuffle=True, seed=seed, drop_last=True
+        )
         self.steps_per_epoch = len(self.sampler) // self.batch_size
         if self.steps_per_epoch < 1:
-            raise FocusError(f"the training set has {self.n} images, fewer than one batch of {self.batch_size} per "
-                             f"process x {world_size} processes: lower train.batch_size or add images")
+            raise FocusError(
+                f"the training set has {self.n} images, fewer than one batch of {self.batch_size} per "
+                f"process x {world_size} processes: lower train.batch_size or add images"
+            )
         self.start_step = int(start_step)
 
     def batch_keys(self, step: int) -> list[tuple[int, int]]:
         """The keys of global step ``step`` (for this rank)."""
         epoch, k = divmod(step, self.steps_per_epoch)
         positions = self._epoch_positions(epoch)
-        return [(epoch, p) for p in positions[k * self.batch_size:(k + 1) * self.batch_size]]
+        return [(epoch, p) for p in positions[k * self.batch_size : (k + 1) * self.batch_size]]
 
     def _epoch_positions(self, epoch: int) -> list[int]:
         self.sampler.set_epoch(epoch)
@@ -78,23 +82,40 @@ class StepBatchSampler(Sampler):
         while True:
             positions = self._epoch_positions(epoch)
             for j in range(k, self.steps_per_epoch):
-                yield [(epoch, p) for p in positions[j * self.batch_size:(j + 1) * self.batch_size]]
+                yield [(epoch, p) for p in positions[j * self.batch_size : (j + 1) * self.batch_size]]
             epoch, k = epoch + 1, 0
 
     def __len__(self) -> int:  # endless; DataLoader only needs it for len(loader)
         return 1 << 62
 
 
-def train_loader(dataset: Dataset, indices: Sequence[int], batch_size: int, *, rank: int = 0, world_size: int = 1,
-                 seed: int = 0, start_step: int = 0, workers: int = 0) -> DataLoader:
+def train_loader(
+    dataset: Dataset,
+    indices: Sequence[int],
+    batch_size: int,
+    *,
+    rank: int = 0,
+    world_size: int = 1,
+    seed: int = 0,
+    start_step: int = 0,
+    workers: int = 0,
+) -> DataLoader:
     """An endless :class:`DataLoader` over ``dataset[indices]`` starting at global step ``start_step``."""
     keyed = EpochKeyed(dataset, indices)
-    sampler = StepBatchSampler(len(keyed), batch_size, rank=rank, world_size=world_size, seed=seed, start_step=start_step)
+    sampler = StepBatchSampler(
+        len(keyed), batch_size, rank=rank, world_size=world_size, seed=seed, start_step=start_step
+    )
     # its own generator: creating the iterator must not draw from the global RNG (dropout), or a
     # resumed run (iterator created mid-phase) would diverge from an uninterrupted one
     gen = torch.Generator().manual_seed(int(seed) * 1000003 + int(start_step))
-    return DataLoader(keyed, batch_sampler=sampler, num_workers=workers, persistent_workers=False,
-                      worker_init_fn=_seed_worker if workers else None, generator=gen)
+    return DataLoader(
+        keyed,
+        batch_sampler=sampler,
+        num_workers=workers,
+        persistent_workers=False,
+        worker_init_fn=_seed_worker if workers else None,
+        generator=gen,
+    )
 
 
 def _seed_worker(worker_id: int) -> None:

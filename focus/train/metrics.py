@@ -81,8 +81,14 @@ def shape_error(pred: Tensor, truth: Tensor, weights: Tensor | None = None) -> T
     return (w * d).sum(-1) / w.sum()
 
 
-__all__ = ["landmark_error", "photometric_error", "segmentation_counts", "segmentation_scores", "shape_error",
-           "similarity_align"]
+__all__ = [
+    "landmark_error",
+    "photometric_error",
+    "segmentation_counts",
+    "segmentation_scores",
+    "shape_error",
+    "similarity_align",
+]
 
 
 def coefficient_correlation(pred: Tensor, truth: Tensor, k: int = 10) -> float | None:
@@ -95,6 +101,6 @@ def coefficient_correlation(pred: Tensor, truth: Tensor, k: int = 10) -> float |
     k = min(k, pred.shape[1], truth.shape[1])
     p = pred[:, :k].double() - pred[:, :k].double().mean(0)
     t = truth[:, :k].double() - truth[:, :k].double().mean(0)
-    den = (p.norm(dim=0) * t.norm(dim=0))
+    den = p.norm(dim=0) * t.norm(dim=0)
     corr = torch.where(den > 0, (p * t).sum(0) / den.clamp_min(1e-300), torch.zeros_like(den))
     return float(corr.mean())

@@ -33,8 +33,8 @@ from focus.errors import InputFileError
 from focus.facemodel.model import FaceModel, load_face_model
 from focus.io_utils import atomic_path, remove_stale_temporaries
 from focus.nets.encoder import ReconstructionEncoder
-from focus.nets.trained import CHECKPOINT_FORMAT, load_trained
 from focus.nets.perceptual import PerceptualNet
+from focus.nets.trained import CHECKPOINT_FORMAT, load_trained
 from focus.nets.unet import SegmentationUNet
 from focus.paths import TrainPaths
 from focus.render.renderer import FaceRenderer, RenderSettings
@@ -52,7 +52,15 @@ log = logging.getLogger("focus.train")
 
 
 #: ``train`` settings that do not change the numbers a run produces (left out of fingerprints).
-OPERATIONAL_KEYS = ("workers", "progress", "log_every", "checkpoint_every", "num_threads", "val_batch_size", "max_nonfinite")
+OPERATIONAL_KEYS = (
+    "workers",
+    "progress",
+    "log_every",
+    "checkpoint_every",
+    "num_threads",
+    "val_batch_size",
+    "max_nonfinite",
+)
 
 
 #: The training stages' files (moved to :mod:`focus.paths`; the name stays for callers).
@@ -94,8 +102,11 @@ def load_perceptual(ts: TrainSettings) -> PerceptualNet | None:
     if ts.identity == "none":
         return None
     if not ts.identity_path:
-        raise InputFileError("params.yaml", f"train.identity is {ts.identity!r} but train.identity_path is empty",
-                             "name the checkpoint or set train.identity: none")
+        raise InputFileError(
+            "params.yaml",
+            f"train.identity is {ts.identity!r} but train.identity_path is empty",
+            "name the checkpoint or set train.identity: none",
+        )
     if ts.identity == "arcface":
         return PerceptualNet.from_arcface(ts.identity_path, ts.identity_arch)
     from focus.idnet.network import load_identity_net
@@ -142,8 +153,7 @@ def setup(params: dict, paths: TrainPaths | None = None, need_perceptual: bool =
     paths = paths if paths is not None else TrainPaths.from_params(params)
     ts, rs, ds = shared_settings(params)
     info = D.setup(ts.device)
-    log.info("torch threads: %d (train.num_threads = %d)", set_threads(ts.num_threads, info.world_size),
-             ts.num_threads)
+    log.info("torch threads: %d (train.num_threads = %d)", set_threads(ts.num_threads, info.world_size), ts.num_threads)
     torch.manual_seed(ts.seed)
     model = load_face_model(ts.facemodel).to(info.device)
     renderer = FaceRenderer(model, rs).to(info.device)
@@ -152,16 +162,43 @@ def setup(params: dict, paths: TrainPaths | None = None, need_perceptual: bool =
         perceptual = perceptual.to(info.device)
     template = template_from_model(model, rs.image_size, rs.distance, rs.focal_at_224)
     train_set, plain_set, train_idx, val_set, val_idx = _image_sets(ts, ds, template)
-    return Context(params, ts, rs, ds, model, renderer, perceptual, train_set, plain_set, train_idx, val_set, val_idx,
-                   info, _input_digests(ts), paths)
+    return Context(
+        params,
+        ts,
+        rs,
+        ds,
+        model,
+        renderer,
+        perceptual,
+        train_set,
+        plain_set,
+        train_idx,
+        val_set,
+        val_idx,
+        info,
+        _input_digests(ts),
+        paths,
+    )
 
 
-def _fingerprint(ctx: Context, stage: str, stage_settings: Any, inputs: dict[str, str], drop: tuple[str, ...] = ()) -> str:
+def _fingerprint(
+    ctx: Context, stage: str, stage_settings: Any, inputs: dict[str, str], drop: tuple[str, ...] = ()
+) -> str:
     train = {k: v for k, v in settings_dict(ctx.train).items() if k not in OPERATIONAL_KEYS}
     own = {k: v for k, v in settings_dict(stage_settings).items() if k not in drop}
-    return fingerprint({"stage": stage, "train": train, "own": own, "render": settings_dict(ctx.render),
-                        "data": settings_dict(ctx.data), "digests": ctx.digests, "inputs": inputs,
-                        "world_size": ctx.info.world_size, "n_train": len(ctx.train_indices)})
+    return fingerprint(
+        {
+            "stage": stage,
+            "train": train,
+            "own": own,
+            "render": settings_dict(ctx.render),
+            "data": settings_dict(ctx.data),
+            "digests": ctx.digests,
+            "inputs": inputs,
+            "world_size": ctx.info.world_size,
+            "n_train": len(ctx.train_indices),
+        }
+    )
 
 
 def build_encoder(ctx: Context) -> ReconstructionEncoder:
@@ -177,10 +214,15 @@ def build_unet(ctx: Context) -> SegmentationUNet:
 def _meta(ctx: Context) -> dict[str, Any]:
     """What a reader needs to rebuild the networks of a checkpoint (:func:`focus.nets.trained.load_trained`)."""
     lay = ctx.renderer.layout
-    return {"format": CHECKPOINT_FORMAT, "layout": [lay.n_id, lay.n_exp, lay.n_albedo],
-            "encoder_settings": settings_dict(ctx.train.encoder), "unet_settings": settings_dict(ctx.train.unet),
-            "render_settings": settings_dict(ctx.render), "data_settings": settings_dict(ctx.data),
-            "facemodel": ctx.train.facemodel}
+    return {
+        "format": CHECKPOINT_FORMAT,
+        "layout": [lay.n_id, lay.n_exp, lay.n_albedo],
+        "encoder_settings": settings_dict(ctx.train.encoder),
+        "unet_settings": settings_dict(ctx.train.unet),
+        "render_settings": settings_dict(ctx.render),
+        "data_settings": settings_dict(ctx.data),
+        "facemodel": ctx.train.facemodel,
+    }
 
 
 def _validation(ctx: Context):
@@ -206,10 +248,18 @@ def _validation(ctx: Context):
 def _write_stage_report(ctx: Context, stage: str, trainer: Trainer, seconds: float, extra: dict | None = None) -> None:
     if not ctx.info.is_main:
         return
-    write_json_reproducible(ctx.paths.reports / f"{stage}_metrics.json", {
-        "stage": stage, "seconds": seconds, "nonfinite_skipped": trainer.nonfinite_total,
-        "resumed_from": trainer.resumed_from, "world_size": ctx.info.world_size, **(extra or {}),
-        "records": trainer.records})
+    write_json_reproducible(
+        ctx.paths.reports / f"{stage}_metrics.json",
+        {
+            "stage": stage,
+            "seconds": seconds,
+            "nonfinite_skipped": trainer.nonfinite_total,
+            "resumed_from": trainer.resumed_from,
+            "world_size": ctx.info.world_size,
+            **(extra or {}),
+            "records": trainer.records,
+        },
+    )
 
 
 def _clean_run_dir(run_dir: Path, keep_last: bool) -> None:
@@ -241,8 +291,17 @@ def run_init(params: dict, paths: TrainPaths | None = None) -> list[dict]:
     encoder = build_encoder(ctx)
     run_dir = paths.run_dir("init")
     fp = _fingerprint(ctx, "init", st, {})
-    trainer = Trainer("init", {"encoder": encoder}, {"encoder": st.optim}, ctx.train, run_dir,
-                      paths.reports / "init", fp, ctx.info, extra_state=_meta(ctx))
+    trainer = Trainer(
+        "init",
+        {"encoder": encoder},
+        {"encoder": st.optim},
+        ctx.train,
+        run_dir,
+        paths.reports / "init",
+        fp,
+        ctx.info,
+        extra_state=_meta(ctx),
+    )
     _prepare_trainer(ctx, trainer, 1)
 
     def objective(b):
@@ -275,12 +334,29 @@ def run_pretrain_seg(params: dict, paths: TrainPaths | None = None) -> list[dict
     mask_dir = paths.pseudo_masks
     summary = {}
     if ctx.info.is_main:
-        summary = write_pseudo_masks(encoder, ctx.renderer, ctx.plain_set, ctx.train_indices, mask_dir,
-                                     ctx.train.val_batch_size, ctx.device, progress=ctx.train.progress)
+        summary = write_pseudo_masks(
+            encoder,
+            ctx.renderer,
+            ctx.plain_set,
+            ctx.train_indices,
+            mask_dir,
+            ctx.train.val_batch_size,
+            ctx.device,
+            progress=ctx.train.progress,
+        )
         log.info("pseudo masks: %s", summary)
     D.barrier(ctx.info)
-    trainer = Trainer("pretrain_seg", {"encoder": encoder, "unet": unet}, {"unet": st.optim}, ctx.train,
-                      paths.run_dir("pretrain_seg"), paths.reports / "pretrain_seg", fp, ctx.info, extra_state=_meta(ctx))
+    trainer = Trainer(
+        "pretrain_seg",
+        {"encoder": encoder, "unet": unet},
+        {"unet": st.optim},
+        ctx.train,
+        paths.run_dir("pretrain_seg"),
+        paths.reports / "pretrain_seg",
+        fp,
+        ctx.info,
+        extra_state=_meta(ctx),
+    )
     _prepare_trainer(ctx, trainer, 1)
     data = PseudoMaskDataset(ctx.plain_set, mask_dir)
     objective = lambda b: S.pretrain_seg_objective(trainer.module("unet"), encoder, ctx.renderer, b)  # noqa: E731
@@ -295,19 +371,44 @@ def run_pretrain_seg(params: dict, paths: TrainPaths | None = None) -> list[dict
 # ---------------------------------------------------------------------------- stage 3: EM
 def em_phases(ctx: Context, st: EMSettings, trainer: Trainer, encoder, unet) -> list[Phase]:
     """Per round: ``r{k}/seg`` (U-Net, encoder frozen) then ``r{k}/rec`` (encoder, U-Net frozen)."""
+
     def seg(b):
-        return S.segmentation_objective(trainer.module("unet"), encoder, ctx.renderer, ctx.perceptual, b, st.seg_weights)
+        return S.segmentation_objective(
+            trainer.module("unet"), encoder, ctx.renderer, ctx.perceptual, b, st.seg_weights
+        )
 
     def rec(b):
-        return S.reconstruction_objective(trainer.module("encoder"), unet, ctx.renderer, ctx.perceptual, b,
-                                          st.rec_weights, st.grad_through_unet)
+        return S.reconstruction_objective(
+            trainer.module("encoder"), unet, ctx.renderer, ctx.perceptual, b, st.rec_weights, st.grad_through_unet
+        )
 
     phases = []
     for r in range(1, st.rounds + 1):
-        phases.append(Phase(f"r{r}/seg", "unet", st.seg_steps, seg, ctx.train_set, ctx.train_indices, round=r,
-                            freeze_batchnorm=st.freeze_batchnorm))
-        phases.append(Phase(f"r{r}/rec", "encoder", st.rec_steps, rec, ctx.train_set, ctx.train_indices, round=r,
-                            snapshot=f"round_{r:02d}.pt", freeze_batchnorm=st.freeze_batchnorm))
+        phases.append(
+            Phase(
+                f"r{r}/seg",
+                "unet",
+                st.seg_steps,
+                seg,
+                ctx.train_set,
+                ctx.train_indices,
+                round=r,
+                freeze_batchnorm=st.freeze_batchnorm,
+            )
+        )
+        phases.append(
+            Phase(
+                f"r{r}/rec",
+                "encoder",
+                st.rec_steps,
+                rec,
+                ctx.train_set,
+                ctx.train_indices,
+                round=r,
+                snapshot=f"round_{r:02d}.pt",
+                freeze_batchnorm=st.freeze_batchnorm,
+            )
+        )
     return phases
 
 
@@ -328,8 +429,17 @@ def run_em(params: dict, paths: TrainPaths | None = None) -> list[dict]:
     encoder, unet, _ = load_trained(start_path, ctx.device)
     if unet is None:
         raise InputFileError(start_path, "has no U-Net", "run the pretrain_seg stage")
-    trainer = Trainer("em", {"encoder": encoder, "unet": unet}, {"encoder": st.encoder_optim, "unet": st.unet_optim},
-                      ctx.train, run_dir, paths.reports / "em", fp, ctx.info, extra_state=_meta(ctx))
+    trainer = Trainer(
+        "em",
+        {"encoder": encoder, "unet": unet},
+        {"encoder": st.encoder_optim, "unet": st.unet_optim},
+        ctx.train,
+        run_dir,
+        paths.reports / "em",
+        fp,
+        ctx.info,
+        extra_state=_meta(ctx),
+    )
     _prepare_trainer(ctx, trainer, 2 * st.rounds)
     phases = em_phases(ctx, st, trainer, encoder, unet)
     if ctx.info.is_main:
@@ -372,11 +482,30 @@ def _write_em_report(ctx: Context, trainer: Trainer, st: EMSettings, seconds: fl
             log.warning("%s missing: the EM report lacks the %s record", path, stage)
     records = before + trainer.records
     summary = em_summary(records)
-    write_json_reproducible(reports / "em_metrics.json", {
-        "stage": "em", "rounds": st.rounds, "seconds": seconds, "nonfinite_skipped": trainer.nonfinite_total,
-        "resumed_from": trainer.resumed_from, "world_size": ctx.info.world_size, "summary": summary, "records": records})
+    write_json_reproducible(
+        reports / "em_metrics.json",
+        {
+            "stage": "em",
+            "rounds": st.rounds,
+            "seconds": seconds,
+            "nonfinite_skipped": trainer.nonfinite_total,
+            "resumed_from": trainer.resumed_from,
+            "world_size": ctx.info.world_size,
+            "summary": summary,
+            "records": records,
+        },
+    )
     plot_em_rounds(records, reports / "em_rounds.png")
 
 
-__all__ = ["Context", "Paths", "TrainPaths", "load_perceptual", "run_em", "run_init", "run_pretrain_seg", "setup",
-           "shared_settings"]
+__all__ = [
+    "Context",
+    "Paths",
+    "TrainPaths",
+    "load_perceptual",
+    "run_em",
+    "run_init",
+    "run_pretrain_seg",
+    "setup",
+    "shared_settings",
+]

@@ -11,8 +11,8 @@ pre-training.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -35,17 +35,27 @@ def write_mask_png(path: str | Path, mask: np.ndarray) -> None:
 
 
 @torch.no_grad()
-def compute_pseudo_masks(encoder, renderer, images: torch.Tensor, sigma: float = ROBUST_SIGMA,
-                         threshold: float = ROBUST_THRESHOLD) -> torch.Tensor:
+def compute_pseudo_masks(
+    encoder, renderer, images: torch.Tensor, sigma: float = ROBUST_SIGMA, threshold: float = ROBUST_THRESHOLD
+) -> torch.Tensor:
     """``z(p)`` ``(B, 1, S, S)`` in {0, 1} for ``(B, 3, S, S)`` images (encoder in eval mode)."""
     out = frozen_render(encoder, renderer, images)
     return robust_inlier_mask(images, out.image, out.mask, sigma, threshold)
 
 
 @torch.no_grad()
-def write_pseudo_masks(encoder, renderer, dataset: Dataset, indices: Sequence[int], out_dir: str | Path,
-                       batch_size: int = 32, device: torch.device | str = "cpu", sigma: float = ROBUST_SIGMA,
-                       threshold: float = ROBUST_THRESHOLD, progress: bool = True) -> dict[str, float]:
+def write_pseudo_masks(
+    encoder,
+    renderer,
+    dataset: Dataset,
+    indices: Sequence[int],
+    out_dir: str | Path,
+    batch_size: int = 32,
+    device: torch.device | str = "cpu",
+    sigma: float = ROBUST_SIGMA,
+    threshold: float = ROBUST_THRESHOLD,
+    progress: bool = True,
+) -> dict[str, float]:
     """Compute and store the pseudo masks of ``dataset[indices]`` (un-augmented crops) in ``out_dir``.
 
     The encoder is put in eval mode (and left so). Returns a summary: image count and the mean
@@ -57,7 +67,7 @@ def write_pseudo_masks(encoder, renderer, dataset: Dataset, indices: Sequence[in
     inside, covered = 0.0, 0.0
     idx = list(indices)
     for start in tqdm(range(0, len(idx), batch_size), desc="pseudo masks", unit="batch", disable=not progress):
-        items = [dataset[i] for i in idx[start:start + batch_size]]
+        items = [dataset[i] for i in idx[start : start + batch_size]]
         images = torch.stack([it["image"] for it in items]).to(device)
         out = frozen_render(encoder, renderer, images)
         z = robust_inlier_mask(images, out.image, out.mask, sigma, threshold)
@@ -88,8 +98,11 @@ class PseudoMaskDataset(Dataset):
         path = self.mask_dir / mask_name(item["name"])
         m = read_mask(path)
         if m.shape != tuple(item["image"].shape[-2:]):
-            raise InputFileError(path, f"pseudo mask is {m.shape} but the crop is {tuple(item['image'].shape[-2:])}",
-                                 "re-run the pretrain_seg stage")
+            raise InputFileError(
+                path,
+                f"pseudo mask is {m.shape} but the crop is {tuple(item['image'].shape[-2:])}",
+                "re-run the pretrain_seg stage",
+            )
         item["pseudo_mask"] = torch.from_numpy((m >= 0.5).astype(np.float32))[None]
         return item
 

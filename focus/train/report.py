@@ -28,9 +28,23 @@ def em_summary(records: list[dict]) -> dict:
     start = next((r for r in records if r.get("phase") == "init"), records[0])
     end = records[-1]
     out = {"start_phase": start.get("phase"), "end_phase": end.get("phase")}
-    for key in ("f1_occluded", "f1_unoccluded", "iou_occluded", "iou_unoccluded", "f1_hard_occluded", "f1_allface_occluded",
-                "shape_mm", "shape_mm_occluded", "shape_mm_median", "shape_mm_occluded_median", "photo",
-                "photo_median", "landmark_px", "shape_mm_mean_face", "id_corr"):
+    for key in (
+        "f1_occluded",
+        "f1_unoccluded",
+        "iou_occluded",
+        "iou_unoccluded",
+        "f1_hard_occluded",
+        "f1_allface_occluded",
+        "shape_mm",
+        "shape_mm_occluded",
+        "shape_mm_median",
+        "shape_mm_occluded_median",
+        "photo",
+        "photo_median",
+        "landmark_px",
+        "shape_mm_mean_face",
+        "id_corr",
+    ):
         out[f"{key}_start"] = _get(start, key)
         out[f"{key}_end"] = _get(end, key)
     f1s, f1e = out["f1_occluded_start"], out["f1_occluded_end"]
@@ -39,9 +53,12 @@ def em_summary(records: list[dict]) -> dict:
     out["shape_occluded_reduction"] = None if not shs or she is None else 1.0 - she / shs
     out["target_f1_gain"] = TARGET_F1_GAIN
     out["target_shape_reduction"] = TARGET_SHAPE_REDUCTION
-    out["targets_met"] = bool(out["f1_occluded_gain"] is not None and out["f1_occluded_gain"] >= TARGET_F1_GAIN
-                              and out["shape_occluded_reduction"] is not None
-                              and out["shape_occluded_reduction"] >= TARGET_SHAPE_REDUCTION)
+    out["targets_met"] = bool(
+        out["f1_occluded_gain"] is not None
+        and out["f1_occluded_gain"] >= TARGET_F1_GAIN
+        and out["shape_occluded_reduction"] is not None
+        and out["shape_occluded_reduction"] >= TARGET_SHAPE_REDUCTION
+    )
     return out
 
 
@@ -62,7 +79,12 @@ def plot_em_rounds(records: list[dict], path: str | Path) -> None:
 
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
     ax = axes[0]
-    for key, style in (("f1_occluded", "o-"), ("f1_unoccluded", "s-"), ("iou_occluded", "o--"), ("iou_unoccluded", "s--")):
+    for key, style in (
+        ("f1_occluded", "o-"),
+        ("f1_unoccluded", "s-"),
+        ("iou_occluded", "o--"),
+        ("iou_unoccluded", "s--"),
+    ):
         ax.plot(x, series(key), style, label=key.replace("_", " "))
     ax.plot(x, series("f1_allface_occluded"), ":", color="grey", label="F1 occluded, all-face mask (reference)")
     ax.set_title("segmentation of the face class (held-out)")

@@ -175,9 +175,12 @@ class InitSettings:
     """
 
     steps: int = param(1500, ge=1)
-    optim: OptimSettings = field(default_factory=lambda: OptimSettings(name="adam", lr=1e-3, decay=0.5, decay_every=750))
-    weights: InitLossWeights = field(default_factory=lambda: InitLossWeights(
-        lm=scaled_lm_weight(5e-4, 64), reg=scaled_reg_weight(0.1, 64)))
+    optim: OptimSettings = field(
+        default_factory=lambda: OptimSettings(name="adam", lr=1e-3, decay=0.5, decay_every=750)
+    )
+    weights: InitLossWeights = field(
+        default_factory=lambda: InitLossWeights(lm=scaled_lm_weight(5e-4, 64), reg=scaled_reg_weight(0.1, 64))
+    )
     threshold_start: float = positive(8.0)
     threshold_anneal_steps: int = param(400, ge=0)
 
@@ -250,8 +253,9 @@ class EMSettings:
     rec_steps: int = param(250, ge=0)
     encoder_optim: OptimSettings = field(default_factory=lambda: OptimSettings(name="adam", lr=2e-4))
     unet_optim: OptimSettings = field(default_factory=lambda: OptimSettings(name="adam", lr=3e-4))
-    rec_weights: ReconstructionLossWeights = field(default_factory=lambda: ReconstructionLossWeights(
-        lm=scaled_lm_weight(5e-4, 64), reg=scaled_reg_weight(0.1, 64)))
+    rec_weights: ReconstructionLossWeights = field(
+        default_factory=lambda: ReconstructionLossWeights(lm=scaled_lm_weight(5e-4, 64), reg=scaled_reg_weight(0.1, 64))
+    )
     seg_weights: SegmentationLossWeights = field(default_factory=lambda: SegmentationLossWeights(bin=1.0, area=1.5))
     freeze_batchnorm: bool = True
     grad_through_unet: bool = True
@@ -272,10 +276,14 @@ def check_groups(groups: dict[str, Any]) -> None:
     key, size = ("train.image_size", train.image_size)
     if size is None and render is not None:
         key, size = ("render.image_size", render.image_size)
-    least = 2 ** train.unet.depth
+    least = 2**train.unet.depth
     if size is not None and size < least:
-        raise ParamValueError(key, size, f"an integer >= {least} (2 ** train.unet.depth: the U-Net halves the image "
-                                         f"{train.unet.depth} times)", related=("train.unet.depth",))
+        raise ParamValueError(
+            key,
+            size,
+            f"an integer >= {least} (2 ** train.unet.depth: the U-Net halves the image {train.unet.depth} times)",
+            related=("train.unet.depth",),
+        )
 
 
 def settings_dict(obj: Any) -> dict[str, Any]:
@@ -292,6 +300,17 @@ def settings_dict(obj: Any) -> dict[str, Any]:
 
 
 __all__ = [
-    "EMSettings", "IDENTITY_KINDS", "check_groups", "InitSettings", "LM_SCALE_64", "OPTIMIZERS", "OptimSettings", "PretrainSegSettings",
-    "REG_SCALE_64", "TrainSettings", "scaled_lm_weight", "scaled_reg_weight", "settings_dict",
+    "EMSettings",
+    "IDENTITY_KINDS",
+    "check_groups",
+    "InitSettings",
+    "LM_SCALE_64",
+    "OPTIMIZERS",
+    "OptimSettings",
+    "PretrainSegSettings",
+    "REG_SCALE_64",
+    "TrainSettings",
+    "scaled_lm_weight",
+    "scaled_reg_weight",
+    "settings_dict",
 ]

@@ -67,11 +67,21 @@ def rng_state() -> dict[str, Any]:
     """
     kind, keys, pos, has_gauss, cached = np.random.get_state()
     version, internal, gauss_next = random.getstate()
-    state = {"torch": torch.get_rng_state(),
-             "numpy": {"kind": str(kind), "keys": torch.from_numpy(np.asarray(keys, np.int64)), "pos": int(pos),
-                       "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
-             "python": {"version": int(version), "internal": torch.tensor(internal, dtype=torch.int64),
-                        "gauss_next": None if gauss_next is None else float(gauss_next)}}
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": {
+            "kind": str(kind),
+            "keys": torch.from_numpy(np.asarray(keys, np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached_gaussian": float(cached),
+        },
+        "python": {
+            "version": int(version),
+            "internal": torch.tensor(internal, dtype=torch.int64),
+            "gauss_next": None if gauss_next is None else float(gauss_next),
+        },
+    }
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -111,8 +121,11 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         raise InputFileError(path, "checkpoint not found", "run the stage that writes it (e.g. `dvc repro init`)")
     state = load_torch_file(path, "checkpoint", "delete it to start the stage afresh")
     if not isinstance(state, dict):
-        raise InputFileError(path, f"not a checkpoint (holds a {type(state).__name__}, not a dict)",
-                             "delete it to start the stage afresh")
+        raise InputFileError(
+            path,
+            f"not a checkpoint (holds a {type(state).__name__}, not a dict)",
+            "delete it to start the stage afresh",
+        )
     return state
 
 
@@ -137,11 +150,23 @@ def find_resumable(run_dir: str | Path, fp: str) -> dict[str, Any] | None:
         log.warning("ignoring unreadable resume state: %s", exc)
         return None
     if state.get("fingerprint") != fp:
-        log.info("%s belongs to other settings or inputs (fingerprint %s, now %s): starting afresh",
-                 path, state.get("fingerprint"), fp)
+        log.info(
+            "%s belongs to other settings or inputs (fingerprint %s, now %s): starting afresh",
+            path,
+            state.get("fingerprint"),
+            fp,
+        )
         return None
     return state
 
 
-__all__ = ["LAST", "file_digest", "find_resumable", "fingerprint", "load_checkpoint", "rng_state", "save_checkpoint",
-           "set_rng_state"]
+__all__ = [
+    "LAST",
+    "file_digest",
+    "find_resumable",
+    "fingerprint",
+    "load_checkpoint",
+    "rng_state",
+    "save_checkpoint",
+    "set_rng_state",
+]

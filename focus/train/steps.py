@@ -31,8 +31,9 @@ from focus.predictor import encode_render, segment
 from focus.render.renderer import FaceRenderer, RenderOutput
 
 
-def init_objective(encoder: nn.Module, renderer: FaceRenderer, perceptual: nn.Module | None, batch: dict,
-                   weights: L.InitLossWeights) -> tuple[Tensor, dict[str, Tensor]]:
+def init_objective(
+    encoder: nn.Module, renderer: FaceRenderer, perceptual: nn.Module | None, batch: dict, weights: L.InitLossWeights
+) -> tuple[Tensor, dict[str, Tensor]]:
     """``L_init`` on one batch (docs/method.md 3.1)."""
     image, lms = batch["image"], batch["landmarks"]
     coeffs, out = encode_render(encoder, renderer, image)
@@ -45,8 +46,9 @@ def frozen_render(encoder: nn.Module, renderer: FaceRenderer, image: Tensor) -> 
     return encode_render(encoder, renderer, image)[1]
 
 
-def pretrain_seg_objective(unet: nn.Module, encoder: nn.Module, renderer: FaceRenderer, batch: dict
-                           ) -> tuple[Tensor, dict[str, Tensor]]:
+def pretrain_seg_objective(
+    unet: nn.Module, encoder: nn.Module, renderer: FaceRenderer, batch: dict
+) -> tuple[Tensor, dict[str, Tensor]]:
     """Plain BCE of ``M = S(R, I)`` against the stored pseudo masks ``z`` (docs/method.md 3.2).
 
     The BCE runs over the whole image: outside the rendered face ``z = 0``, so the U-Net also
@@ -59,8 +61,14 @@ def pretrain_seg_objective(unet: nn.Module, encoder: nn.Module, renderer: FaceRe
     return loss, {"bce": loss.detach(), "total": loss.detach()}
 
 
-def segmentation_objective(unet: nn.Module, encoder: nn.Module, renderer: FaceRenderer, perceptual: nn.Module | None,
-                           batch: dict, weights: L.SegmentationLossWeights) -> tuple[Tensor, dict[str, Tensor]]:
+def segmentation_objective(
+    unet: nn.Module,
+    encoder: nn.Module,
+    renderer: FaceRenderer,
+    perceptual: nn.Module | None,
+    batch: dict,
+    weights: L.SegmentationLossWeights,
+) -> tuple[Tensor, dict[str, Tensor]]:
     """``L_S`` on one batch (docs/method.md 3.4); the encoder is frozen (its render carries no gradient)."""
     image, lms = batch["image"], batch["landmarks"]
     out = frozen_render(encoder, renderer, image)
@@ -68,9 +76,15 @@ def segmentation_objective(unet: nn.Module, encoder: nn.Module, renderer: FaceRe
     return L.segmentation_loss(image, out.image, out.mask, seg, lms, out.landmarks, perceptual, weights)
 
 
-def reconstruction_objective(encoder: nn.Module, unet: nn.Module, renderer: FaceRenderer, perceptual: nn.Module | None,
-                             batch: dict, weights: L.ReconstructionLossWeights, grad_through_unet: bool = True
-                             ) -> tuple[Tensor, dict[str, Tensor]]:
+def reconstruction_objective(
+    encoder: nn.Module,
+    unet: nn.Module,
+    renderer: FaceRenderer,
+    perceptual: nn.Module | None,
+    batch: dict,
+    weights: L.ReconstructionLossWeights,
+    grad_through_unet: bool = True,
+) -> tuple[Tensor, dict[str, Tensor]]:
     """``L_E`` on one batch (docs/method.md 3.3); the U-Net is frozen by the caller (eval mode, no grad
     for its parameters). With ``grad_through_unet`` the mask is a differentiable function of the
     render, else it is computed from a detached render and carries no gradient."""
@@ -84,5 +98,10 @@ def reconstruction_objective(encoder: nn.Module, unet: nn.Module, renderer: Face
     return L.reconstruction_loss(image, out.image, out.mask, seg, lms, out.landmarks, coeffs, perceptual, weights)
 
 
-__all__ = ["frozen_render", "init_objective", "pretrain_seg_objective", "reconstruction_objective",
-           "segmentation_objective"]
+__all__ = [
+    "frozen_render",
+    "init_objective",
+    "pretrain_seg_objective",
+    "reconstruction_objective",
+    "segmentation_objective",
+]

@@ -31,9 +31,10 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -230,12 +231,18 @@ class Trainer:
         if self.info.is_main:
             path = self.run_dir / name
             remove_stale_temporaries(path.parent, path.name)
-            save_checkpoint(path, {
-                "stage": self.stage, "phase": phase.name, "round": phase.round, "fingerprint": self.fingerprint,
-                "nets": {k: v.state_dict() for k, v in self.nets.items()},
-                "record": self.records[-1] if self.records else None,
-                **self.extra_state,
-            })
+            save_checkpoint(
+                path,
+                {
+                    "stage": self.stage,
+                    "phase": phase.name,
+                    "round": phase.round,
+                    "fingerprint": self.fingerprint,
+                    "nets": {k: v.state_dict() for k, v in self.nets.items()},
+                    "record": self.records[-1] if self.records else None,
+                    **self.extra_state,
+                },
+            )
         D.barrier(self.info)
 
     def try_resume(self, max_phase_index: int | None = None) -> bool:
@@ -246,12 +253,22 @@ class Trainer:
         if state is None:
             return False
         if max_phase_index is not None and int(state["phase_index"]) > max_phase_index:
-            log.info("%s: %s is past the %d phases now asked for: starting afresh", self.stage, self.run_dir / LAST,
-                     max_phase_index)
+            log.info(
+                "%s: %s is past the %d phases now asked for: starting afresh",
+                self.stage,
+                self.run_dir / LAST,
+                max_phase_index,
+            )
             return False
         self.load_state_dict(state)
         self.resumed_from = str(self.run_dir / LAST)
-        log.info("%s: resuming from %s at phase %d, step %d", self.stage, self.resumed_from, self.phase_index, self.phase_step)
+        log.info(
+            "%s: resuming from %s at phase %d, step %d",
+            self.stage,
+            self.resumed_from,
+            self.phase_index,
+            self.phase_step,
+        )
         return True
 
     def remove_stale_temporaries(self) -> None:
@@ -261,22 +278,30 @@ class Trainer:
 
     def interrupted(self, phases: list[Phase]) -> TrainingInterrupted:
         """The error for a Ctrl-C now: where the run was and which checkpoint a re-run resumes from."""
-        where = (f"in phase {phases[self.phase_index].name}, step {self.phase_step}"
-                 if self.phase_index < len(phases) else "after the last phase")
+        where = (
+            f"in phase {phases[self.phase_index].name}, step {self.phase_step}"
+            if self.phase_index < len(phases)
+            else "after the last phase"
+        )
         last = self.run_dir / LAST
         if last.is_file():
             return TrainingInterrupted(
-                f"interrupted {where}; the last checkpoint is {last}: run the same command again to resume from it", last)
-        return TrainingInterrupted(f"interrupted {where}, before the first checkpoint ({last}): run the same command "
-                                   "again to start the stage", None)
+                f"interrupted {where}; the last checkpoint is {last}: run the same command again to resume from it",
+                last,
+            )
+        return TrainingInterrupted(
+            f"interrupted {where}, before the first checkpoint ({last}): run the same command again to start the stage",
+            None,
+        )
 
     # ------------------------------------------------------------------ logging
     def _open_live(self):
         if self._live is None and self.log_dir is not None and self.info.is_main:
             from dvclive import Live
 
-            self._live = Live(str(self.log_dir), resume=self.resumed_from is not None, report=None,
-                              save_dvc_exp=False, dvcyaml=False)
+            self._live = Live(
+                str(self.log_dir), resume=self.resumed_from is not None, report=None, save_dvc_exp=False, dvcyaml=False
+            )
         return self._live
 
     def _log(self, phase: Phase, terms: dict[str, Tensor], lr: float, skipped: bool) -> None:
@@ -298,14 +323,17 @@ class Trainer:
             self._live = None
 
     # ------------------------------------------------------------------ running
-    def run(self, phases: list[Phase], validate: Callable[[Phase], dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    def run(
+        self, phases: list[Phase], validate: Callable[[Phase], dict[str, Any]] | None = None
+    ) -> list[dict[str, Any]]:
         """Run ``phases`` from the current position (after :meth:`try_resume`); returns the records."""
         names = [p.name for p in phases]
         if len(set(names)) != len(names):
             raise ValueError(f"phase names must be unique, got {names}")
         if self.phase_index > len(phases):
-            raise FocusError(f"{self.run_dir / LAST} is at phase {self.phase_index} but the stage has only "
-                             f"{len(phases)} phases")
+            raise FocusError(
+                f"{self.run_dir / LAST} is at phase {self.phase_index} but the stage has only {len(phases)} phases"
+            )
         self.remove_stale_temporaries()
         try:
             while self.phase_index < len(phases):
@@ -313,10 +341,20 @@ class Trainer:
                 self._run_phase(phase)
                 if validate is not None and self.info.is_main:
                     self.set_phase_modes("")
-                    record = {"phase": phase.name, "round": phase.round, "data_step": self.data_step,
-                              "net_steps": dict(self.net_steps), **validate(phase)}
+                    record = {
+                        "phase": phase.name,
+                        "round": phase.round,
+                        "data_step": self.data_step,
+                        "net_steps": dict(self.net_steps),
+                        **validate(phase),
+                    }
                     self.records.append(record)
-                    log.info("%s %s: %s", self.stage, phase.name, {k: v for k, v in record.items() if not isinstance(v, dict)})
+                    log.info(
+                        "%s %s: %s",
+                        self.stage,
+                        phase.name,
+                        {k: v for k, v in record.items() if not isinstance(v, dict)},
+                    )
                 if phase.snapshot:
                     self.save_snapshot(phase.snapshot, phase)
                 self.phase_index += 1
@@ -330,7 +368,9 @@ class Trainer:
 
     def _run_phase(self, phase: Phase) -> None:
         if phase.net not in self.optimizers:
-            raise ValueError(f"phase {phase.name!r} trains {phase.net!r}, which has no optimiser in stage {self.stage!r}")
+            raise ValueError(
+                f"phase {phase.name!r} trains {phase.net!r}, which has no optimiser in stage {self.stage!r}"
+            )
         if self.phase_step >= phase.steps:
             return
         s = self.settings
@@ -338,11 +378,26 @@ class Trainer:
         osets = self.optim[phase.net]
         params = [p for p in self.nets[phase.net].parameters()]
         self.set_phase_modes(phase.net, phase.freeze_batchnorm)
-        loader = train_loader(phase.dataset, phase.indices, s.batch_size, rank=self.info.rank,
-                              world_size=self.info.world_size, seed=s.seed, start_step=self.data_step, workers=s.workers)
+        loader = train_loader(
+            phase.dataset,
+            phase.indices,
+            s.batch_size,
+            rank=self.info.rank,
+            world_size=self.info.world_size,
+            seed=s.seed,
+            start_step=self.data_step,
+            workers=s.workers,
+        )
         batches = iter(loader)
-        bar = tqdm(total=phase.steps, initial=self.phase_step, desc=f"{self.stage} {phase.name}", unit="step",
-                   disable=not (s.progress and self.info.is_main), dynamic_ncols=True, leave=True)
+        bar = tqdm(
+            total=phase.steps,
+            initial=self.phase_step,
+            desc=f"{self.stage} {phase.name}",
+            unit="step",
+            disable=not (s.progress and self.info.is_main),
+            dynamic_ncols=True,
+            leave=True,
+        )
         try:
             while self.phase_step < phase.steps:
                 batch = to_device(next(batches), self.info.device)
@@ -366,8 +421,14 @@ class Trainer:
                     opt.zero_grad(set_to_none=True)
                     self.nonfinite_total += 1
                     self.nonfinite_run += 1
-                    log.warning("%s %s step %d: non-finite loss or gradient, step skipped (%d in a row, %d in all)",
-                                self.stage, phase.name, self.phase_step, self.nonfinite_run, self.nonfinite_total)
+                    log.warning(
+                        "%s %s step %d: non-finite loss or gradient, step skipped (%d in a row, %d in all)",
+                        self.stage,
+                        phase.name,
+                        self.phase_step,
+                        self.nonfinite_run,
+                        self.nonfinite_total,
+                    )
                 self.phase_step += 1
                 self.data_step += 1
                 if self.info.is_main and s.log_every and self.phase_step % s.log_every == 0:
@@ -377,11 +438,13 @@ class Trainer:
                     bar.set_postfix(loss=f"{float(terms['total']):.4g}", refresh=False)
                 if self.nonfinite_run >= s.max_nonfinite:
                     raise TrainingDiverged(
-                        f"stage {self.stage}, phase {phase.name}: {self.nonfinite_run} non-finite losses or gradients in "
-                        f"a row (step {self.phase_step} of {phase.steps}, {self.nonfinite_total} in all); stopped. Look "
+                        f"stage {self.stage}, phase {phase.name}: {self.nonfinite_run} non-finite losses or "
+                        f"gradients in a row (step {self.phase_step} of {phase.steps}, {self.nonfinite_total} in all); "
+                        "stopped. Look "
                         f"at the loss terms in {self.log_dir or 'the log'} (which term blew up first), the last good "
                         f"checkpoint {self.run_dir / LAST}, and lower the learning rate ({phase.net}: {lr:g}) or the "
-                        f"weight of the diverging term; delete {self.run_dir / LAST} to start the stage afresh")
+                        f"weight of the diverging term; delete {self.run_dir / LAST} to start the stage afresh"
+                    )
                 if s.checkpoint_every and self.phase_step % s.checkpoint_every == 0 and self.phase_step < phase.steps:
                     self.save()
         finally:

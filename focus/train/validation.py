@@ -1,7 +1,7 @@
 """Validation after every training phase on held-out synthetic images with ground truth.
 
-The same held-out images are measured after the initialisation (with the pseudo masks ``z(p)`` as the "segmentation"), after the U-Net
-pre-training, and after every EM phase:
+The same held-out images are measured after the initialisation (with the pseudo masks ``z(p)`` as
+the "segmentation"), after the U-Net pre-training, and after every EM phase:
 
 * segmentation F1 and IoU of the face (inlier) class against the true visible-face mask, inside
   the prediction's rendered face region (docs/evaluation.md, section 2), soft and thresholded at 0.5,
@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -68,10 +68,17 @@ class ValidationSet:
     def __len__(self) -> int:
         return len(self.names)
 
-    def to(self, device) -> "ValidationSet":
+    def to(self, device) -> ValidationSet:
         mv = lambda t: None if t is None else t.to(device)  # noqa: E731
-        return ValidationSet(self.names, mv(self.images), mv(self.landmarks), mv(self.masks), mv(self.face_masks),
-                             mv(self.occluded), mv(self.true_id))
+        return ValidationSet(
+            self.names,
+            mv(self.images),
+            mv(self.landmarks),
+            mv(self.masks),
+            mv(self.face_masks),
+            mv(self.occluded),
+            mv(self.true_id),
+        )
 
 
 # ---------------------------------------------------------------------------- ground truth files
@@ -94,8 +101,9 @@ def read_truth(root: str | Path, names: Sequence[str]) -> dict[str, np.ndarray]:
     pos = {n: i for i, n in enumerate(file_names)}
     missing = [n for n in names if n not in pos]
     if missing:
-        raise InputFileError(path, f"no ground truth for {len(missing)} images (e.g. {missing[:3]})",
-                             "re-run the synth stage")
+        raise InputFileError(
+            path, f"no ground truth for {len(missing)} images (e.g. {missing[:3]})", "re-run the synth stage"
+        )
     rows = np.array([pos[n] for n in names], dtype=np.int64)
     out = {}
     for k in data.files:
@@ -105,8 +113,9 @@ def read_truth(root: str | Path, names: Sequence[str]) -> dict[str, np.ndarray]:
     return out
 
 
-def load_validation_set(dataset, indices: Sequence[int], truth: dict[str, np.ndarray] | None = None,
-                        progress: bool = False) -> ValidationSet:
+def load_validation_set(
+    dataset, indices: Sequence[int], truth: dict[str, np.ndarray] | None = None, progress: bool = False
+) -> ValidationSet:
     """Load ``dataset[indices]`` (a :class:`focus.data.FaceImageFolder` without augmentation,
     with ``masks/`` and ``face_masks/``) and its ground truth into memory.
 
@@ -120,8 +129,11 @@ def load_validation_set(dataset, indices: Sequence[int], truth: dict[str, np.nda
         raise ValueError("empty validation set (train.val_count = 0?)")
     for key in ("mask", "face_mask"):
         if key not in items[0]:
-            raise InputFileError(getattr(dataset, "root", "<dataset>"), f"validation images need true {key.replace('_', ' ')}s "
-                                 f"({key}s/ folder)", "validate on a synthetic set")
+            raise InputFileError(
+                getattr(dataset, "root", "<dataset>"),
+                f"validation images need true {key.replace('_', ' ')}s ({key}s/ folder)",
+                "validate on a synthetic set",
+            )
     images = torch.stack([it["image"] for it in items])
     masks = torch.stack([it["mask"] for it in items])
     face_masks = torch.stack([it["face_mask"] for it in items])
@@ -148,8 +160,16 @@ def _mean(x: Tensor) -> float | None:
 
 
 @torch.no_grad()
-def evaluate(encoder, renderer, vs: ValidationSet, unet=None, batch_size: int = 32, face_region: Tensor | None = None,
-             sigma: float = ROBUST_SIGMA, threshold: float = ROBUST_THRESHOLD) -> dict:
+def evaluate(
+    encoder,
+    renderer,
+    vs: ValidationSet,
+    unet=None,
+    batch_size: int = 32,
+    face_region: Tensor | None = None,
+    sigma: float = ROBUST_SIGMA,
+    threshold: float = ROBUST_THRESHOLD,
+) -> dict:
     """Metrics of ``encoder`` (+ ``unet``, or the pseudo masks ``z(p)`` when ``unet`` is ``None``) on ``vs``,
     through the one forward pass (:class:`focus.predictor.Predictor`).
 
@@ -193,8 +213,11 @@ def evaluate(encoder, renderer, vs: ValidationSet, unet=None, batch_size: int = 
             shape_mean_face.append(M.shape_error(renderer.shape(torch.zeros_like(coeffs.id), zeros), true, face_region))
             pred_id.append(coeffs.id.detach())
     occ = vs.occluded.cpu().bool()
-    res: dict = {"seg_source": "unet" if unet is not None else "pseudo", "n_occluded": int(occ.sum()),
-                 "n_unoccluded": int((~occ).sum())}
+    res: dict = {
+        "seg_source": "unet" if unet is not None else "pseudo",
+        "n_occluded": int(occ.sum()),
+        "n_unoccluded": int((~occ).sum()),
+    }
     for key, parts in seg_scores.items():
         v = torch.cat(parts).cpu()
         res[f"{key}_occluded"] = _mean(v[occ])
@@ -216,8 +239,15 @@ def evaluate(encoder, renderer, vs: ValidationSet, unet=None, batch_size: int = 
         res["shape_mm_mean_face"] = _mean(torch.cat(shape_mean_face).cpu())
         res["id_corr"] = M.coefficient_correlation(torch.cat(pred_id).cpu(), vs.true_id.cpu())
     else:
-        for k in ("shape_mm", "shape_mm_occluded", "shape_mm_unoccluded", "shape_mm_median", "shape_mm_occluded_median",
-                  "shape_mm_mean_face", "id_corr"):
+        for k in (
+            "shape_mm",
+            "shape_mm_occluded",
+            "shape_mm_unoccluded",
+            "shape_mm_median",
+            "shape_mm_occluded_median",
+            "shape_mm_mean_face",
+            "id_corr",
+        ):
             res[k] = None
     return res
 
@@ -236,5 +266,13 @@ def read_records(path: str | Path) -> list[dict]:
     return list(json.loads(path.read_text(encoding="utf-8"))["records"])
 
 
-__all__ = ["OCCLUDED_MIN_SHARE", "SEG_KEYS", "ValidationSet", "evaluate", "load_validation_set", "read_records",
-           "read_truth", "write_records"]
+__all__ = [
+    "OCCLUDED_MIN_SHARE",
+    "SEG_KEYS",
+    "ValidationSet",
+    "evaluate",
+    "load_validation_set",
+    "read_records",
+    "read_truth",
+    "write_records",
+]

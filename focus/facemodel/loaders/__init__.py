@@ -32,8 +32,17 @@ from focus.facemodel.model import FaceModel, load_face_model
 #: Format names accepted by :func:`load_any` (``format=``) and ``focus model convert --format``.
 FORMATS: tuple[str, ...] = ("focus", "bfm2009", "bfm_front", "bfm2017", "ict")
 
-__all__ = ["FORMATS", "detect_format", "load_any", "load_bfm2009", "load_bfm2017", "load_bfm_front",
-           "load_ict", "transfer_albedo", "transfer_landmarks"]
+__all__ = [
+    "FORMATS",
+    "detect_format",
+    "load_any",
+    "load_bfm2009",
+    "load_bfm2017",
+    "load_bfm_front",
+    "load_ict",
+    "transfer_albedo",
+    "transfer_landmarks",
+]
 
 _HELP = "name the format explicitly (formats: " + ", ".join(FORMATS) + ")"
 
@@ -44,8 +53,12 @@ def detect_format(path: str | Path) -> str:
     if not path.exists():
         raise InputFileError(path, "face model file or folder not found")
     if path.is_dir():
-        for name, fmt in (("generic_neutral_mesh.obj", "ict"), ("FaceXModel/generic_neutral_mesh.obj", "ict"),
-                          ("BFM_model_front.mat", "bfm_front"), ("01_MorphableModel.mat", "bfm2009")):
+        for name, fmt in (
+            ("generic_neutral_mesh.obj", "ict"),
+            ("FaceXModel/generic_neutral_mesh.obj", "ict"),
+            ("BFM_model_front.mat", "bfm_front"),
+            ("01_MorphableModel.mat", "bfm2009"),
+        ):
             if (path / name).is_file():
                 return fmt
         raise InputFileError(path, "no known face model in this folder", _HELP)
@@ -62,11 +75,14 @@ def detect_format(path: str | Path) -> str:
             return "bfm_front"
         if {"shapeMU", "shapePC"} <= names:
             return "bfm2009"
-        raise InputFileError(path, f"a .mat file with neither BFM 2009 nor Deep3DFaceRecon variables (found {sorted(names)[:10]})", _HELP)
+        raise InputFileError(
+            path, f"a .mat file with neither BFM 2009 nor Deep3DFaceRecon variables (found {sorted(names)[:10]})", _HELP
+        )
     from focus.facemodel.file_kind import describe
 
-    raise InputFileError(path, f"cannot tell the face model format from the name {path.name!r}: this is {describe(path)}",
-                         _HELP)
+    raise InputFileError(
+        path, f"cannot tell the face model format from the name {path.name!r}: this is {describe(path)}", _HELP
+    )
 
 
 def _mat_variables(path: Path) -> set[str]:
@@ -121,6 +137,7 @@ def load_any(
     accepted = set(inspect.signature(loader).parameters)
     unknown = sorted(set(options) - accepted)
     if unknown:
-        raise InputFileError(path, f"options {unknown} do not apply to format {fmt!r}",
-                             f"it takes: {sorted(accepted - {'path'})}")
+        raise InputFileError(
+            path, f"options {unknown} do not apply to format {fmt!r}", f"it takes: {sorted(accepted - {'path'})}"
+        )
     return loader(path, n_id=n_id, n_exp=n_exp, n_albedo=n_albedo, **options)

@@ -50,12 +50,18 @@ def read_mat(path: Path, required: Sequence[str], optional: Sequence[str] = ()) 
     except NotImplementedError:  # MATLAB v7.3 = HDF5
         out = _read_mat_v73(path, names)
     except Exception as exc:  # noqa: BLE001 - any reader failure means a corrupt or foreign file
-        raise InputFileError(path, f"not a readable MATLAB .mat file ({exc.__class__.__name__}: {exc})",
-                             "check that the download is complete") from exc
+        raise InputFileError(
+            path,
+            f"not a readable MATLAB .mat file ({exc.__class__.__name__}: {exc})",
+            "check that the download is complete",
+        ) from exc
     missing = [k for k in required if k not in out]
     if missing:
-        raise InputFileError(path, f"missing variable(s) {missing} (found {sorted(out) or 'none of the needed ones'})",
-                             "is this the right file? it may come from another release or tool")
+        raise InputFileError(
+            path,
+            f"missing variable(s) {missing} (found {sorted(out) or 'none of the needed ones'})",
+            "is this the right file? it may come from another release or tool",
+        )
     return out
 
 
@@ -97,8 +103,9 @@ def _check_mat_size(path: Path) -> None:
                 except zlib.error:
                     return
             if total > limit:
-                raise InputFileError(path, f"holds more than {limit} bytes of data, more than any face model",
-                                     "is this the right file?")
+                raise InputFileError(
+                    path, f"holds more than {limit} bytes of data, more than any face model", "is this the right file?"
+                )
 
 
 def _read_mat_v73(path: Path, names: Sequence[str]) -> dict[str, np.ndarray]:
@@ -111,11 +118,15 @@ def _read_mat_v73(path: Path, names: Sequence[str]) -> dict[str, np.ndarray]:
                 if k in f and isinstance(f[k], h5py.Dataset):
                     out[k] = np.asarray(f[k][()]).T
     except OSError as exc:
-        raise InputFileError(path, f"not a readable MATLAB .mat file ({exc})", "check that the download is complete") from exc
+        raise InputFileError(
+            path, f"not a readable MATLAB .mat file ({exc})", "check that the download is complete"
+        ) from exc
     return out
 
 
-def read_vertex_ids(spec: str | Path | Sequence[int] | np.ndarray | torch.Tensor, what: str) -> tuple[np.ndarray, Path | None]:
+def read_vertex_ids(
+    spec: str | Path | Sequence[int] | np.ndarray | torch.Tensor, what: str
+) -> tuple[np.ndarray, Path | None]:
     """Integer ids from an in-memory sequence or a file (``.npy``, ``.json`` list, or text).
 
     Text files hold whitespace- or comma-separated integers (``#`` starts a comment). Returns the
@@ -132,8 +143,11 @@ def read_vertex_ids(spec: str | Path | Sequence[int] | np.ndarray | torch.Tensor
                 lines = [ln.split("#", 1)[0] for ln in path.read_text(encoding="utf-8").splitlines()]
                 arr = np.asarray(" ".join(lines).replace(",", " ").split(), dtype=np.float64)
         except (ValueError, json.JSONDecodeError, OSError) as exc:
-            raise InputFileError(path, f"cannot read {what} ({exc.__class__.__name__}: {exc})",
-                                 "write one integer vertex id per entry (text, .npy or a JSON list)") from exc
+            raise InputFileError(
+                path,
+                f"cannot read {what} ({exc.__class__.__name__}: {exc})",
+                "write one integer vertex id per entry (text, .npy or a JSON list)",
+            ) from exc
         return as_int_ids(path, what, arr), path
     arr = spec.detach().cpu().numpy() if isinstance(spec, torch.Tensor) else np.asarray(spec)
     return as_int_ids("<argument>", what, arr), None
@@ -148,8 +162,11 @@ def check_shape(path: Path | str, name: str, arr: np.ndarray, shape: Sequence[in
     ok = arr.ndim == len(shape) and all(s is None or s == a for s, a in zip(shape, arr.shape))
     if not ok:
         want = "(" + ", ".join("*" if s is None else str(s) for s in shape) + ")"
-        raise InputFileError(path, f"{name!r} has shape {tuple(arr.shape)}, expected {want}",
-                             "is this the right file? it may come from another release or tool")
+        raise InputFileError(
+            path,
+            f"{name!r} has shape {tuple(arr.shape)}, expected {want}",
+            "is this the right file? it may come from another release or tool",
+        )
     return arr
 
 
@@ -169,7 +186,9 @@ def as_float(path: Path | str, name: str, arr: np.ndarray, dtype: type = np.floa
         raise InputFileError(path, f"{name!r} is not numeric (dtype {arr.dtype})")
     out = arr.astype(dtype, copy=False)
     if not np.isfinite(out).all():
-        raise InputFileError(path, f"{name!r} contains NaN or infinite values", "the file is corrupt; download it again")
+        raise InputFileError(
+            path, f"{name!r} contains NaN or infinite values", "the file is corrupt; download it again"
+        )
     return out
 
 
@@ -192,11 +211,15 @@ def one_based_ids(path: Path | str, name: str, arr: np.ndarray, count: int) -> n
     lo, hi = int(ids.min()), int(ids.max())
     if lo < 1:
         hint = " (it looks 0-based, but this format stores 1-based MATLAB indices)" if lo == 0 else ""
-        raise InputFileError(path, f"{name!r} has index {lo} outside [1, {count}]{hint}",
-                             "the file is corrupt or was written by another tool")
+        raise InputFileError(
+            path,
+            f"{name!r} has index {lo} outside [1, {count}]{hint}",
+            "the file is corrupt or was written by another tool",
+        )
     if hi > count:
-        raise InputFileError(path, f"{name!r} has index {hi} outside [1, {count}]",
-                             "the file does not match the model's vertex count")
+        raise InputFileError(
+            path, f"{name!r} has index {hi} outside [1, {count}]", "the file does not match the model's vertex count"
+        )
     return ids - 1
 
 
@@ -204,8 +227,11 @@ def zero_based_ids(path: Path | str, name: str, arr: np.ndarray, count: int) -> 
     """Check 0-based ids lie in ``[0, count)``; return int64."""
     ids = as_int_ids(path, name, arr)
     if ids.size and (int(ids.min()) < 0 or int(ids.max()) >= count):
-        raise InputFileError(path, f"{name!r} has ids in [{int(ids.min())}, {int(ids.max())}], outside [0, {count})",
-                             "vertex ids must be 0-based and refer to this model's vertices")
+        raise InputFileError(
+            path,
+            f"{name!r} has ids in [{int(ids.min())}, {int(ids.max())}], outside [0, {count})",
+            "vertex ids must be 0-based and refer to this model's vertices",
+        )
     return ids
 
 
@@ -241,7 +267,9 @@ def vector_area(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
     return 0.5 * np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]).sum(axis=0)
 
 
-def orient_outward(vertices: np.ndarray, triangles: np.ndarray, front: Sequence[float] = (0.0, 0.0, 1.0)) -> tuple[np.ndarray, bool]:
+def orient_outward(
+    vertices: np.ndarray, triangles: np.ndarray, front: Sequence[float] = (0.0, 0.0, 1.0)
+) -> tuple[np.ndarray, bool]:
     """Triangles wound counter-clockwise seen from outside, and whether they were flipped.
 
     Assumes a consistently wound open face mesh looking along ``front``: if its vector area
@@ -269,8 +297,11 @@ def remap_ids(path: Path | str, what: str, ids: np.ndarray, old_to_new: np.ndarr
     new = old_to_new[ids]
     if (new < 0).any():
         lost = ids[new < 0][:5].tolist()
-        raise InputFileError(path, f"{what} vertex ids {lost} lie outside the kept region of the model",
-                             "choose a larger region or other landmark ids")
+        raise InputFileError(
+            path,
+            f"{what} vertex ids {lost} lie outside the kept region of the model",
+            "choose a larger region or other landmark ids",
+        )
     return new
 
 

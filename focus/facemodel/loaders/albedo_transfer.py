@@ -74,7 +74,9 @@ def barycentric(points: np.ndarray, a: np.ndarray, b: np.ndarray, c: np.ndarray)
     return bary / np.maximum(bary.sum(axis=1, keepdims=True), 1e-30)
 
 
-def closest_surface_points(vertices: np.ndarray, triangles: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def closest_surface_points(
+    vertices: np.ndarray, triangles: np.ndarray, points: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For ``points (P, 3)``: closest triangle ``(P,)``, barycentrics ``(P, 3)``, distance ``(P,)``."""
     from focus.geometry.closest_points import TriangleMeshIndex
 

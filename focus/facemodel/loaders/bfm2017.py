@@ -47,8 +47,18 @@ import numpy as np
 
 from focus.errors import InputFileError
 from focus.facemodel.loaders._common import (
-    DEFAULT_N_ALBEDO, DEFAULT_N_EXP, DEFAULT_N_ID, as_float, check_count, check_shape, columns_to_basis,
-    finish_model, now_from_ibug68, read_vertex_ids, require_file, zero_based_ids,
+    DEFAULT_N_ALBEDO,
+    DEFAULT_N_EXP,
+    DEFAULT_N_ID,
+    as_float,
+    check_count,
+    check_shape,
+    columns_to_basis,
+    finish_model,
+    now_from_ibug68,
+    read_vertex_ids,
+    require_file,
+    zero_based_ids,
 )
 from focus.facemodel.model import MAX_MODEL_BYTES, FaceModel
 
@@ -74,8 +84,13 @@ BASEL_TO_IBUG68: dict[str, int] = {
 
 #: Basel landmark names of the 7 NoW points, in NoW order.
 BASEL_NOW_NAMES: tuple[str, ...] = (
-    "right.eye.corner_outer", "right.eye.corner_inner", "left.eye.corner_inner", "left.eye.corner_outer",
-    "center.nose.attachement_to_philtrum", "right.lips.corner", "left.lips.corner",
+    "right.eye.corner_outer",
+    "right.eye.corner_inner",
+    "left.eye.corner_inner",
+    "left.eye.corner_outer",
+    "center.nose.attachement_to_philtrum",
+    "right.lips.corner",
+    "left.lips.corner",
 )
 
 _FIX = "is this a Basel Face Model 2017/2019 .h5 file? (statismo layout: shape|color|expression/model/...)"
@@ -93,7 +108,9 @@ def _dataset(path: Path, f, name: str) -> np.ndarray:  # noqa: ANN001 - h5py.Fil
     return ds
 
 
-def _pca_group(path: Path, f, group: str, n3: int | None, n_keep: int | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # noqa: ANN001
+def _pca_group(
+    path: Path, f, group: str, n3: int | None, n_keep: int | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # noqa: ANN001
     """``mean (3N,)``, first ``K`` columns of ``pcaBasis (3N, K)``, ``pcaVariance (K,)`` of ``group``."""
     mean_ds = _dataset(path, f, f"{group}/model/mean")
     basis_ds = _dataset(path, f, f"{group}/model/pcaBasis")
@@ -134,7 +151,11 @@ def read_named_landmarks(path: Path, f) -> dict[str, np.ndarray]:  # noqa: ANN00
         if isinstance(parsed, dict):
             items = list(parsed.items())
         elif isinstance(parsed, list):
-            items = [(d.get("id", d.get("name")), d.get("coordinates", d.get("point"))) for d in parsed if isinstance(d, dict)]
+            items = [
+                (d.get("id", d.get("name")), d.get("coordinates", d.get("point")))
+                for d in parsed
+                if isinstance(d, dict)
+            ]
         else:
             items = []
             for line in text.splitlines():
@@ -179,8 +200,11 @@ def load_bfm2017(
     """
     import h5py
 
-    path = require_file(Path(path), "Basel Face Model 2017 file",
-                        "download model2017-1_bfm_nomouth.h5 from https://faces.dmi.unibas.ch/bfm/bfm2017.html")
+    path = require_file(
+        Path(path),
+        "Basel Face Model 2017 file",
+        "download model2017-1_bfm_nomouth.h5 from https://faces.dmi.unibas.ch/bfm/bfm2017.html",
+    )
     try:
         f = h5py.File(path, "r")
     except OSError as exc:
@@ -211,22 +235,33 @@ def load_bfm2017(
 
     if landmarks68 is not None:
         ids, src = read_vertex_ids(landmarks68, "landmark ids")
-        lm68 = zero_based_ids(src or path, "landmark ids", check_shape(src or path, "landmark ids", ids.reshape(-1), (68,)), nv)
+        lm68 = zero_based_ids(
+            src or path, "landmark ids", check_shape(src or path, "landmark ids", ids.reshape(-1), (68,)), nv
+        )
     elif landmark_source is not None:
         from focus.facemodel.loaders.albedo_transfer import transfer_landmarks
 
         pairs = {BASEL_TO_IBUG68[n]: int(i) for n, i in named_ids.items() if n in BASEL_TO_IBUG68}
         if len(pairs) < 4:
-            raise InputFileError(path, f"only {len(pairs)} named landmarks with an iBUG counterpart in metadata/landmarks; "
-                                 "need >= 4 to align the landmark source", "pass landmarks68 (68 0-based vertex ids) instead")
+            raise InputFileError(
+                path,
+                f"only {len(pairs)} named landmarks with an iBUG counterpart in metadata/landmarks; "
+                "need >= 4 to align the landmark source",
+                "pass landmarks68 (68 0-based vertex ids) instead",
+            )
         lm68 = transfer_landmarks(landmark_source, s_mean.reshape(nv, 3), pairs)
     else:
-        raise InputFileError(path, "Basel Face Model 2017 has no 68-landmark vertex ids and none were supplied",
-                             "pass landmarks68 / --landmarks with 68 0-based vertex ids (iBUG order), or "
-                             "landmark_source / --landmark-source with a converted model to transfer them from")
+        raise InputFileError(
+            path,
+            "Basel Face Model 2017 has no 68-landmark vertex ids and none were supplied",
+            "pass landmarks68 / --landmarks with 68 0-based vertex ids (iBUG order), or "
+            "landmark_source / --landmark-source with a converted model to transfer them from",
+        )
     if now_landmarks7 is not None:
         ids, src = read_vertex_ids(now_landmarks7, "NoW landmark ids")
-        now = zero_based_ids(src or path, "NoW landmark ids", check_shape(src or path, "NoW landmark ids", ids.reshape(-1), (7,)), nv)
+        now = zero_based_ids(
+            src or path, "NoW landmark ids", check_shape(src or path, "NoW landmark ids", ids.reshape(-1), (7,)), nv
+        )
     elif all(n in named_ids for n in BASEL_NOW_NAMES):
         now = np.asarray([named_ids[n] for n in BASEL_NOW_NAMES], dtype=np.int64)
     else:
@@ -240,10 +275,14 @@ def load_bfm2017(
         exp_basis=columns_to_basis(e_basis) * exp_std[:, None, None],
         mean_albedo=c_mean.reshape(nv, 3),
         albedo_basis=columns_to_basis(c_basis) * alb_std[:, None, None],
-        triangles=triangles, landmarks68=lm68, now_landmarks7=now,
+        triangles=triangles,
+        landmarks68=lm68,
+        now_landmarks7=now,
         regions={"face": np.ones(nv, dtype=bool), "skin": np.ones(nv, dtype=bool)},
-        id_std=id_std, exp_std=exp_std, albedo_std=alb_std,
+        id_std=id_std,
+        exp_std=exp_std,
+        albedo_std=alb_std,
         name=f"Basel Face Model 2017 ({path.name}): {nv} vertices, {s_basis.shape[1]} identity / "
-             f"{e_basis.shape[1]} expression / {c_basis.shape[1]} albedo components",
+        f"{e_basis.shape[1]} expression / {c_basis.shape[1]} albedo components",
         recenter=recenter,
     )

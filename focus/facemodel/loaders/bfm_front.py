@@ -34,8 +34,21 @@ import numpy as np
 
 from focus.errors import InputFileError
 from focus.facemodel.loaders._common import (
-    DEFAULT_N_ALBEDO, DEFAULT_N_EXP, DEFAULT_N_ID, as_float, as_vector, check_count, check_shape, columns_to_basis,
-    finish_model, mask_from_ids, now_from_ibug68, one_based_ids, read_mat, read_vertex_ids, require_file,
+    DEFAULT_N_ALBEDO,
+    DEFAULT_N_EXP,
+    DEFAULT_N_ID,
+    as_float,
+    as_vector,
+    check_count,
+    check_shape,
+    columns_to_basis,
+    finish_model,
+    mask_from_ids,
+    now_from_ibug68,
+    one_based_ids,
+    read_mat,
+    read_vertex_ids,
+    require_file,
     zero_based_ids,
 )
 from focus.facemodel.model import FaceModel
@@ -80,14 +93,20 @@ def load_bfm_front(
     path = Path(path)
     if path.is_dir():
         path = path / "BFM_model_front.mat"
-    path = require_file(path, "Deep3DFaceRecon front model (BFM_model_front.mat)",
-                        "build it with Deep3DFaceRecon's util/load_mats.py (transferBFM09) from BFM 2009")
+    path = require_file(
+        path,
+        "Deep3DFaceRecon front model (BFM_model_front.mat)",
+        "build it with Deep3DFaceRecon's util/load_mats.py (transferBFM09) from BFM 2009",
+    )
     m = read_mat(path, _REQUIRED, _OPTIONAL)
 
     flat_mean = as_vector(path, "meanshape", m["meanshape"])
     if flat_mean.size == 0 or flat_mean.size % 3:
-        raise InputFileError(path, f"'meanshape' has {flat_mean.size} values, not a positive multiple of 3",
-                             "is this the right file? it may come from another release or tool")
+        raise InputFileError(
+            path,
+            f"'meanshape' has {flat_mean.size} values, not a positive multiple of 3",
+            "is this the right file? it may come from another release or tool",
+        )
     n3 = flat_mean.size
     nv = n3 // 3
     mean_shape = as_float(path, "meanshape", flat_mean).reshape(nv, 3) * DM_TO_MM
@@ -108,7 +127,9 @@ def load_bfm_front(
 
     if now_landmarks7 is not None:
         ids, src = read_vertex_ids(now_landmarks7, "NoW landmark ids")
-        now = zero_based_ids(src or path, "NoW landmark ids", check_shape(src or path, "NoW landmark ids", ids.reshape(-1), (7,)), nv)
+        now = zero_based_ids(
+            src or path, "NoW landmark ids", check_shape(src or path, "NoW landmark ids", ids.reshape(-1), (7,)), nv
+        )
     elif nv == FRONT_NUM_VERTICES:
         now = np.asarray(FRONT_NOW_LANDMARKS7, dtype=np.int64)
     else:
@@ -116,17 +137,27 @@ def load_bfm_front(
 
     regions = {"face": np.ones(nv, dtype=bool), "skin": np.ones(nv, dtype=bool)}
     if "frontmask2_idx" in m:
-        regions["face"] = mask_from_ids(one_based_ids(path, "frontmask2_idx", as_vector(path, "frontmask2_idx", m["frontmask2_idx"]), nv), nv)
+        regions["face"] = mask_from_ids(
+            one_based_ids(path, "frontmask2_idx", as_vector(path, "frontmask2_idx", m["frontmask2_idx"]), nv), nv
+        )
     if "skinmask" in m:
         regions["skin"] = as_float(path, "skinmask", as_vector(path, "skinmask", m["skinmask"], nv)) > 0.5
 
     return finish_model(
         path,
-        mean_shape=mean_shape, id_basis=id_basis, exp_basis=exp_basis,
-        mean_albedo=mean_albedo, albedo_basis=albedo_basis,
-        triangles=tri, landmarks68=keypoints, now_landmarks7=now, regions=regions,
-        id_std=None, exp_std=None, albedo_std=None,
+        mean_shape=mean_shape,
+        id_basis=id_basis,
+        exp_basis=exp_basis,
+        mean_albedo=mean_albedo,
+        albedo_basis=albedo_basis,
+        triangles=tri,
+        landmarks68=keypoints,
+        now_landmarks7=now,
+        regions=regions,
+        id_std=None,
+        exp_std=None,
+        albedo_std=None,
         name=f"Deep3DFaceRecon BFM front model ({path.name}): {nv} vertices, "
-             f"{k_id} identity / {k_exp} expression / {k_alb} albedo components",
+        f"{k_id} identity / {k_exp} expression / {k_alb} albedo components",
         recenter=recenter,
     )
