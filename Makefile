@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-all install clean-venv bench lint readme
+.PHONY: run test test-all install clean-venv bench lint readme ablations
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -44,6 +44,13 @@ bench: $(STAMP)
 	$(PY) bench/now_eval.py --out bench/results/now_eval.json
 	$(PY) bench/synth.py --out bench/results/synth_cpu.json
 	$(PY) bench/reconstruct.py --out bench/results/reconstruct_cpu.json
+
+## The ablation table: queue one DVC experiment per ablation (focus/eval/ablations.py), run the
+## queue and wait, then write reports/ablations.md from `dvc exp show --json`. Hours of CPU at the default.
+ablations: $(STAMP)
+	PATH=$(abspath $(VENV))/bin:$$PATH $(PY) -m focus.eval.ablations queue
+	PATH=$(abspath $(VENV))/bin:$$PATH $(PY) -m focus.eval.ablations run
+	PATH=$(abspath $(VENV))/bin:$$PATH $(PY) -m focus.eval.ablations table
 
 clean-venv:
 	rm -rf $(VENV)

@@ -327,13 +327,16 @@ def segmentation_loss(
     ``seg_mask`` is the U-Net's ``M`` (the trained quantity); ``render`` and ``render_mask`` come
     from the frozen encoder. ``L_presv`` and ``L_dist`` need ``perceptual`` (``None`` leaves them
     out): ``phi_sh(I)`` and ``phi_sh(I V)`` on crops at ``l``, ``phi_sh(R V)`` on a crop at ``l_hat``.
+    A term whose weight is 0 is not computed and not in ``terms`` (the ablations: ``nbr: 0``
+    without ``L_nbr``; ``presv: 0, dist: 0`` without the perceptual terms).
     """
     face_mask = render_mask * seg_mask
     terms = {
         "bin": binary_loss(face_mask),
         "area": area_loss(render_mask, seg_mask),
-        "nbr": neighbour_loss(image, render, face_mask, weights.window),
     }
+    if weights.nbr != 0:  # the ablation without L_nbr: not computed (window x window shifted copies)
+        terms["nbr"] = neighbour_loss(image, render, face_mask, weights.window)
     if perceptual is not None and (weights.presv != 0 or weights.dist != 0):
         from focus.nets.face_align import arcface_template, estimate_similarity, five_points, warp_affine
 

@@ -97,7 +97,7 @@ def update_dvc_yaml(path: str | Path = "dvc.yaml", root: str | Path = ".") -> li
     out: list[str] = []
     stage, done, changed = None, False, []
     for line in text.split("\n"):
-        m = re.match(r"^  (\w+):$", line)
+        m = re.match(r"^  (\w+):\s*(#.*)?$", line)
         if m and m.group(1) in stages:
             stage, done = m.group(1), False
         if stage and re.match(rf"^      - {PACKAGE}(/|$)", line):

@@ -22,6 +22,8 @@ def direct(pred: np.ndarray, truth: np.ndarray, region: np.ndarray) -> dict[str,
         "recall": tp / max(tp + fn, 1.0),
         "f1": 2 * tp / max(2 * tp + fp + fn, 1.0),
         "iou": tp / max(tp + fp + fn, 1.0),
+        "occluder_f1": 2 * tn / max(2 * tn + fp + fn, 1.0),
+        "occluder_iou": tn / max(tn + fp + fn, 1.0),
     }
 
 
@@ -88,3 +90,21 @@ def test_summary_mean_and_std(masks) -> None:
 def test_shape_mismatch_is_an_error() -> None:
     with pytest.raises(ValueError, match="one shape"):
         segmentation_metrics(np.zeros((1, 1, 4, 4)), np.zeros((1, 1, 4, 5)), np.zeros((1, 1, 4, 4)))
+
+
+def test_occluder_class_against_numpy_on_small_masks() -> None:
+    """Occluder IoU / F1 straight from numpy set operations on hard masks (the all-face mask scores 0)."""
+    rng = np.random.default_rng(11)
+    truth = (rng.uniform(0, 1, (3, 1, 9, 9)) > 0.3).astype(np.float64)
+    pred = (rng.uniform(0, 1, (3, 1, 9, 9)) > 0.4).astype(np.float64)
+    region = (rng.uniform(0, 1, (3, 1, 9, 9)) > 0.2).astype(np.float64)
+    res = segmentation_metrics(pred, truth, region)
+    for i in range(3):
+        r = region[i] > 0
+        occ_t, occ_p = (truth[i] == 0) & r, (pred[i] == 0) & r
+        inter, union = (occ_t & occ_p).sum(), (occ_t | occ_p).sum()
+        assert res["occluder_iou"][i] == pytest.approx(inter / union)
+        assert res["occluder_f1"][i] == pytest.approx(2 * inter / (occ_t.sum() + occ_p.sum()))
+    all_face = segmentation_metrics(np.ones_like(pred), truth, region)
+    assert np.all(all_face["occluder_f1"] == 0) and np.all(all_face["occluder_iou"] == 0)
+    assert np.all(all_face["recall"] == 1)  # while the face class calls it perfect recall

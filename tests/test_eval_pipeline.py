@@ -18,7 +18,7 @@ from focus.now.landmark_io import read_landmarks
 
 ROUNDS = 2
 NOW_KEYS = ["mean_face", "autoencoder", "focus_round_01", "focus_round_02", "focus", "focus_prior"]
-AR_KEYS = ["autoencoder", "pseudo_mask", "focus_round_01", "focus_round_02", "focus"]
+AR_KEYS = ["all_face", "autoencoder", "pseudo_mask", "focus_round_01", "focus_round_02", "focus"]
 
 
 @pytest.fixture(scope="module")
@@ -89,10 +89,17 @@ def test_ar_metrics_keys_and_trivial_baseline(project: Path) -> None:
     for k in AR_KEYS:
         assert set(ar[k]) == set(P.AR_SUBSETS)
         for row in ar[k].values():
-            for m in ("accuracy", "precision", "recall", "f1", "iou"):
+            for m in ("accuracy", "precision", "recall", "f1", "iou", "occluder_f1", "occluder_iou"):
                 assert 0.0 <= row[m] <= 1.0 and row[f"{m}_std"] >= 0.0 and 0.0 <= row["hard"][m] <= 1.0
     # no segmentation: every rendered pixel is called face, so nothing visible is missed
     assert all(ar["autoencoder"][s]["recall"] == pytest.approx(1.0) for s in P.AR_SUBSETS)
+    # ... and no occluder is found: the occluder class scores 0 for both all-face rows
+    for k in ("autoencoder", "all_face"):
+        for s in P.AR_SUBSETS:
+            assert ar[k][s]["recall"] == pytest.approx(1.0)
+            assert ar[k][s]["occluder_f1"] == 0.0 and ar[k][s]["occluder_iou"] == 0.0
+    for s in P.AR_SUBSETS:
+        assert 0.0 <= ar["focus"][s]["occluder_iou"] <= ar["focus"][s]["occluder_f1"] <= 1.0
     details = load(project, "reports/eval/ar/details.json")
     assert details["images"] == {"unoccluded": 2, "sunglasses": 2, "scarf": 2}
     assert "face_region_soft" in details["whole_true_face_region"]["focus"]["scarf"]
@@ -286,3 +293,34 @@ def test_real_data_options(project: Path, tmp_path: Path, monkeypatch) -> None:
     shutil.rmtree(ar / "scarf" / "masks")
     with pytest.raises(InputFileError, match="true visible-face masks"):
         P.run_eval_ar(params, paths)
+
+
+def test_celebahq_stage_scores_the_synthetic_set_in_the_celebahq_layout(project: Path) -> None:
+    """Default (eval.celebahq_dir null): the AR-like set written in the CelebAMask-HQ layout, scored with
+    every AR row; the masks derived from its part files are the AR set's true masks."""
+    from PIL import Image
+
+    from focus.data.dataset import read_mask
+
+    params = json.loads((project / "params.json").read_text())
+    mp = pytest.MonkeyPatch()
+    mp.chdir(project)
+    try:
+        metrics = P.run_eval_celebahq(params)
+    finally:
+        mp.undo()
+    assert list(metrics) == AR_KEYS
+    assert load(project, "reports/eval/celebahq/metrics.json") == metrics
+    details = load(project, "reports/eval/celebahq/details.json")
+    assert details["synthetic"] and details["images"] == 6 and "eye_g" in details["non_face_parts"]
+    for k in ("all_face", "autoencoder"):
+        row = metrics[k]["celebahq"]
+        assert row["recall"] == pytest.approx(1.0) and row["occluder_f1"] == 0.0
+    layout = project / "data/eval/celebahq/synthetic_layout"
+    mapping = (layout / "CelebA-HQ-to-CelebA-mapping.txt").read_text().splitlines()
+    for line in mapping[1:]:
+        idx, _, src = line.split()
+        sub, name = src.split("/")
+        truth = read_mask(project / "data/synth/ar" / sub / "masks" / name)
+        derived = np.asarray(Image.open(project / "data/eval/celebahq/masks" / f"{idx}.png")) / 255.0
+        np.testing.assert_array_equal(derived, truth >= 0.5)

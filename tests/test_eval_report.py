@@ -274,3 +274,33 @@ def test_now_table_columns_beside_the_mean_face() -> None:
         "0.50",
     )
     assert md_row(now_table(now), "FOCUS, EM round 1 (`focus_round_01`)")["all median"] == "–"
+
+
+def test_ar_table_shows_the_occluder_class_beside_the_face_class() -> None:
+    from focus.eval.report import ar_table
+
+    row = {m: 0.5 for m in ("accuracy", "precision", "recall", "f1", "iou")}
+    ar = {
+        "focus": {"scarf": {**row, "occluder_f1": 0.412, "occluder_iou": 0.259, "hard": {"f1": 0.6, "iou": 0.4}}},
+        "all_face": {"scarf": {**row, "occluder_f1": 0.0, "occluder_iou": 0.0, "hard": {"f1": 0.6, "iou": 0.4}}},
+    }
+    lines = ar_table(ar, ["all_face", "focus"], "scarf").splitlines()
+    assert lines[0].endswith("| occluder F1 | occluder IoU |")
+    assert lines[2].startswith("| All-face mask") and lines[2].endswith("| 0.000 | 0.000 |")
+    assert lines[3].endswith("| 0.412 | 0.259 |")
+
+
+def test_readme_block_links_the_ablations_and_celebahq(tmp_path) -> None:
+    from focus.eval.report import build_report, celebahq_section, readme_block
+
+    summary = {"targets": {"all_met": False}, "now": {}, "ar": {}}
+    block = readme_block(None, None, summary, None, None, links=[("ablation table", "reports/ablations.md")])
+    assert "Also: [ablation table](reports/ablations.md)." in block
+    assert "Also:" not in readme_block(None, None, summary, None, None)
+    row = {m: 0.5 for m in ("accuracy", "precision", "recall", "f1", "iou")}
+    celeb = {"all_face": {"celebahq": {**row, "occluder_f1": 0.0, "occluder_iou": 0.0, "hard": {}}}}
+    lines = celebahq_section(celeb, {"synthetic": True, "images": 6, "face_parts": ["skin", "nose"]})
+    assert lines[0] == "## Segmentation: CelebAMask-HQ protocol" and "6 images" in lines[2]
+    assert "\n| All-face mask" in "\n".join(lines)
+    md = build_report(None, None, summary, None, None, None, {}, False, celeb=celeb, celeb_details=None, ablations=True)
+    assert "[ablations.md](ablations.md)" in md and "CelebAMask-HQ protocol" in md

@@ -1,4 +1,5 @@
-"""Segmentation metrics of the face (inlier) class (``docs/evaluation.md`` section 2).
+"""Segmentation metrics of the face (inlier) class and of the occluder class
+(``docs/evaluation.md`` section 2).
 
 Per image, with ``M`` the estimated face probability, ``m_r`` the prediction's rendered face
 region and ``T`` the true visible-face mask (all ``(H, W)``, in the aligned crop), counted over a
@@ -9,7 +10,17 @@ region ``W``:
 accuracy = (TP + TN) / all, precision = TP / (TP + FP), recall = TP / (TP + FN),
 F1 = 2 TP / (2 TP + FP + FN), IoU = TP / (TP + FP + FN), each denominator clamped to at least 1
 (:func:`focus.train.metrics.segmentation_scores`, the training's validation uses the same
-definition). Variants (:data:`VARIANTS`):
+definition).
+
+The occluder class, metrics that cannot flatter: face-class F1 is high for anything that
+calls most pixels face (the all-face mask), so the same counts are also read for the other class,
+the non-face pixels of ``W`` (the occluders themselves, plus any rendered pixel that is not visible
+face): ``occluder_f1 = 2 TN / (2 TN + FP + FN)``, ``occluder_iou = TN / (TN + FP + FN)`` (again
+clamped to at least 1). The all-face mask scores 0 on both. On an image without occluders inside
+``W`` both are 0 whatever is predicted (no true positives are possible): on the unoccluded subset
+they only show how much is falsely called occluder, read them on the occluded subsets.
+
+Variants (:data:`VARIANTS`):
 
 * ``soft``: ``W = m_r``, ``P = M`` as predicted (the authors' numbers);
 * ``hard``: ``W = m_r``, ``P = [M > 0.5]``;
@@ -25,14 +36,16 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-METRICS: tuple[str, ...] = ("accuracy", "precision", "recall", "f1", "iou")
+#: Face-class metrics, then the occluder class's F1 and IoU (module docstring).
+METRICS: tuple[str, ...] = ("accuracy", "precision", "recall", "f1", "iou", "occluder_f1", "occluder_iou")
 VARIANTS: tuple[str, ...] = ("soft", "hard", "face_region_soft", "face_region_hard")
 THRESHOLD = 0.5
 
 
 def segmentation_metrics(pred: np.ndarray, truth: np.ndarray, region: np.ndarray) -> dict[str, np.ndarray]:
-    """Per-image ``accuracy, precision, recall, f1, iou`` ``(N,)`` of ``pred`` against ``truth`` inside
-    ``region`` (all ``(N, 1, H, W)`` or ``(N, H, W)`` in [0, 1]; soft values count fractionally)."""
+    """Per-image :data:`METRICS` ``(N,)`` of ``pred`` against ``truth`` inside ``region`` (all
+    ``(N, 1, H, W)`` or ``(N, H, W)`` in [0, 1]; soft values count fractionally): the face class's
+    ``accuracy, precision, recall, f1, iou`` and the occluder class's ``occluder_f1, occluder_iou``."""
     from focus.train.metrics import segmentation_scores
 
     def t(a: np.ndarray) -> torch.Tensor:
@@ -44,7 +57,10 @@ def segmentation_metrics(pred: np.ndarray, truth: np.ndarray, region: np.ndarray
         raise ValueError(
             f"pred {tuple(p.shape)}, truth {tuple(tr.shape)} and region {tuple(r.shape)} must have one shape"
         )
-    return {k: v.numpy() for k, v in segmentation_scores(p, tr, r).items()}
+    out = {k: v.numpy() for k, v in segmentation_scores(p, tr, r).items()}
+    occ = segmentation_scores(1.0 - p, 1.0 - tr, r)  # the other class: its TP is the face class's TN
+    out["occluder_f1"], out["occluder_iou"] = occ["f1"].numpy(), occ["iou"].numpy()
+    return out
 
 
 def image_metrics(

@@ -1,4 +1,4 @@
-"""``focus evaluate {misfit_prior,now,ar,report}``: run one evaluation stage (what ``stages/*.py`` call).
+"""``focus evaluate {misfit_prior,now,ar,report,celebahq}``: run one evaluation stage (what ``stages/*.py`` call).
 
 ``--params`` takes one or more YAML files; later files override earlier ones group by group.
 Paths are the DVC layout (run from the project root): the models in ``models/`` and
@@ -12,8 +12,20 @@ import argparse
 
 from focus.stage_cli import add_params_argument, setup_logging, stage_entry
 
-STAGES = {"misfit_prior": "run_misfit_prior", "now": "run_eval_now", "ar": "run_eval_ar", "report": "run_report"}
-SCRIPT_NAMES = {"misfit_prior": "misfit_prior", "now": "eval_now", "ar": "eval_ar", "report": "report"}
+STAGES = {
+    "misfit_prior": "run_misfit_prior",
+    "now": "run_eval_now",
+    "ar": "run_eval_ar",
+    "report": "run_report",
+    "celebahq": "run_eval_celebahq",
+}
+SCRIPT_NAMES = {
+    "misfit_prior": "misfit_prior",
+    "now": "eval_now",
+    "ar": "eval_ar",
+    "report": "report",
+    "celebahq": "eval_celebahq",
+}
 
 
 def run_stage(stage: str, params_files: list[str]) -> int:
@@ -29,7 +41,7 @@ def run_stage(stage: str, params_files: list[str]) -> int:
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "evaluate",
-        help="run an evaluation stage (misfit_prior, now, ar, report)",
+        help="run an evaluation stage (misfit_prior, now, ar, report, celebahq)",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

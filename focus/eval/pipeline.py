@@ -18,7 +18,12 @@ key                    what                                                     
 ``focus``              the trained FOCUS model (``models/focus.pt``)                         NoW, AR
 ``focus_prior``        FOCUS with the misfit prior subtracted (``models/misfit_prior.npz``)  NoW (same masks
                                                                                              as ``focus``)
+``all_face``           the trained FOCUS model's render with every rendered pixel called    AR (its shape
+                       face: the trivial all-face mask inside FOCUS's own face region       is ``focus``'s)
 =====================  ==================================================================  ==============
+
+The AR tables thus carry both trivial masks beside every model: ``all_face`` (and the
+``autoencoder``'s, the same inside the initialised encoder's face region) and ``pseudo_mask``.
 
 Stages:
 
@@ -31,8 +36,12 @@ Stages:
   coefficients across images, where the set has true coefficients), cumulative error curves,
   examples; predictions and scorer outputs under ``data/eval/now/``.
 * :func:`run_eval_ar` -- segmentation metrics on the AR-layout set per subset:
-  ``reports/eval/ar/metrics.json`` (``<key>.<subset>.{accuracy,precision,recall,f1,iou}`` soft,
-  ``..._std``, and the same under ``hard``), examples; per-image values under ``data/eval/ar/``.
+  ``reports/eval/ar/metrics.json`` (``<key>.<subset>.{accuracy,precision,recall,f1,iou,occluder_f1,
+  occluder_iou}`` soft, ``..._std``, and the same under ``hard``; the ``occluder_*`` values are the
+  occluder class's, :mod:`focus.eval.ar_metrics`), examples; per-image values under ``data/eval/ar/``.
+* :func:`run_eval_celebahq` -- the same segmentation metrics on CelebAMask-HQ (``eval.celebahq_dir``)
+  or on the AR-like set written in its layout (:mod:`focus.eval.celebahq`):
+  ``reports/eval/celebahq/metrics.json`` (``<key>.celebahq.{...}``).
 * :func:`run_report` -- target checks (``reports/eval/summary.json``), per-round plot,
   ``reports/README.md`` and the headline block of the project README (:mod:`focus.eval.report`).
 """
@@ -87,6 +96,7 @@ class EvalPaths:
 
 
 MEAN_FACE = "mean_face"
+ALL_FACE = "all_face"
 
 
 @dataclass(frozen=True)
@@ -103,12 +113,18 @@ class Method:
 
 
 def methods(
-    rounds: int, paths: EvalPaths = EvalPaths(), with_prior: bool = True, with_mean_face: bool = False
+    rounds: int,
+    paths: EvalPaths = EvalPaths(),
+    with_prior: bool = True,
+    with_mean_face: bool = False,
+    with_all_face: bool = False,
 ) -> list[Method]:
     """The compared models, in table order (see the module docstring)."""
     out = []
     if with_mean_face:
         out.append(Method(MEAN_FACE, "mean face (identity 0, neutral expression) for every image", None, "none"))
+    if with_all_face:
+        out.append(Method(ALL_FACE, "all-face mask (every pixel FOCUS renders called face)", paths.final, "none"))
     out += [
         Method("autoencoder", "autoencoder (initialised encoder, no segmentation)", paths.init, "none"),
         Method("pseudo_mask", "robust pseudo mask z(p) (initialised encoder)", paths.init, "pseudo"),
@@ -657,7 +673,7 @@ def run_eval_ar(params: dict, paths: EvalPaths = EvalPaths()) -> dict:
     t0 = time.perf_counter()
     ctx = make_context(params, paths)
     es = ctx.settings
-    ms = methods(ctx.rounds, paths, with_prior=False)
+    ms = methods(ctx.rounds, paths, with_prior=False, with_all_face=True)
     groups = _by_checkpoint(ctx, ms)
     first = _load(ctx, paths.final)
     crops = _ar_crops(es, first)
@@ -787,6 +803,14 @@ def _ar_examples(preds: dict, per_image: dict, n: int, out_dir: Path) -> None:
         )
 
 
+# ---------------------------------------------------------------------------- CelebAMask-HQ
+def run_eval_celebahq(params: dict, paths: EvalPaths = EvalPaths()) -> dict:
+    """Segmentation metrics on CelebAMask-HQ or its synthetic stand-in (:mod:`focus.eval.celebahq`)."""
+    from focus.eval.celebahq import run_eval_celebahq as run
+
+    return run(params, paths)
+
+
 # ---------------------------------------------------------------------------- report
 def run_report(params: dict, paths: EvalPaths = EvalPaths()) -> dict:
     """Targets, per-round plot, ``reports/README.md`` and the project README's headline block."""
@@ -796,6 +820,7 @@ def run_report(params: dict, paths: EvalPaths = EvalPaths()) -> dict:
 
 
 __all__ = [
+    "ALL_FACE",
     "AR_SUBSETS",
     "EvalPaths",
     "MEAN_FACE",
@@ -804,6 +829,7 @@ __all__ = [
     "methods",
     "now_metrics",
     "run_eval_ar",
+    "run_eval_celebahq",
     "run_eval_now",
     "run_misfit_prior",
     "run_report",

@@ -29,6 +29,7 @@ import argparse
 import json
 import math
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +73,7 @@ METHOD_LABELS = {
     "focus": "FOCUS",
     "focus_prior": "FOCUS + misfit prior",
     "mean_face": "Mean face (identity 0, every image)",
+    "all_face": "All-face mask (FOCUS's render)",
 }
 
 
@@ -216,10 +218,10 @@ def now_challenge_table(now: dict, keys: list[str]) -> str:
 
 
 def ar_table(ar: dict, keys: list[str], subset: str) -> str:
-    """Markdown: soft means ± std and thresholded F1 / IoU of one subset."""
+    """Markdown: soft means ± std and thresholded F1 / IoU of one subset, face class then occluder class."""
     lines = [
-        "| model | accuracy | precision | recall | F1 | IoU | F1 (0.5) | IoU (0.5) |",
-        "|---|---|---|---|---|---|---|---|",
+        "| model | accuracy | precision | recall | F1 | IoU | F1 (0.5) | IoU (0.5) | occluder F1 | occluder IoU |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for k in keys:
         row = _get(ar, k, subset)
@@ -230,6 +232,7 @@ def ar_table(ar: dict, keys: list[str], subset: str) -> str:
             for m in ("accuracy", "precision", "recall", "f1", "iou")
         ]
         cells += [_f(_get(row, "hard", "f1"), 3), _f(_get(row, "hard", "iou"), 3)]
+        cells += [_f(row.get(m), 3) for m in ("occluder_f1", "occluder_iou")]
         lines.append(f"| {method_label(k)} (`{k}`) | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -735,7 +738,10 @@ def ar_section(ar: dict | None, ar_details: dict | None) -> list[str]:
         "## Segmentation: AR protocol",
         "",
         "Per image inside the rendered face region of the prediction; soft mask as predicted (mean ± std "
-        "over images) and thresholded at 0.5.",
+        "over images) and thresholded at 0.5. The face-class F1 flatters any mask that calls most pixels face "
+        "(compare the all-face rows); the occluder F1 / IoU (soft) score the outliers themselves: the all-face "
+        "mask gets 0. On the unoccluded subset there is (almost) no occluder to find, so the occluder values "
+        "there only show false alarms.",
         "",
     ]
     for sub in subsets:
@@ -768,6 +774,28 @@ def ar_section(ar: dict | None, ar_details: dict | None) -> list[str]:
     ]
 
 
+def celebahq_section(celeb: dict | None, details: dict | None) -> list[str]:
+    """Markdown lines: the CelebAMask-HQ table (stage ``eval_celebahq``), every model beside the trivial masks."""
+    if not celeb:
+        return []
+    synthetic = bool(_get(details, "synthetic")) if details else True
+    src = (
+        "the AR-like synthetic set written in the CelebAMask-HQ layout (`eval.celebahq_dir` unset)"
+        if synthetic
+        else f"CelebAMask-HQ `{_get(details, 'dataset')}`"
+    )
+    parts = (details or {}).get("face_parts") or []
+    return [
+        "## Segmentation: CelebAMask-HQ protocol",
+        "",
+        f"{_get(details, 'images') or '?'} images of {src}; visible face = final part label in "
+        f"{', '.join(parts) or '?'} (docs/evaluation.md 2.1); metrics as the AR tables.",
+        "",
+        ar_table(celeb, list(celeb), "celebahq"),
+        "",
+    ]
+
+
 def build_report(
     now: dict | None,
     ar: dict | None,
@@ -779,6 +807,9 @@ def build_report(
     train_plot: bool,
     em: dict | None = None,
     oracle: dict | None = None,
+    celeb: dict | None = None,
+    celeb_details: dict | None = None,
+    ablations: bool = False,
 ) -> str:
     synth_now = bool(_get(now_details, "synthetic")) if now_details else True
     synth_ar = bool(_get(ar_details, "synthetic")) if ar_details else True
@@ -805,7 +836,14 @@ def build_report(
     notes = missed_target_notes(now, ar, summary)
     if notes:
         parts += ["Notes on the targets (from the numbers below):", ""] + [f"* {n}" for n in notes.values()] + [""]
-    parts += now_section(now) + ar_section(ar, ar_details)
+    parts += now_section(now) + ar_section(ar, ar_details) + celebahq_section(celeb, celeb_details)
+    if ablations:
+        parts += [
+            "## Ablations",
+            "",
+            "The ablation table (DVC experiments, `make ablations`): [ablations.md](ablations.md).",
+            "",
+        ]
     parts += ["## EM rounds", "", "![rounds](eval/rounds.png)", ""]
     parts += training_section(em)
     if train_plot:
@@ -867,6 +905,7 @@ def readme_block(
     ar_details: dict | None,
     em: dict | None = None,
     oracle: dict | None = None,
+    links: Sequence[tuple[str, str]] = (),
 ) -> str:
     synth_now = bool(_get(now_details, "synthetic")) if now_details else True
     synth_ar = bool(_get(ar_details, "synthetic")) if ar_details else True
@@ -888,6 +927,7 @@ def readme_block(
                 else " Note: FOCUS's mask is currently the trivial all-face mask on the occluded AR subsets (see the report)."
             ),
             "",
+            *([("Also: " + ", ".join(f"[{label}]({target})" for label, target in links) + "."), ""] if links else []),
             END_MARKER,
         ]
     )
@@ -952,9 +992,31 @@ def write_reports(params: dict, paths) -> dict:
     write_rounds_csv(rows, paths.reports / "rounds.csv")
     train_plot = (paths.train_reports / "em_rounds.png").is_file()
     em = _read(paths.train_reports / "em_metrics.json")
-    text = build_report(now, ar, summary, misfit, now_details, ar_details, params, train_plot, em, oracle)
+    celeb = _read(paths.reports / "celebahq" / "metrics.json")
+    celeb_details = _read(paths.reports / "celebahq" / "details.json")
+    ablations_md = paths.report_md.parent / "ablations.md"  # written by `make ablations`, not by a stage
+    text = build_report(
+        now,
+        ar,
+        summary,
+        misfit,
+        now_details,
+        ar_details,
+        params,
+        train_plot,
+        em,
+        oracle,
+        celeb,
+        celeb_details,
+        ablations_md.is_file(),
+    )
     write_text_atomic(paths.report_md, text)
-    block = readme_block(now, ar, summary, now_details, ar_details, em, oracle)
+    links = []
+    if ablations_md.is_file():
+        links.append(("ablation table", ablations_md.as_posix()))
+    if celeb:
+        links.append(("CelebAMask-HQ-protocol segmentation", paths.report_md.as_posix()))
+    block = readme_block(now, ar, summary, now_details, ar_details, em, oracle, links)
     write_text_atomic(results_block_path(paths), block + "\n")
     return summary
 
@@ -995,6 +1057,7 @@ __all__ = [
     "PUBLISHED_NOW",
     "START_MARKER",
     "build_report",
+    "celebahq_section",
     "check_targets",
     "headline",
     "identity_line",

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from focus.config import check_fields, param
+from focus.eval.celebahq import DEFAULT_FACE_PARTS, check_face_parts
 
 #: The synthetic sets evaluated by default (written by the ``synth`` stage).
 SYNTH_NOW = Path("data/synth/now")
@@ -65,6 +66,15 @@ class EvalSettings:
         allow_missing: score the NoW images that have a prediction when some have none (no usable
             landmarks) and report the count; ``False``: fail, naming them.
         progress: progress bars.
+        celebahq_dir: a CelebAMask-HQ folder (``CelebA-HQ-img/``, ``CelebAMask-HQ-mask-anno/``,
+            ``CelebA-HQ-to-CelebA-mapping.txt``; :mod:`focus.eval.celebahq`); ``None``: the AR-like
+            synthetic set written in that layout (stage ``eval_celebahq``).
+        celebahq_landmarks: 68-landmark CSV of its images (names ``<idx>.jpg``, image pixels; the
+            release has none); ``None``: ``<celebahq_dir>/landmarks.csv``.
+        celebahq_face_parts: the part labels that count as visible face (every other label, painted
+            over them in the annotation tool's order, does not); default skin, nose, eyes, brows,
+            mouth, lips.
+        celebahq_max_images: score the first this many images of the landmark CSV (0: all).
     """
 
     now_dir: str | None = None
@@ -79,6 +89,14 @@ class EvalSettings:
     round_challenges: tuple[str, ...] | None = ("multiview_neutral", "multiview_occlusions")
     allow_missing: bool = False
     progress: bool = True
+    celebahq_dir: str | None = None
+    celebahq_landmarks: str | None = None
+    celebahq_face_parts: tuple[str, ...] = DEFAULT_FACE_PARTS
+    celebahq_max_images: int = param(0, ge=0)
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+        check_face_parts(self.celebahq_face_parts)
 
     @property
     def now_root(self) -> Path:

@@ -1,7 +1,9 @@
 """The outlier-segmentation U-Net ``S_theta(R, I) -> M`` (docs/method.md, section 2).
 
 Input: the rendered face over a black background ``R`` and the target image ``I``, both
-``(B, 3, H, W)`` RGB in [0, 1], concatenated in that order (6 channels). Output: ``(B, 1, H, W)``
+``(B, 3, H, W)`` RGB in [0, 1], concatenated in that order (6 channels). With
+``UNetSettings.image_input = False`` (the "render only" ablation) the first layer takes the render
+alone (3 channels) and the image is ignored. Output: ``(B, 1, H, W)``
 face probability ``M = sigmoid(5 x)`` in (0, 1), **1 = face (inlier), 0 = outlier**.
 
 Architecture (paper scale: ``base_width=64``, ``depth=4``): an encoder of ``depth + 1`` blocks
@@ -36,6 +38,11 @@ class UNetSettings:
         dropout: dropout probability at the deepest encoder blocks (paper: 0.5).
         dropout_blocks: how many of the deepest encoder blocks get dropout (paper: 2).
         sharpness: the output is ``sigmoid(sharpness * x)`` (paper: 5).
+        image_input: the U-Net sees the target image beside the render (the paper's ``S(R, I)``,
+            default). ``False`` is the "render only" ablation: a 3-channel input layer on the render
+            alone, ``S(R)``; the image argument is checked for its shape and otherwise ignored (a
+            render-only input layer rather than a zero image: no weights that only ever see zeros,
+            and the network provably cannot use the image).
     """
 
     base_width: int = param(16, ge=1)
@@ -43,6 +50,7 @@ class UNetSettings:
     dropout: float = param(0.5, ge=0, lt=1)
     dropout_blocks: int = param(2, ge=0)
     sharpness: float = positive(5.0)
+    image_input: bool = True
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -73,11 +81,11 @@ class DoubleConv(nn.Sequential):
 class SegmentationUNet(nn.Module):
     """``(render, image)`` -> face mask ``(B, 1, H, W)`` in (0, 1)."""
 
-    in_channels = 6
-
     def __init__(self, settings: UNetSettings = UNetSettings()) -> None:
         super().__init__()
         self.settings = settings
+        #: 6 (render and image) or 3 (render only: ``settings.image_input`` false)
+        self.in_channels = 6 if settings.image_input else 3
         widths = [settings.base_width * 2**k for k in range(settings.depth + 1)]
         n_enc = len(widths)
         self.down = nn.ModuleList()
@@ -99,7 +107,7 @@ class SegmentationUNet(nn.Module):
                 f"U-Net needs render and image of equal shape (B, 3, H, W), got "
                 f"{tuple(render.shape)} and {tuple(image.shape)}"
             )
-        x = torch.cat([render, image], dim=1)
+        x = torch.cat([render, image], dim=1) if self.settings.image_input else render
         skips = []
         for k, block in enumerate(self.down):
             if k > 0:

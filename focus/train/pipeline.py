@@ -17,6 +17,7 @@ runs data-parallel (:mod:`focus.train.distributed`). Every networks-only file (`
 
 from __future__ import annotations
 
+import copy
 import logging
 import shutil
 import time
@@ -369,33 +370,55 @@ def run_pretrain_seg(params: dict, paths: TrainPaths | None = None) -> list[dict
 
 
 # ---------------------------------------------------------------------------- stage 3: EM
-def em_phases(ctx: Context, st: EMSettings, trainer: Trainer, encoder, unet) -> list[Phase]:
-    """Per round: ``r{k}/seg`` (U-Net, encoder frozen) then ``r{k}/rec`` (encoder, U-Net frozen)."""
+def frozen_copy(net: torch.nn.Module) -> torch.nn.Module:
+    """A copy of ``net`` in eval mode without gradients (the pseudo-mask encoder of ``em.masks: pseudo``)."""
+    return copy.deepcopy(net).eval().requires_grad_(False)
+
+
+def em_phases(
+    ctx: Context, st: EMSettings, trainer: Trainer, encoder, unet, mask_encoder: torch.nn.Module | None = None
+) -> list[Phase]:
+    """Per round: ``r{k}/seg`` (U-Net, encoder frozen) then ``r{k}/rec`` (encoder, U-Net frozen).
+
+    With ``em.masks: pseudo`` (ablation): only ``r{k}/rec``, on the fixed pseudo masks of
+    ``mask_encoder`` (:func:`frozen_copy` of the initialised encoder, taken before any resume).
+    """
 
     def seg(b):
         return S.segmentation_objective(
             trainer.module("unet"), encoder, ctx.renderer, ctx.perceptual, b, st.seg_weights
         )
 
-    def rec(b):
-        return S.reconstruction_objective(
-            trainer.module("encoder"), unet, ctx.renderer, ctx.perceptual, b, st.rec_weights, st.grad_through_unet
-        )
+    if st.masks == "pseudo":
+        if mask_encoder is None:
+            raise ValueError("em.masks is 'pseudo' but no pseudo-mask encoder was given")
+
+        def rec(b):
+            return S.pseudo_reconstruction_objective(
+                trainer.module("encoder"), mask_encoder, ctx.renderer, ctx.perceptual, b, st.rec_weights
+            )
+    else:
+
+        def rec(b):
+            return S.reconstruction_objective(
+                trainer.module("encoder"), unet, ctx.renderer, ctx.perceptual, b, st.rec_weights, st.grad_through_unet
+            )
 
     phases = []
     for r in range(1, st.rounds + 1):
-        phases.append(
-            Phase(
-                f"r{r}/seg",
-                "unet",
-                st.seg_steps,
-                seg,
-                ctx.train_set,
-                ctx.train_indices,
-                round=r,
-                freeze_batchnorm=st.freeze_batchnorm,
+        if st.masks != "pseudo":
+            phases.append(
+                Phase(
+                    f"r{r}/seg",
+                    "unet",
+                    st.seg_steps,
+                    seg,
+                    ctx.train_set,
+                    ctx.train_indices,
+                    round=r,
+                    freeze_batchnorm=st.freeze_batchnorm,
+                )
             )
-        )
         phases.append(
             Phase(
                 f"r{r}/rec",
@@ -429,6 +452,8 @@ def run_em(params: dict, paths: TrainPaths | None = None) -> list[dict]:
     encoder, unet, _ = load_trained(start_path, ctx.device)
     if unet is None:
         raise InputFileError(start_path, "has no U-Net", "run the pretrain_seg stage")
+    # the initialised encoder, before a resume replaces its weights (em.masks: pseudo)
+    mask_encoder = frozen_copy(encoder) if st.masks == "pseudo" else None
     trainer = Trainer(
         "em",
         {"encoder": encoder, "unet": unet},
@@ -441,7 +466,7 @@ def run_em(params: dict, paths: TrainPaths | None = None) -> list[dict]:
         extra_state=_meta(ctx),
     )
     _prepare_trainer(ctx, trainer, 2 * st.rounds)
-    phases = em_phases(ctx, st, trainer, encoder, unet)
+    phases = em_phases(ctx, st, trainer, encoder, unet, mask_encoder)
     if ctx.info.is_main:
         _remove_rounds_beyond(run_dir, st.rounds)
     val = _validation(ctx)

@@ -28,6 +28,8 @@ from focus.render.renderer import MAX_IMAGE_SIZE, MIN_IMAGE_SIZE
 
 OPTIMIZERS = ("adam", "adadelta", "sgd")
 IDENTITY_KINDS = ("none", "focus", "arcface")
+#: Masks of the EM's reconstruction phases (:attr:`EMSettings.masks`).
+EM_MASKS = ("unet", "pseudo")
 
 #: ``(224 / 64)^2``: how much weaker ``L_lm`` is at 64 px than at 224 px (see module docstring).
 LM_SCALE_64 = (224.0 / 64.0) ** 2
@@ -246,6 +248,14 @@ class EMSettings:
         grad_through_unet: the reconstruction phase computes ``M = S(R, I)`` from the current
             render with gradients reaching the encoder through the U-Net's input (as in the
             authors' code); ``False`` detaches ``M``.
+        masks: the face masks ``M`` of the reconstruction phases. ``"unet"`` (default, FOCUS): the
+            EM, ``M = S(R, I)`` of the U-Net, which each round's segmentation phase trains.
+            ``"pseudo"`` (the ablation "pseudo masks frozen instead of EM"): the fixed pseudo masks
+            ``z(p)`` of the initialised encoder (the ``pretrain_seg`` stage's masks, computed by a
+            frozen copy of the encoder the EM starts from, on the same augmented crops the encoder
+            is trained on, with the same sigma and 3-sigma threshold), no segmentation phases
+            (``seg_steps`` unused, ``grad_through_unet`` moot: ``z`` carries no gradient); the
+            U-Net in the checkpoints stays the pre-trained one (BCE on the pseudo masks).
     """
 
     rounds: int = param(4, ge=1)
@@ -259,6 +269,7 @@ class EMSettings:
     seg_weights: SegmentationLossWeights = field(default_factory=lambda: SegmentationLossWeights(bin=1.0, area=1.5))
     freeze_batchnorm: bool = True
     grad_through_unet: bool = True
+    masks: str = param("unet", choices=EM_MASKS)
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -301,6 +312,7 @@ def settings_dict(obj: Any) -> dict[str, Any]:
 
 __all__ = [
     "EMSettings",
+    "EM_MASKS",
     "IDENTITY_KINDS",
     "check_groups",
     "InitSettings",

@@ -15,6 +15,8 @@ or frozen (``requires_grad``, train / eval mode) is the caller's business
 * :func:`reconstruction_objective` -- ``L_E`` of the encoder; ``M = S(R, I)`` from the current
   render, with gradients reaching the encoder through the U-Net's input when
   ``grad_through_unet`` (as in the authors' code), else ``M`` is detached.
+* :func:`pseudo_reconstruction_objective` -- ``L_E`` with the fixed pseudo masks ``z(p)`` of the
+  initialised encoder as ``M`` (the ablation without EM, ``em.masks: pseudo``).
 
 Batches are dicts as :class:`focus.data.FaceImageFolder` yields them: ``image`` ``(B, 3, S, S)``
 in [0, 1], ``landmarks`` ``(B, 68, 2)`` crop pixels; pre-training batches also hold
@@ -98,10 +100,34 @@ def reconstruction_objective(
     return L.reconstruction_loss(image, out.image, out.mask, seg, lms, out.landmarks, coeffs, perceptual, weights)
 
 
+def pseudo_reconstruction_objective(
+    encoder: nn.Module,
+    mask_encoder: nn.Module,
+    renderer: FaceRenderer,
+    perceptual: nn.Module | None,
+    batch: dict,
+    weights: L.ReconstructionLossWeights,
+    sigma: float = L.ROBUST_SIGMA,
+    threshold: float = L.ROBUST_THRESHOLD,
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """``L_E`` with the fixed pseudo masks instead of the U-Net (the ablation ``em.masks: pseudo``).
+
+    ``M = z(p)`` of ``mask_encoder`` (a frozen copy of the initialised encoder, eval mode): the
+    robust outlier process' label of its render on these crops (:func:`focus.losses.robust_inlier_mask`,
+    as the stored pseudo masks), without gradient. Everything else as :func:`reconstruction_objective`.
+    """
+    image, lms = batch["image"], batch["landmarks"]
+    first = frozen_render(mask_encoder, renderer, image)
+    z = L.robust_inlier_mask(image, first.image, first.mask, sigma, threshold)
+    coeffs, out = encode_render(encoder, renderer, image)
+    return L.reconstruction_loss(image, out.image, out.mask, z, lms, out.landmarks, coeffs, perceptual, weights)
+
+
 __all__ = [
     "frozen_render",
     "init_objective",
     "pretrain_seg_objective",
+    "pseudo_reconstruction_objective",
     "reconstruction_objective",
     "segmentation_objective",
 ]
