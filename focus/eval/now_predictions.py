@@ -76,20 +76,14 @@ def score_now(
     Raises:
         focus.now.scorer.MissingPredictionsError: predictions are missing and ``allow_missing`` is false
             (its ``missing`` attribute lists them).
-        InputFileError: a dataset file is missing or a prediction is malformed (the message names the file).
+        InputFileError: a dataset file is missing, a prediction is malformed (the message names the file)
+            or ``out_json`` cannot be written (checked before scoring).
     """
-    from focus.now import NowDataset, evaluate_now, save_evaluation
+    from focus.now.scorer import score_predictions_folder
 
-    out_json = Path(out_json)
-    now = NowDataset.open(dataset, image_list)
-    evaluation = evaluate_now(
-        now,
-        predictions,
-        allow_missing=allow_missing,
-        progress=progress,
-        missing_listing=out_json.with_name(out_json.stem + "_missing.txt"),
+    return score_predictions_folder(
+        dataset, predictions, out_json, image_list=image_list, allow_missing=allow_missing, progress=progress
     )
-    return save_evaluation(evaluation, out_json, now, predictions)
 
 
 @dataclass(frozen=True)
