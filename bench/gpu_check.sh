@@ -1,26 +1,40 @@
 #!/usr/bin/env bash
-# GPU check of the image formation, in one call of a few minutes on a machine with an NVIDIA GPU:
+# GPU check in one call on a machine with an NVIDIA GPU: the build, the GPU tests, the training-step
+# benchmark at paper scale in float32 and bf16, and the `gpu` profile of the whole pipeline under a
+# hard time limit; about 13 minutes of GPU time including set-up (budget 15):
 #
 #   bash bench/gpu_check.sh OUTDIR
 #
-# 1. records the environment (nvidia-smi, python, torch, nvcc, ninja)      -> OUTDIR/env.txt
+#                                                                          (typical seconds)
+# 1. records the environment (nvidia-smi, python, torch, nvcc, ninja)      -> OUTDIR/env.txt      5
 # 2. installs the `gpu` extra (diffrp-nvdiffrast, ninja) if nvdiffrast is missing: from local
 #    wheels in $GPU_WHEELS (default .whl/, e.g. made with
 #    `pip download diffrp-nvdiffrast==0.3.3.1 ninja --no-deps -d .whl`), else from the index
-#                                                                          -> OUTDIR/pip.log
-# 3. builds nvdiffrast's CUDA plugin and rasterizes one triangle         -> OUTDIR/build.log
-# 4. runs the GPU tests (pytest -m gpu)                                   -> OUTDIR/pytest_gpu.log
-# 5. benchmarks both backends on cuda (bench/render.py)                   -> OUTDIR/bench_cuda.json,
-#                                                                             OUTDIR/bench.log
-# 6. training steps at the default and paper scales on cuda (bench/train_step.py)
-#                                                                          -> OUTDIR/train_step_cuda.json
-# 7. `focus reconstruct` end to end on cuda (bench/reconstruct.py; needs facenet-pytorch)
-#                                                                          -> OUTDIR/reconstruct_cuda.json
-# and writes each step's exit status to OUTDIR/summary.txt. Every step runs whatever happened
+#                                                                          -> OUTDIR/pip.log     20
+# 3. builds nvdiffrast's CUDA plugin and rasterizes one triangle         -> OUTDIR/build.log   90
+# 4. runs the GPU tests (pytest -m gpu: backends, bf16 / channels-last steps on CUDA)
+#                                                                          -> OUTDIR/pytest_gpu.log 60
+# 5. training steps at paper scale (224 px, ResNet-50, 35,709-vertex mesh) in float32 and bf16
+#    (channels-last), batch 12 (the paper's) and $TRAIN_BATCHES (bench/train_step.py)
+#                                                                          -> OUTDIR/train_step_cuda.json 90
+# 6. the `gpu` profile (configs/gpu.yaml) end to end: facemodel -> synth -> idnet -> init ->
+#    pretrain_seg -> EM -> misfit prior -> evaluation -> report, killed at $PROFILE_LIMIT s
+#    (default 480 = the 8-minute target); work files in $PROFILE_WORK (default a fresh folder
+#    under /tmp: tens of thousands of images, kept out of OUTDIR)
+#                                                                          -> OUTDIR/gpu_profile/ 480
+#    (reports, params.yaml, times.json, machine.json, logs/): copy it to reports/gpu/ to commit
+# 7. a verdict from 5 and 6: reconstruction-step images/s against the 1,000 img/s target, bf16
+#    losses against float32 (relative 2e-2), the profile's total against 480 s
+#                                                                          -> OUTDIR/verdict.json
+# Optional (STEPS=...): render (bench/render.py on both backends -> bench_cuda.json),
+# reconstruct (focus reconstruct end to end -> reconstruct_cuda.json).
+# Each step's exit status and seconds go to OUTDIR/summary.txt. Every step runs whatever happened
 # before it; the script's own exit status is 0 unless OUTDIR is missing.
 # Environment: PYTHON (default: python3, else .venv/bin/python), GPU_WHEELS, STEP_TIMEOUT (s),
 # NO_INSTALL=1 to skip step 2 (dry runs on a machine whose environment must not change),
-# STEPS (default "env,pip,build,pytest,render,train_step,reconstruct": the steps to run).
+# STEPS (default "env,pip,build,pytest,train_step,profile,verdict": the steps to run),
+# TRAIN_BATCHES (default 128), PROFILE_LIMIT (s, default 480), PROFILE_WORK, PROFILE_ARGS (extra
+# bench/gpu_profile.py arguments, e.g. "--set synth.train.count=10000").
 set -u
 
 OUT="${1:?usage: bash bench/gpu_check.sh OUTDIR}"
@@ -31,7 +45,10 @@ cd "$ROOT"
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
 export PYTHONDONTWRITEBYTECODE=1
 STEP_TIMEOUT="${STEP_TIMEOUT:-240}"
-STEPS=",${STEPS:-env,pip,build,pytest,render,train_step,reconstruct},"
+STEPS=",${STEPS:-env,pip,build,pytest,train_step,profile,verdict},"
+TRAIN_BATCHES="${TRAIN_BATCHES:-128}"
+PROFILE_LIMIT="${PROFILE_LIMIT:-480}"
+PROFILE_WORK="${PROFILE_WORK:-$(mktemp -d /tmp/focus_gpu_profile.XXXXXX)}"
 want() { case "$STEPS" in *",$1,"*) return 0;; *) return 1;; esac; }
 WHEELS="${GPU_WHEELS:-$ROOT/.whl}"
 if [ -z "${PYTHON:-}" ]; then
@@ -41,11 +58,11 @@ if [ -z "${PYTHON:-}" ]; then
 fi
 SUMMARY="$OUT/summary.txt"
 touch "$SUMMARY"
-step() {  # step NAME LOGFILE COMMAND...
+step() {  # step NAME LOGFILE COMMAND...   (STEP_LIMIT=s overrides STEP_TIMEOUT for one step)
   local name="$1" log="$2"; shift 2
   local t0=$SECONDS
   echo "== $name: $*" >>"$log"
-  timeout "$STEP_TIMEOUT" "$@" >>"$log" 2>&1
+  timeout -k 20 "${STEP_LIMIT:-$STEP_TIMEOUT}" "$@" >>"$log" 2>&1
   local rc=$?
   echo "$name rc=$rc seconds=$((SECONDS - t0))" | tee -a "$SUMMARY"
   return 0
@@ -99,15 +116,49 @@ print("ok")
 PY
 
 # 4. GPU tests
-want pytest && step pytest "$OUT/pytest_gpu.log" "$PYTHON" -m pytest -m gpu -v -p no:cacheprovider tests/test_gpu_backends.py
+want pytest && step pytest "$OUT/pytest_gpu.log" "$PYTHON" -m pytest -m gpu -v -p no:cacheprovider tests/test_gpu_backends.py tests/test_precision.py
 
-# 5. benchmark on cuda, both backends
+# 5. training steps at paper scale, float32 and bf16, channels-last (the renderer picks nvdiffrast on cuda)
+want train_step && step train_step "$OUT/train_step.log" "$PYTHON" bench/train_step.py --out "$OUT/train_step_cuda.json" \
+  --devices cuda --scales paper --precisions float32,bf16 --batches "12,$TRAIN_BATCHES" --channels-last on --iters 10
+
+# 6. the gpu profile, whole pipeline, under a hard limit (the runner kills the running stage at the limit)
+# shellcheck disable=SC2086
+want profile && STEP_LIMIT=$((PROFILE_LIMIT + 60)) step profile "$OUT/profile.log" "$PYTHON" bench/gpu_profile.py \
+  --out "$OUT/gpu_profile" --work "$PROFILE_WORK" --time-limit "$PROFILE_LIMIT" --overwrite ${PROFILE_ARGS:-}
+
+# 7. verdict
+want verdict && step verdict "$OUT/verdict.log" "$PYTHON" - "$OUT" "$PROFILE_LIMIT" <<'PY'
+import json, sys
+from pathlib import Path
+out, limit = Path(sys.argv[1]), float(sys.argv[2])
+verdict = {}
+ts = out / "train_step_cuda.json"
+if ts.is_file():
+    rows = [r for r in json.loads(ts.read_text())["results"] if r["scale"] == "paper"]
+    verdict["train_step"] = [{k: r.get(k) for k in ("step", "batch", "precision", "channels_last", "images_per_s",
+                                                    "loss_rel_diff_vs_float32", "max_term_rel_diff_vs_float32")}
+                             for r in rows]
+    rec = [r for r in rows if r["step"] == "reconstruction"]
+    best = max(rec, key=lambda r: r["images_per_s"], default=None)
+    verdict["best_reconstruction_images_per_s"] = best and best["images_per_s"]
+    verdict["reconstruction_at_least_1000_images_per_s"] = bool(best and best["images_per_s"] >= 1000)
+    diffs = [r["loss_rel_diff_vs_float32"] for r in rows if r.get("loss_rel_diff_vs_float32") is not None]
+    verdict["bf16_total_loss_within_2e-2_of_float32"] = bool(diffs) and max(diffs) <= 2e-2
+times = out / "gpu_profile" / "times.json"
+if times.is_file():
+    t = json.loads(times.read_text())
+    verdict["profile_stages"] = {s["stage"]: [s["rc"], s["seconds"]] for s in t["stages"]}
+    verdict["profile_total_seconds"] = t["total_seconds"]
+    verdict["profile_finished_within_limit"] = t["finished_within_limit"] and t["total_seconds"] <= limit
+(out / "verdict.json").write_text(json.dumps(verdict, indent=2) + "\n")
+print(json.dumps(verdict, indent=2))
+PY
+
+# optional: both rasterizer backends on cuda (bench/render.py)
 want render && step bench "$OUT/bench.log" "$PYTHON" bench/render.py --out "$OUT/bench_cuda.json" --devices cuda --backends torch,nvdiffrast
 
-# 6. training steps (default and paper scale; the renderer picks nvdiffrast on cuda)
-want train_step && step train_step "$OUT/bench.log" "$PYTHON" bench/train_step.py --out "$OUT/train_step_cuda.json" --devices cuda --iters 10
-
-# 7. focus reconstruct end to end (MTCNN on the GPU)
+# optional: focus reconstruct end to end (MTCNN on the GPU)
 want reconstruct && step reconstruct "$OUT/bench.log" "$PYTHON" bench/reconstruct.py --out "$OUT/reconstruct_cuda.json" --devices cuda --images 32 --batch 16
 
 echo "done; results in $OUT" | tee -a "$SUMMARY"

@@ -99,8 +99,14 @@ def train_loader(
     seed: int = 0,
     start_step: int = 0,
     workers: int = 0,
+    pin_memory: bool = False,
+    prefetch_factor: int = 2,
 ) -> DataLoader:
-    """An endless :class:`DataLoader` over ``dataset[indices]`` starting at global step ``start_step``."""
+    """An endless :class:`DataLoader` over ``dataset[indices]`` starting at global step ``start_step``.
+
+    ``pin_memory``: batches in page-locked memory (asynchronous copies to a CUDA device);
+    ``prefetch_factor``: batches loaded ahead per worker (with ``workers > 0``).
+    """
     keyed = EpochKeyed(dataset, indices)
     sampler = StepBatchSampler(
         len(keyed), batch_size, rank=rank, world_size=world_size, seed=seed, start_step=start_step
@@ -115,6 +121,8 @@ def train_loader(
         persistent_workers=False,
         worker_init_fn=_seed_worker if workers else None,
         generator=gen,
+        pin_memory=pin_memory and torch.cuda.is_available(),
+        prefetch_factor=prefetch_factor if workers else None,
     )
 
 

@@ -38,6 +38,7 @@ from focus.nets.perceptual import PerceptualNet
 from focus.nets.trained import CHECKPOINT_FORMAT, load_trained
 from focus.nets.unet import SegmentationUNet
 from focus.paths import TrainPaths
+from focus.precision import to_channels_last
 from focus.render.renderer import FaceRenderer, RenderSettings
 from focus.run_info import write_json_reproducible
 from focus.train import distributed as D
@@ -61,7 +62,12 @@ OPERATIONAL_KEYS = (
     "num_threads",
     "val_batch_size",
     "max_nonfinite",
+    "pin_memory",
+    "prefetch_factor",
 )
+#: ``train`` settings that change the numbers only when set (left out of fingerprints at their
+#: default, so runs resumed from checkpoints of earlier versions keep their fingerprint).
+DEFAULT_OMITTED_KEYS = {"precision": "float32", "channels_last": False}
 
 
 #: The training stages' files (moved to :mod:`focus.paths`; the name stays for callers).
@@ -160,7 +166,7 @@ def setup(params: dict, paths: TrainPaths | None = None, need_perceptual: bool =
     renderer = FaceRenderer(model, rs).to(info.device)
     perceptual = load_perceptual(ts) if need_perceptual else None
     if perceptual is not None:
-        perceptual = perceptual.to(info.device)
+        perceptual = _layout(ts, perceptual.to(info.device))
     template = template_from_model(model, rs.image_size, rs.distance, rs.focal_at_224)
     train_set, plain_set, train_idx, val_set, val_idx = _image_sets(ts, ds, template)
     return Context(
@@ -185,7 +191,11 @@ def setup(params: dict, paths: TrainPaths | None = None, need_perceptual: bool =
 def _fingerprint(
     ctx: Context, stage: str, stage_settings: Any, inputs: dict[str, str], drop: tuple[str, ...] = ()
 ) -> str:
-    train = {k: v for k, v in settings_dict(ctx.train).items() if k not in OPERATIONAL_KEYS}
+    train = {
+        k: v
+        for k, v in settings_dict(ctx.train).items()
+        if k not in OPERATIONAL_KEYS and DEFAULT_OMITTED_KEYS.get(k, object()) != v
+    }
     own = {k: v for k, v in settings_dict(stage_settings).items() if k not in drop}
     return fingerprint(
         {
@@ -202,14 +212,24 @@ def _fingerprint(
     )
 
 
+def _layout(ts: TrainSettings, net):
+    """``net`` in channels-last layout when ``train.channels_last`` (else unchanged)."""
+    return to_channels_last(net) if ts.channels_last else net
+
+
+def _amp(ctx: Context) -> dict[str, Any]:
+    """The precision keywords of the step objectives (:mod:`focus.train.steps`)."""
+    return {"precision": ctx.train.precision, "channels_last": ctx.train.channels_last}
+
+
 def build_encoder(ctx: Context) -> ReconstructionEncoder:
     torch.manual_seed(ctx.train.seed)
-    return ReconstructionEncoder(ctx.renderer.layout, ctx.train.encoder).to(ctx.device)
+    return _layout(ctx.train, ReconstructionEncoder(ctx.renderer.layout, ctx.train.encoder).to(ctx.device))
 
 
 def build_unet(ctx: Context) -> SegmentationUNet:
     torch.manual_seed(ctx.train.seed + 1)
-    return SegmentationUNet(ctx.train.unet).to(ctx.device)
+    return _layout(ctx.train, SegmentationUNet(ctx.train.unet).to(ctx.device))
 
 
 def _meta(ctx: Context) -> dict[str, Any]:
@@ -308,7 +328,7 @@ def run_init(params: dict, paths: TrainPaths | None = None) -> list[dict]:
     def objective(b):
         thr = st.threshold_at(trainer.net_steps["encoder"])
         w = st.weights if thr == st.weights.threshold else replace(st.weights, threshold=thr)
-        loss, terms = S.init_objective(trainer.module("encoder"), ctx.renderer, ctx.perceptual, b, w)
+        loss, terms = S.init_objective(trainer.module("encoder"), ctx.renderer, ctx.perceptual, b, w, **_amp(ctx))
         return loss, {**terms, "threshold": torch.tensor(thr)}
 
     phases = [Phase("init", "encoder", st.steps, objective, ctx.train_set, ctx.train_indices)]
@@ -330,6 +350,7 @@ def run_pretrain_seg(params: dict, paths: TrainPaths | None = None) -> list[dict
     paths = ctx.paths
     init_path = paths.final("init")
     encoder, _, _ = load_trained(init_path, ctx.device)
+    encoder = _layout(ctx.train, encoder)
     unet = build_unet(ctx)
     fp = _fingerprint(ctx, "pretrain_seg", st, {"init": file_digest(init_path)})
     mask_dir = paths.pseudo_masks
@@ -360,7 +381,10 @@ def run_pretrain_seg(params: dict, paths: TrainPaths | None = None) -> list[dict
     )
     _prepare_trainer(ctx, trainer, 1)
     data = PseudoMaskDataset(ctx.plain_set, mask_dir)
-    objective = lambda b: S.pretrain_seg_objective(trainer.module("unet"), encoder, ctx.renderer, b)  # noqa: E731
+
+    def objective(b):
+        return S.pretrain_seg_objective(trainer.module("unet"), encoder, ctx.renderer, b, **_amp(ctx))
+
     phases = [Phase("pretrain_seg", "unet", st.steps, objective, data, ctx.train_indices)]
     val = _validation(ctx)
     trainer.run(phases, (lambda ph: val(encoder, unet)) if val else None)
@@ -386,7 +410,7 @@ def em_phases(
 
     def seg(b):
         return S.segmentation_objective(
-            trainer.module("unet"), encoder, ctx.renderer, ctx.perceptual, b, st.seg_weights
+            trainer.module("unet"), encoder, ctx.renderer, ctx.perceptual, b, st.seg_weights, **_amp(ctx)
         )
 
     if st.masks == "pseudo":
@@ -401,7 +425,14 @@ def em_phases(
 
         def rec(b):
             return S.reconstruction_objective(
-                trainer.module("encoder"), unet, ctx.renderer, ctx.perceptual, b, st.rec_weights, st.grad_through_unet
+                trainer.module("encoder"),
+                unet,
+                ctx.renderer,
+                ctx.perceptual,
+                b,
+                st.rec_weights,
+                st.grad_through_unet,
+                **_amp(ctx),
             )
 
     phases = []
@@ -452,7 +483,8 @@ def run_em(params: dict, paths: TrainPaths | None = None) -> list[dict]:
     encoder, unet, _ = load_trained(start_path, ctx.device)
     if unet is None:
         raise InputFileError(start_path, "has no U-Net", "run the pretrain_seg stage")
-    # the initialised encoder, before a resume replaces its weights (em.masks: pseudo)
+    encoder, unet = _layout(ctx.train, encoder), _layout(ctx.train, unet)
+    # the initialised encoder, before a resume replaces its weights (em.masks: pseudo; float32)
     mask_encoder = frozen_copy(encoder) if st.masks == "pseudo" else None
     trainer = Trainer(
         "em",

@@ -378,6 +378,7 @@ class Trainer:
         osets = self.optim[phase.net]
         params = [p for p in self.nets[phase.net].parameters()]
         self.set_phase_modes(phase.net, phase.freeze_batchnorm)
+        pin = s.pin_memory if s.pin_memory is not None else self.info.device.type == "cuda"
         loader = train_loader(
             phase.dataset,
             phase.indices,
@@ -387,6 +388,8 @@ class Trainer:
             seed=s.seed,
             start_step=self.data_step,
             workers=s.workers,
+            pin_memory=pin,
+            prefetch_factor=s.prefetch_factor,
         )
         batches = iter(loader)
         bar = tqdm(
@@ -406,12 +409,16 @@ class Trainer:
                     g["lr"] = lr
                 opt.zero_grad(set_to_none=True)
                 loss, terms = phase.objective(batch)
-                finite = not D.any_flag(not bool(torch.isfinite(loss.detach()).all()), self.info)
-                if finite:
+                # one device -> host read per step (the finite flag of loss and gradient together):
+                # a non-finite loss gives a non-finite or skipped update either way, and every rank
+                # runs the backward pass (DDP's gradient all-reduce needs them all)
+                if loss.requires_grad:
                     loss.backward()
-                    max_norm = osets.grad_clip if osets.grad_clip > 0 else math.inf
-                    gnorm = torch.nn.utils.clip_grad_norm_(params, max_norm)
-                    finite = bool(torch.isfinite(gnorm))
+                max_norm = osets.grad_clip if osets.grad_clip > 0 else math.inf
+                gnorm = torch.nn.utils.clip_grad_norm_(params, max_norm)
+                ok = torch.isfinite(loss.detach()).all() & torch.isfinite(gnorm)
+                finite = not D.any_flag(not bool(ok), self.info)
+                if finite:
                     terms = {**terms, "grad_norm": gnorm.detach()}
                 if finite:
                     opt.step()
@@ -431,10 +438,11 @@ class Trainer:
                     )
                 self.phase_step += 1
                 self.data_step += 1
-                if self.info.is_main and s.log_every and self.phase_step % s.log_every == 0:
+                logged = bool(s.log_every) and self.phase_step % s.log_every == 0
+                if self.info.is_main and logged:
                     self._log(phase, terms, lr, not finite)
                 bar.update(1)
-                if finite:
+                if finite and (logged or not s.log_every) and not bar.disable:  # loss values read lazily
                     bar.set_postfix(loss=f"{float(terms['total']):.4g}", refresh=False)
                 if self.nonfinite_run >= s.max_nonfinite:
                     raise TrainingDiverged(
