@@ -45,6 +45,7 @@ from PIL import Image
 from focus.config import ParamValueError
 from focus.errors import InputFileError
 from focus.io_utils import atomic_path, write_json_atomic
+from focus.run_info import write_json_reproducible
 
 log = logging.getLogger("focus.eval")
 
@@ -316,7 +317,7 @@ def run_eval_celebahq(params: dict, paths: Any = None) -> dict:
         row["hard"] = {k: P._round(v) for k, v in summ["hard"].items()}
         metrics[m.key] = {"celebahq": row}
     write_json_atomic(paths.reports / "celebahq" / "metrics.json", metrics)
-    write_json_atomic(
+    write_json_reproducible(  # the seconds go beside it (details.timings.json): a hashed output
         paths.reports / "celebahq" / "details.json",
         {
             "dataset": str(root),

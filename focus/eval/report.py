@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -971,6 +972,11 @@ def update_readme(readme: Path, block: str) -> bool:
     return True
 
 
+def _link(target: Path, readme: Path) -> str:
+    """``target`` as a link in ``readme`` (relative to the README's folder, POSIX separators)."""
+    return Path(os.path.relpath(Path(target).resolve(), Path(readme).resolve().parent)).as_posix()
+
+
 def write_reports(params: dict, paths) -> dict:
     """The ``report`` stage (see the module docstring); returns ``reports/eval/summary.json``'s content."""
     now = _read(paths.reports / "now" / "metrics.json")
@@ -1013,9 +1019,9 @@ def write_reports(params: dict, paths) -> dict:
     write_text_atomic(paths.report_md, text)
     links = []
     if ablations_md.is_file():
-        links.append(("ablation table", ablations_md.as_posix()))
+        links.append(("ablation table", _link(ablations_md, paths.project_readme)))
     if celeb:
-        links.append(("CelebAMask-HQ-protocol segmentation", paths.report_md.as_posix()))
+        links.append(("CelebAMask-HQ-protocol segmentation", _link(paths.report_md, paths.project_readme)))
     block = readme_block(now, ar, summary, now_details, ar_details, em, oracle, links)
     write_text_atomic(results_block_path(paths), block + "\n")
     return summary
