@@ -338,12 +338,12 @@ def segmentation_loss(
     if weights.nbr != 0:  # the ablation without L_nbr: not computed (window x window shifted copies)
         terms["nbr"] = neighbour_loss(image, render, face_mask, weights.window)
     if perceptual is not None and (weights.presv != 0 or weights.dist != 0):
-        from focus.nets.face_align import arcface_template, estimate_similarity, five_points, warp_affine
+        from focus.nets.face_align import arcface_template, detector_five_points, estimate_similarity, warp_affine
 
         size = perceptual.input_size
         tmpl = arcface_template(size, dtype=landmarks.dtype, device=landmarks.device)
-        m_target = estimate_similarity(five_points(landmarks.detach()), tmpl)
-        m_render = estimate_similarity(five_points(pred_landmarks.detach()), tmpl)
+        m_target = estimate_similarity(detector_five_points(landmarks.detach()), tmpl)
+        m_render = estimate_similarity(detector_five_points(pred_landmarks.detach()), tmpl)
         # one warp for I and I V (same transform): stack along the batch
         crops = warp_affine(torch.cat([image, face_mask * image]), torch.cat([m_target, m_target]), size) * 2 - 1
         feats = perceptual.early_features(crops)

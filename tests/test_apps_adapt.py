@@ -19,7 +19,7 @@ from focus.apps.reconstruct import Reconstructor, ReconstructSettings, load_adap
 from focus.cli import main as focus_main
 from focus.errors import InputFileError
 from focus.idnet.network import IdentityNetSettings, build_identity_net, save_identity_net
-from focus.nets.face_align import five_points
+from focus.nets.face_align import detector_five_points
 from focus.predictor import encode_render
 from focus.train.settings import EMSettings, OptimSettings
 
@@ -54,12 +54,12 @@ def _batch(model, n: int = 3, seed: int = 0):
     image[:, :, SIZE // 2 : SIZE // 2 + 5, SIZE // 3 : SIZE // 3 + 8] = torch.tensor([0.1, 0.8, 0.2])[
         :, None, None
     ]  # occluder
-    return image, five_points(out.landmarks), out.landmarks
+    return image, detector_five_points(out.landmarks), out.landmarks
 
 
 def test_five_point_loss_hand_computed():
     pred = torch.rand(2, 68, 2) * 30
-    target = five_points(pred)
+    target = detector_five_points(pred)
     assert float(five_point_loss(pred, target)) == 0.0
     t = target.clone()
     t[0, 2, 0] += 1.0  # nose tip, weight 20: (20 * 1)^2 over 2 * 5 * 2 values
@@ -73,7 +73,7 @@ def test_targets_put_the_five_points_on_the_detection():
     pred = torch.rand(2, 68, 2) * 30
     p5 = torch.rand(2, 5, 2) * 30
     t = _targets(None, p5, pred)
-    assert torch.allclose(five_points(t), p5, atol=1e-5)
+    assert torch.allclose(detector_five_points(t), p5, atol=1e-5)
     assert torch.equal(t[:, :17], pred[:, :17])  # the jaw is the model's own
     given = torch.rand(2, 68, 2)
     assert _targets(given, p5, pred) is given

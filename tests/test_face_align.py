@@ -13,8 +13,8 @@ from focus.nets.face_align import (
     ARCFACE_TEMPLATE_112,
     align_faces,
     arcface_template,
+    detector_five_points,
     estimate_similarity,
-    five_points,
     warp_affine,
 )
 
@@ -33,13 +33,13 @@ def _apply(m: torch.Tensor, pts: torch.Tensor) -> torch.Tensor:
 
 
 def _landmarks_from_five(p5: torch.Tensor) -> torch.Tensor:
-    """(B, 5, 2) -> (B, 68, 2) whose five_points() are exactly p5 (other points arbitrary)."""
+    """(B, 5, 2) -> (B, 68, 2) whose detector_five_points() are exactly p5 (other points arbitrary)."""
     b = p5.shape[0]
     lm = torch.rand(b, 68, 2, dtype=p5.dtype) * 50
     eye_l = torch.randn(b, 6, 2, dtype=p5.dtype)
     eye_r = torch.randn(b, 6, 2, dtype=p5.dtype)
-    lm[:, 36:42] = p5[:, None, 0] + eye_l - (eye_l[:, 0:1] + eye_l[:, 3:4]) / 2  # corners 36, 39 average to p5
-    lm[:, 42:48] = p5[:, None, 1] + eye_r - (eye_r[:, 0:1] + eye_r[:, 3:4]) / 2
+    lm[:, 36:42] = p5[:, None, 0] + eye_l - eye_l.mean(dim=1, keepdim=True)  # the six eye points average to p5
+    lm[:, 42:48] = p5[:, None, 1] + eye_r - eye_r.mean(dim=1, keepdim=True)
     lm[:, 30], lm[:, 48], lm[:, 54] = p5[:, 2], p5[:, 3], p5[:, 4]
     return lm
 
@@ -54,10 +54,10 @@ def _random_similarity(b: int, gen: torch.Generator) -> torch.Tensor:
 
 def test_five_points_selection():
     lm = torch.arange(68 * 2, dtype=torch.float64).reshape(1, 68, 2)
-    p5 = five_points(lm)
-    # eye centres: the mean of the two corners (one definition with focus.data.alignment, Deep3DFaceRecon's)
-    assert torch.allclose(p5[0, 0], lm[0, [36, 39]].mean(0))
-    assert torch.allclose(p5[0, 1], lm[0, [42, 45]].mean(0))
+    p5 = detector_five_points(lm)
+    # eye centres as detectors mark them (the ArcFace template's): the mean of the six eye points
+    assert torch.allclose(p5[0, 0], lm[0, 36:42].mean(0))
+    assert torch.allclose(p5[0, 1], lm[0, 42:48].mean(0))
     assert torch.equal(p5[0, 2:], lm[0, [30, 48, 54]])
 
 
@@ -102,7 +102,7 @@ def test_warp_maps_landmarks_onto_template(crop: int):
         torch.arange(size, dtype=torch.float64) + 0.5, torch.arange(size, dtype=torch.float64) + 0.5, indexing="ij"
     )
     blobs = torch.exp(-((xs - p5[..., 0, None, None]) ** 2 + (ys - p5[..., 1, None, None]) ** 2) / (2 * sigma**2))
-    m = estimate_similarity(five_points(lm), tmpl)
+    m = estimate_similarity(detector_five_points(lm), tmpl)
     out = warp_affine(blobs, m, crop)  # (B, 5, crop, crop)
     cy, cx = torch.meshgrid(
         torch.arange(crop, dtype=torch.float64) + 0.5, torch.arange(crop, dtype=torch.float64) + 0.5, indexing="ij"

@@ -20,7 +20,7 @@ from focus.apps.reconstruct import load_focus_model, run_model, save_untrained_c
 from focus.eval.misfit_prior import predict_neutral
 from focus.eval.predict import Crops, load_eval_model, predict_crops
 from focus.facemodel.model import save_face_model
-from focus.nets.face_align import five_points
+from focus.nets.face_align import detector_five_points
 from focus.predictor import FocusModel, Predictor, encode_render, segment, unet_input
 from focus.train import metrics as M
 from focus.train import steps as S
@@ -103,7 +103,7 @@ def _validation_mask(model: FocusModel, images: torch.Tensor, monkeypatch) -> to
 def _adaptation_masks(model: FocusModel, images: torch.Tensor, monkeypatch) -> dict[str, torch.Tensor]:
     """The mask of the first segmentation step and of the first reconstruction step (before any update)."""
     with torch.no_grad():
-        p5 = five_points(encode_render(model.encoder, model.renderer, images)[1].landmarks)
+        p5 = detector_five_points(encode_render(model.encoder, model.renderer, images)[1].landmarks)
     out = {}
     for phase, steps in (("seg", (1, 0)), ("rec", (0, 1))):
         loss = "segmentation_loss" if phase == "seg" else "reconstruction_loss"

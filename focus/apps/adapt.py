@@ -22,7 +22,7 @@ from torch import Tensor
 
 from focus import losses as L
 from focus.config import check_fields, param
-from focus.nets.face_align import five_points
+from focus.nets.face_align import detector_five_points
 from focus.predictor import encode_render, segment
 from focus.train.settings import EMSettings, OptimSettings
 from focus.train.trainer import build_optimizer
@@ -72,20 +72,20 @@ def five_point_loss(pred68: Tensor, target5: Tensor) -> Tensor:
 
     Args:
         pred68: projected model landmarks ``(B, 68, 2)``, crop pixels.
-        target5: detected points ``(B, 5, 2)``, crop pixels (order of :func:`five_points`).
+        target5: detected points ``(B, 5, 2)``, crop pixels (order of :func:`detector_five_points`).
     """
     w = torch.tensor(FIVE_POINT_WEIGHTS, dtype=pred68.dtype, device=pred68.device)[None, :, None]
-    return ((w * (target5 - five_points(pred68))) ** 2).mean()
+    return ((w * (target5 - detector_five_points(pred68))) ** 2).mean()
 
 
 def _targets(landmarks: Tensor | None, points5: Tensor, pred68: Tensor) -> Tensor:
-    """68 landmarks whose :func:`five_points` are the detector's: the given 68 when there are, else
+    """68 landmarks whose :func:`detector_five_points` are the detector's: the given 68 when there are, else
     the model's own landmarks moved so that their eye centres, nose tip and mouth corners sit on the
     detected points (used for the perceptual crops of ``L_S`` and ``L_id`` only)."""
     if landmarks is not None:
         return landmarks
     out = pred68.detach().clone()
-    p5 = five_points(out)
+    p5 = detector_five_points(out)
     out[:, 36:42] += (points5[:, 0] - p5[:, 0])[:, None]
     out[:, 42:48] += (points5[:, 1] - p5[:, 1])[:, None]
     out[:, 30] = points5[:, 2]

@@ -153,21 +153,36 @@ FIVE_POINT_NAMES: tuple[str, ...] = (
 )
 
 
-def five_points(landmarks68: Array) -> Array:
+#: How an eye centre is taken from the 68 landmarks: ``"corners"`` the mean of the eye's two
+#: corners (36, 39 and 42, 45; Deep3DFaceRecon's ``extract_5p``, the crop template of
+#: :mod:`focus.data.alignment`), ``"ring"`` the mean of all six eye points (36-41 and 42-47: the
+#: eye centre as face detectors such as MTCNN and RetinaFace mark it, and as the ArcFace template
+#: expects it).
+EYE_CENTRES: tuple[str, ...] = ("corners", "ring")
+
+
+def five_points(landmarks68: Array, eyes: str = "corners") -> Array:
     """iBUG-68 landmarks ``(..., 68, D)`` -> the five alignment points ``(..., 5, D)``.
 
-    The points of docs/method.md section 2 and Deep3DFaceRecon's ``extract_5p`` (0-based ids): right
-    eye centre = mean of its corners 36 and 39, left eye centre = mean of 42 and 45, nose tip 30,
-    mouth corners 48 and 54. Any frame (pixels, mm). numpy input gives float64 numpy; a torch
-    tensor gives a tensor of its own dtype and device (differentiable).
+    Right eye centre, left eye centre (taken as ``eyes`` says, :data:`EYE_CENTRES`), nose tip 30,
+    mouth corners 48 and 54 (0-based ids). The two conventions differ by a fraction of a pixel
+    to a pixel: a set of five points must be compared with points of the same convention. Any
+    frame (pixels, mm). numpy input gives float64 numpy; a torch tensor gives a tensor of its own
+    dtype and device (differentiable).
     """
+    if eyes not in EYE_CENTRES:
+        raise ValueError(f"eyes must be one of {EYE_CENTRES}, got {eyes!r}")
     xp = _backend(landmarks68)
     lm = np.asarray(landmarks68, dtype=np.float64) if xp is np else landmarks68
     if lm.ndim < 2 or lm.shape[-2] != 68:
         raise ValueError(f"landmarks must be (..., 68, D), got {tuple(lm.shape)}")
+    if eyes == "corners":
+        right, left = (lm[..., 36, :] + lm[..., 39, :]) / 2, (lm[..., 42, :] + lm[..., 45, :]) / 2
+    else:
+        right, left = lm[..., 36:42, :].mean(-2), lm[..., 42:48, :].mean(-2)
     pts = [
-        (lm[..., 36, :] + lm[..., 39, :]) / 2,
-        (lm[..., 42, :] + lm[..., 45, :]) / 2,
+        right,
+        left,
         lm[..., 30, :],
         lm[..., 48, :],
         lm[..., 54, :],
@@ -176,6 +191,7 @@ def five_points(landmarks68: Array) -> Array:
 
 
 __all__ = [
+    "EYE_CENTRES",
     "FIVE_POINT_NAMES",
     "affine_matrix",
     "apply_similarity",

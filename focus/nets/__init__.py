@@ -8,7 +8,13 @@
 """
 
 from focus.nets.encoder import EncoderSettings, ReconstructionEncoder, build_encoder
-from focus.nets.face_align import align_faces, arcface_template, estimate_similarity, five_points, warp_affine
+from focus.nets.face_align import (
+    align_faces,
+    arcface_template,
+    detector_five_points,
+    estimate_similarity,
+    warp_affine,
+)
 from focus.nets.iresnet import IResNet, IResNetSettings, build_iresnet, load_arcface
 from focus.nets.perceptual import FaceFeatureBackbone, PerceptualNet
 from focus.nets.unet import SegmentationUNet, UNetSettings
@@ -20,7 +26,7 @@ __all__ = [
     "align_faces",
     "arcface_template",
     "estimate_similarity",
-    "five_points",
+    "detector_five_points",
     "warp_affine",
     "IResNet",
     "IResNetSettings",

@@ -25,6 +25,14 @@ from torch import Tensor
 
 from focus.geometry.similarity import affine_matrix, five_points, umeyama
 
+
+def detector_five_points(landmarks68: Tensor) -> Tensor:
+    """The five points of ``(..., 68, 2)`` landmarks as a face detector marks them (eye centres =
+    mean of the six eye points: :func:`focus.geometry.similarity.five_points` with ``eyes="ring"``),
+    the convention of the ArcFace template and of MTCNN's points."""
+    return five_points(landmarks68, eyes="ring")
+
+
 #: ArcFace 5-point template for 112 x 112 crops (OpenCV pixel convention): left eye, right eye
 #: (as seen in the image), nose tip, left mouth corner, right mouth corner.
 ARCFACE_TEMPLATE_112: tuple[tuple[float, float], ...] = (
@@ -106,6 +114,6 @@ def align_faces(image: Tensor, landmarks68: Tensor, size: int = ARCFACE_SIZE) ->
         raise ValueError(
             f"need image (B, C, H, W) and landmarks (B, 68, 2), got {tuple(image.shape)}, {tuple(landmarks68.shape)}"
         )
-    src = five_points(landmarks68.detach())
+    src = detector_five_points(landmarks68.detach())
     matrix = estimate_similarity(src, arcface_template(size, dtype=src.dtype, device=src.device))
     return warp_affine(image, matrix, size) * 2.0 - 1.0
