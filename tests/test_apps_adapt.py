@@ -199,3 +199,37 @@ def test_cli_adapt_options(tiny, tmp_path, capsys):
     info = json.loads((tmp_path / "o" / "report.json").read_text())["model"]["adaptation"]
     assert (info["seg_steps"], info["rec_steps"], info["encoder_lr"], info["unet_lr"]) == (1, 2, 1e-3, 5e-4)
     assert info["perceptual"] is None
+
+
+def test_a_segmentation_phase_that_collapses_to_no_face_is_undone(tiny, monkeypatch):
+    """A loss that pushes every pixel to "outlier" drives the U-Net to the trivial "no face" mask: the
+    phase is undone (the U-Net as before it), the U-Net is not adapted further, and the log says so."""
+    import focus.apps.adapt as A
+
+    root, ckpt = tiny
+    model = load_focus_model(ckpt, device="cpu")
+    image, p5, lm68 = _batch(model)
+
+    def to_no_face(image, render, render_mask, seg, *args, **kwargs):
+        loss = (seg * render_mask).sum() / render_mask.sum()
+        return loss, {"total": loss.detach()}
+
+    monkeypatch.setattr(A.L, "segmentation_loss", to_no_face)
+    em = EMSettings(encoder_optim=OptimSettings(lr=1e-3), unet_optim=OptimSettings(name="adam", lr=0.3))
+    s = AdaptSettings(rounds=2, seg_steps=20, rec_steps=2, em=em)
+    enc, unet, log = adapt_networks(model.encoder, model.unet, model.renderer, None, image, p5, lm68, s)
+    assert [(r["phase"], r.get("collapsed")) for r in log] == [("seg", 1.0), ("rec", None), ("seg", 0.0), ("rec", None)]
+    for k, v in model.unet.state_dict().items():  # restored to the trained U-Net, not adapted further
+        assert torch.equal(unet.state_dict()[k], v), k
+    with torch.no_grad():
+        out = model.renderer(model.renderer.split(enc(image)))
+        assert A.face_share(A.segment(unet, out.image, image), out.mask) > A.MIN_FACE_SHARE
+
+
+def test_face_share_of_trivial_masks():
+    from focus.apps.adapt import face_share
+
+    m = torch.zeros(2, 1, 4, 4)
+    m[:, :, 1:3, 1:3] = 1.0
+    assert face_share(torch.ones_like(m), m) == 1.0 and face_share(torch.zeros_like(m), m) == 0.0
+    assert face_share(torch.full_like(m, 0.25), m) == pytest.approx(0.25)

@@ -32,6 +32,18 @@ from focus.train.trainer import build_optimizer
 FIVE_POINT_WEIGHTS = (1.0, 1.0, L.LANDMARK_HEAVY_WEIGHT, 1.0, 1.0)
 
 
+#: A segmentation phase that leaves less than this share of the rendered face marked as face has
+#: collapsed to the trivial "no face" mask (a few photos and a few dozen steps at a high learning
+#: rate can do that); the U-Net is then restored to its state before the phase and not adapted
+#: further (docs/method.md 3.5).
+MIN_FACE_SHARE = 0.05
+
+
+def face_share(seg: Tensor, render_mask: Tensor) -> float:
+    """Share of the rendered face marked as face: ``sum(M m_r) / sum(m_r)`` over the batch (``(B, 1, S, S)`` each)."""
+    return float((seg * render_mask).sum() / render_mask.sum().clamp_min(1e-8))
+
+
 def default_adapt_em() -> EMSettings:
     """The CPU default's EM weights with the U-Net's learning rate raised to 1e-3 for the shorter
     rounds of the adaptation (docs/method.md 3.5)."""
@@ -134,6 +146,9 @@ def adapt_networks(
         progress: optional callable ``(n_steps) -> None`` called after every step.
 
     Returns the copies (eval mode, no gradients) and one dict of loss terms per round and phase.
+    A segmentation phase that collapses to the "no face" mask (:data:`MIN_FACE_SHARE`) is undone:
+    the U-Net goes back to its state before the phase, is not adapted further, and the phase's log
+    entry says ``collapsed: 1``.
     """
     enc = copy.deepcopy(encoder)
     seg_net = copy.deepcopy(unet)
@@ -142,6 +157,7 @@ def adapt_networks(
     opt_e = build_optimizer(enc.parameters(), em.encoder_optim)
     opt_u = build_optimizer(seg_net.parameters(), em.unet_optim)
     log: list[dict[str, float]] = []
+    adapt_unet = True
     try:
         for r in range(settings.rounds):
             _freeze(enc, False)
@@ -150,13 +166,30 @@ def adapt_networks(
                 out = encode_render(enc, renderer, images)[1]
             lms = _targets(landmarks68, points5, out.landmarks)
             terms = {}
-            for _ in range(settings.seg_steps):
+            before = copy.deepcopy(seg_net.state_dict()) if adapt_unet else None
+            for _ in range(settings.seg_steps if adapt_unet else 0):
                 seg = segment(seg_net, out.image, images)
                 loss, terms = L.segmentation_loss(
                     images, out.image, out.mask, seg, lms, out.landmarks, perceptual, em.seg_weights
                 )
                 _step(opt_u, loss, progress)
-            log.append({"round": r + 1, "phase": "seg", **{k: float(v) for k, v in terms.items()}})
+            collapsed = False
+            if not adapt_unet and progress is not None:
+                progress(settings.seg_steps)  # the skipped steps
+            elif settings.seg_steps > 0:
+                with torch.no_grad():
+                    collapsed = face_share(segment(seg_net, out.image, images), out.mask) < MIN_FACE_SHARE
+                if collapsed:
+                    seg_net.load_state_dict(before)
+                    adapt_unet = False
+            log.append(
+                {
+                    "round": r + 1,
+                    "phase": "seg",
+                    **{k: float(v) for k, v in terms.items()},
+                    "collapsed": float(collapsed),
+                }
+            )
             _freeze(seg_net, False)
             _freeze(enc, True)
             for _ in range(settings.rec_steps):
@@ -192,4 +225,12 @@ def _without_lm(w: L.ReconstructionLossWeights) -> L.ReconstructionLossWeights:
     return replace(w, lm=0.0)
 
 
-__all__ = ["AdaptSettings", "FIVE_POINT_WEIGHTS", "adapt_networks", "default_adapt_em", "five_point_loss"]
+__all__ = [
+    "AdaptSettings",
+    "FIVE_POINT_WEIGHTS",
+    "MIN_FACE_SHARE",
+    "adapt_networks",
+    "default_adapt_em",
+    "face_share",
+    "five_point_loss",
+]
