@@ -233,3 +233,20 @@ def test_face_share_of_trivial_masks():
     m[:, :, 1:3, 1:3] = 1.0
     assert face_share(torch.ones_like(m), m) == 1.0 and face_share(torch.zeros_like(m), m) == 0.0
     assert face_share(torch.full_like(m, 0.25), m) == pytest.approx(0.25)
+
+
+def test_rounds_after_a_collapse_leave_the_unet_alone(tiny, monkeypatch):
+    """Once undone, the U-Net is neither trained nor checked again in later rounds (with or without a
+    progress callback), even when its mask on the moved render would count as collapsed."""
+    import focus.apps.adapt as A
+
+    root, ckpt = tiny
+    model = load_focus_model(ckpt, device="cpu")
+    image, p5, lm68 = _batch(model)
+    monkeypatch.setattr(A, "face_share", lambda seg, mask: 0.0)  # every check says "collapsed"
+    s = AdaptSettings(rounds=3, seg_steps=2, rec_steps=2)
+    for progress in (None, lambda n: None):
+        _, unet, log = adapt_networks(model.encoder, model.unet, model.renderer, None, image, p5, lm68, s, progress)
+        assert [r["collapsed"] for r in log if r["phase"] == "seg"] == [1.0, 0.0, 0.0]
+        for k, v in model.unet.state_dict().items():
+            assert torch.equal(unet.state_dict()[k], v), k

@@ -174,8 +174,9 @@ def adapt_networks(
                 )
                 _step(opt_u, loss, progress)
             collapsed = False
-            if not adapt_unet and progress is not None:
-                progress(settings.seg_steps)  # the skipped steps
+            if not adapt_unet:  # undone in an earlier round: the U-Net is no longer adapted
+                if progress is not None:
+                    progress(settings.seg_steps)  # the skipped steps
             elif settings.seg_steps > 0:
                 with torch.no_grad():
                     collapsed = face_share(segment(seg_net, out.image, images), out.mask) < MIN_FACE_SHARE
