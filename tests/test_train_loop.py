@@ -441,6 +441,8 @@ def test_schedules_and_threads():
     assert InitSettings(threshold_anneal_steps=0).threshold_at(0) == st.weights.threshold
     o = OptimSettings(lr=1.0, decay=0.5, decay_every=10)
     assert [o.lr_at(k) for k in (0, 9, 10, 25)] == [1.0, 1.0, 0.5, 0.25]
+    w = OptimSettings(lr=1.0, decay=0.5, decay_every=10, warmup=4)
+    assert [w.lr_at(k) for k in (0, 1, 3, 4, 10)] == pytest.approx([0.25, 0.5, 1.0, 1.0, 0.5])
     assert resolve_threads(3) == 3 and resolve_threads(0) == 0
     import os
 

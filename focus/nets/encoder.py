@@ -15,12 +15,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
 import torchvision
 from torch import Tensor, nn
 
-from focus.coeffs import CoeffLayout, Coeffs
+from focus.coeffs import N_ANGLES, N_TRANS, CoeffLayout, Coeffs
 from focus.config import check_fields, param
 from focus.nets.checkpoint import load_state_dict_strict, read_state_dict
+from focus.render.camera import euler_to_matrix
 
 ARCHS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
 
@@ -33,10 +35,21 @@ class EncoderSettings:
         arch: torchvision ResNet name, one of :data:`ARCHS` (paper scale: ``"resnet50"``).
         pretrained_path: optional torchvision ImageNet state dict (e.g. ``resnet50-0676ba61.pth``)
             to initialise the backbone from; ``None`` (or ``""``) starts from random weights.
+        pivot_mm: model-frame point (mm) the head's rotation turns about. The renderer rotates
+            about the model origin, which lies far behind the face (the embedded model: ~110 mm
+            behind the nose tip), so a yaw of 0.5 rad also slides the face ~50 mm sideways and
+            the encoder would have to predict that slide as translation to match the aligned
+            crop; the embedded default trained that way fits a yawed face with a fifth of its yaw
+            plus identity and expression (predicted / true yaw std 0.2). With a pivot in the face
+            the head predicts the pivot's translation and the encoder converts it to the
+            renderer's convention (``t = t_pivot + c - R(angles) c``, in float32). ``(0, 0, 0)``:
+            the origin (the paper's parameterisation). Model-specific: for another face model
+            pick a point about 20 mm behind its nose tip (docs/method.md, section 2).
     """
 
     arch: str = param("resnet18", choices=ARCHS)
     pretrained_path: str | None = None
+    pivot_mm: tuple[float, float, float] = (0.0, 0.0, 0.0)
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -76,7 +89,20 @@ class ReconstructionEncoder(nn.Module):
         """``(B, 3, H, W)`` in [0, 1] -> ``(B, layout.dim)``."""
         if image.ndim != 4 or image.shape[1] != 3:
             raise ValueError(f"encoder input must be (B, 3, H, W) RGB, got {tuple(image.shape)}")
-        return self.backbone(image)
+        out = self.backbone(image)
+        if any(self.settings.pivot_mm):
+            out = self._about_pivot(out)
+        return out
+
+    def _about_pivot(self, out: Tensor) -> Tensor:
+        """Head output with the pivot's translation ``(B, dim)`` -> the renderer's (origin) convention."""
+        out = out.float()  # under bf16 autocast the head's output is bf16: 90 mm would lose ~0.4 mm
+        start = self.layout.n_id + self.layout.n_exp + self.layout.n_albedo
+        angles = out[:, start : start + N_ANGLES]
+        trans = out[:, start + N_ANGLES : start + N_ANGLES + N_TRANS]
+        c = out.new_tensor(self.settings.pivot_mm)
+        rotated = (euler_to_matrix(angles) @ c[:, None]).squeeze(-1)  # (B, 3)
+        return torch.cat([out[:, : start + N_ANGLES], trans + c - rotated, out[:, start + N_ANGLES + N_TRANS :]], 1)
 
     def predict(self, image: Tensor) -> Coeffs:
         """``(B, 3, H, W)`` -> named :class:`Coeffs` (views of the forward output)."""

@@ -50,7 +50,8 @@ def scaled_reg_weight(paper_weight: float, image_size: int) -> float:
 
 @dataclass(frozen=True)
 class OptimSettings:
-    """One optimiser with a step-decay learning rate ``lr * decay ** (step // decay_every)``.
+    """One optimiser with a step-decay learning rate ``lr * decay ** (step // decay_every)``,
+    ramped up linearly over the first ``warmup`` steps.
 
     Attributes:
         name: ``"adam"``, ``"adadelta"`` (the paper's) or ``"sgd"``.
@@ -60,6 +61,9 @@ class OptimSettings:
         betas: Adam's betas; ``rho``: Adadelta's decay; ``momentum``: SGD's.
         weight_decay: L2 penalty (0 in the paper).
         grad_clip: clip the gradient's global norm to this (0 = off).
+        warmup: steps of linear learning-rate warm-up (0 = off). Adam's first steps move every
+            weight by about ``lr`` whatever its gradient, so a zero-initialised head jumps all its
+            outputs at once (identity, expression, pose); the warm-up keeps that first jump small.
     """
 
     name: str = param("adam", choices=OPTIMIZERS)
@@ -71,13 +75,15 @@ class OptimSettings:
     momentum: float = param(0.9, ge=0)
     weight_decay: float = param(0.0, ge=0)
     grad_clip: float = param(0.0, ge=0)
+    warmup: int = param(0, ge=0)
 
     def __post_init__(self) -> None:
         check_fields(self)
 
     def lr_at(self, step: int) -> float:
         """Learning rate after ``step`` optimiser steps of this network."""
-        return self.lr * self.decay ** (step // self.decay_every)
+        ramp = min(1.0, (step + 1) / self.warmup) if self.warmup > 0 else 1.0
+        return self.lr * ramp * self.decay ** (step // self.decay_every)
 
 
 @dataclass(frozen=True)
