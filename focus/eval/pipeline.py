@@ -90,6 +90,7 @@ class EvalPaths:
     project_readme: Path = Path("README.md")
     headline_fallback: Path = Path("reports/README_headline.md")
     identity_oracle: Path = Path("bench/results/identity_oracle_cpu.json")
+    seeds: Path = Path("bench/results/seeds_cpu.json")
 
     def round_checkpoint(self, r: int) -> Path:
         return self.em_run_dir / f"round_{r:02d}.pt"

@@ -9,7 +9,9 @@ the numbers ``dvc metrics show`` prints:
   (soft, means), ``<...>_std``, and ``<model>.<subset>.hard.<...>`` (thresholded at 0.5);
 * ``reports/misfit_prior/summary.json`` -- the prior's size and its effect on synthetic faces;
 * ``bench/results/identity_oracle_cpu.json`` -- the supervised identity oracle (``bench/identity_oracle.py``),
-  shown as an upper bound beside the EM's identity numbers, labelled as a supervised bench measurement.
+  shown as an upper bound beside the EM's identity numbers, labelled as a supervised bench measurement;
+* ``bench/results/seeds_cpu.json`` -- the default over training seeds (:mod:`focus.eval.seeds`): mean and
+  spread of every target number, in the section "Seeds" and one line of the README block.
 
 Every shape score stands beside its trivial baseline: the ``mean_face`` row (the face model's mean
 shape for every image) in the NoW tables and the headline, the mean face's neutral-shape error in the
@@ -595,6 +597,54 @@ def training_section(em: dict | None) -> list[str]:
     return lines + [""]
 
 
+def seeds_section(doc: dict | None) -> list[str]:
+    """Markdown lines: the default's target numbers over training seeds (``bench/results/seeds_cpu.json``)."""
+    from focus.eval.seeds import seeds_table
+
+    if not doc or len(doc.get("runs") or []) < 2:
+        return []
+    return [
+        "## Seeds",
+        "",
+        f"The default pipeline trained with {len(doc['runs'])} seeds (`train.seed` "
+        f"{', '.join(str(s) for s in doc.get('seeds') or [])}; face model, synthetic sets and identity network "
+        "shared): per-seed values, mean ± sample standard deviation, and each target judged on the mean "
+        "(`bench/results/seeds_cpu.json`, `python -m focus.eval.seeds collect`). The committed run above is "
+        f"seed {doc['runs'][0].get('seed')}. Relative changes: negative is better (below the baseline).",
+        "",
+        seeds_table(doc),
+        "",
+    ]
+
+
+def seeds_line(doc: dict | None) -> str:
+    """One sentence for the README block: the spread of the headline numbers over seeds (empty without them)."""
+    runs = (doc or {}).get("runs") or []
+    sm = (doc or {}).get("summary") or {}
+    if len(runs) < 2 or not sm:
+        return ""
+    mean, std, met = sm.get("mean") or {}, sm.get("std_sample") or {}, sm.get("met_on_mean") or {}
+
+    def pm(key: str, pct: bool, nd: int = 3) -> str:
+        m, s = mean.get(key), std.get(key)
+        if m is None:
+            return "–"
+        if pct:
+            return f"{100 * m:+.1f} ± {100 * (s or 0):.1f} %"
+        return f"{m:.{nd}f} ± {(s or 0):.{nd}f}"
+
+    n_met = sum(1 for v in met.values() if v)
+    return (
+        f"Over {len(runs)} training seeds (mean ± std): FOCUS + misfit prior NoW-like median vs. mean face "
+        f"{pm('now_prior_median_vs_mean_face', True)} (FOCUS alone {pm('now_focus_median_vs_mean_face', True)}); "
+        f"occlusion median vs. autoencoder {pm('now_prior_occlusion_vs_autoencoder', True)}; held-out shape vs. "
+        f"mean face {pm('shape_unoccluded_vs_mean_face', True)} unoccluded, "
+        f"{pm('shape_occluded_vs_mean_face', True)} occluded; identity corr. {pm('id_corr', False, 2)}; "
+        f"F1 sunglasses {pm('ar_f1_sunglasses', False)}, scarf {pm('ar_f1_scarf', False)}. Seed-averaged targets "
+        f"met on the mean: {n_met} of {len(met)} ([table](reports/README.md#seeds))."
+    )
+
+
 def identity_oracle(doc: dict | None, params: dict) -> dict | None:
     """The supervised identity oracle's last record (``bench/identity_oracle.py``'s committed result) and
     whether it was measured at the default's scale (image size, encoder, batch size of ``params``).
@@ -811,6 +861,7 @@ def build_report(
     celeb: dict | None = None,
     celeb_details: dict | None = None,
     ablations: bool = False,
+    seeds: dict | None = None,
 ) -> str:
     synth_now = bool(_get(now_details, "synthetic")) if now_details else True
     synth_ar = bool(_get(ar_details, "synthetic")) if ar_details else True
@@ -855,6 +906,7 @@ def build_report(
             "",
         ]
     parts += identity_section(em, oracle)
+    parts += seeds_section(seeds)
     parts += [
         "## Misfit prior",
         "",
@@ -907,6 +959,7 @@ def readme_block(
     em: dict | None = None,
     oracle: dict | None = None,
     links: Sequence[tuple[str, str]] = (),
+    seeds: dict | None = None,
 ) -> str:
     synth_now = bool(_get(now_details, "synthetic")) if now_details else True
     synth_ar = bool(_get(ar_details, "synthetic")) if ar_details else True
@@ -921,6 +974,7 @@ def readme_block(
             headline(now, ar, synth_now, synth_ar),
             "",
             *([identity_line(em, oracle), ""] if identity_line(em, oracle) else []),
+            *([seeds_line(seeds), ""] if seeds_line(seeds) else []),
             f"Targets met: {n_met} of {n_all} (details, all baselines, EM rounds and pictures: [reports/README.md](reports/README.md))."
             + (
                 ""
@@ -1000,6 +1054,7 @@ def write_reports(params: dict, paths) -> dict:
     em = _read(paths.train_reports / "em_metrics.json")
     celeb = _read(paths.reports / "celebahq" / "metrics.json")
     celeb_details = _read(paths.reports / "celebahq" / "details.json")
+    seeds = _read(paths.seeds)
     ablations_md = paths.report_md.parent / "ablations.md"  # written by `make ablations`, not by a stage
     text = build_report(
         now,
@@ -1015,6 +1070,7 @@ def write_reports(params: dict, paths) -> dict:
         celeb,
         celeb_details,
         ablations_md.is_file(),
+        seeds,
     )
     write_text_atomic(paths.report_md, text)
     links = []
@@ -1022,7 +1078,7 @@ def write_reports(params: dict, paths) -> dict:
         links.append(("ablation table", _link(ablations_md, paths.project_readme)))
     if celeb:
         links.append(("CelebAMask-HQ-protocol segmentation", _link(paths.report_md, paths.project_readme)))
-    block = readme_block(now, ar, summary, now_details, ar_details, em, oracle, links)
+    block = readme_block(now, ar, summary, now_details, ar_details, em, oracle, links, seeds)
     write_text_atomic(results_block_path(paths), block + "\n")
     return summary
 
