@@ -95,7 +95,9 @@ def main(argv: list[str] | None = None) -> int:
             "dataset": a.dataset,
             "results": results,
         }
-        Path(a.out).write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
+        from focus.io_utils import write_json_atomic
+
+        write_json_atomic(Path(a.out), doc)
     return 0
 
 

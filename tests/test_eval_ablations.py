@@ -118,10 +118,10 @@ def test_seed_spread_from_runs_and_direct(tmp_path, exp_doc) -> None:
     path = tmp_path / "seeds_cpu.json"
     path.write_text(json.dumps({"runs": runs}))
     spread = A.seed_spread([path], A.columns())
-    assert spread["now.multiview_occlusions"] == pytest.approx((2 / 3) ** 0.5)  # population std of 1, 2, 3
-    assert spread["shape_mm"] == pytest.approx((2 / 3) ** 0.5 / 2)
+    assert spread["now.multiview_occlusions"] == pytest.approx(1.0)  # sample std (n - 1) of 1, 2, 3
+    assert spread["shape_mm"] == pytest.approx(0.5)
     seed = _rows(A.ablation_table(exp_doc, spread))["full model, seed spread (std)"]
-    assert seed["NoW occlusions median (mm)"] == "0.82"
+    assert seed["NoW occlusions median (mm)"] == "1.00"
     assert seed["AR scarf F1"] == "0.000"  # the same over the seeds
     (tmp_path / "other.json").write_text(json.dumps({"std": {"ar.scarf.f1": 0.02}}))
     assert A.seed_spread([tmp_path / "missing.json", tmp_path / "other.json"], A.columns()) == {"ar.scarf.f1": 0.02}

@@ -8,6 +8,9 @@ from eval_fixtures import md_row, md_tables
 from focus.eval.report import (
     PUBLISHED_NOW,
     check_targets,
+    constant_face,
+    constant_face_line,
+    constant_face_section,
     headline,
     identity_line,
     identity_not_learnt,
@@ -304,3 +307,31 @@ def test_readme_block_links_the_ablations_and_celebahq(tmp_path) -> None:
     assert "\n| All-face mask" in "\n".join(lines)
     md = build_report(None, None, summary, None, None, None, {}, False, celeb=celeb, celeb_details=None, ablations=True)
     assert "[ablations.md](ablations.md)" in md and "CelebAMask-HQ protocol" in md
+
+
+def test_constant_face_share_and_stale_runs() -> None:
+    now = {"focus": {"all": {"median": 0.89}}, "mean_face": {"all": {"median": 0.94}}}
+    doc = {
+        "results": {
+            "focus": {
+                "model": {"all": 0.89},
+                "average_face": {"all": 0.90},
+                "mean_face": {"all": 0.94},
+                "mean_vertex_distance_to_average_mm": 0.5,
+            }
+        }
+    }
+    (row,) = constant_face(doc, now)
+    assert row["share"] == pytest.approx(0.04 / 0.05)
+    assert not row["stale"]
+    section = "\n".join(constant_face_section([row]))
+    assert "| 0.890 | 0.900 | 0.940 | 80 % | 0.50 |" in section
+    assert "80 %" in constant_face_line([row]) and "0.900 mm" in constant_face_line([row])
+    # measured on another run (its model median is not this run's): flagged, and kept out of the README line
+    (old,) = constant_face(doc, {"focus": {"all": {"median": 0.95}}})
+    assert old["stale"] and constant_face_line([old]) == ""
+    assert "measured on another run" in "\n".join(constant_face_section([old]))
+    # a model worse than the mean face has no gain to share
+    (worse,) = constant_face({"results": {"focus": {**doc["results"]["focus"], "model": {"all": 0.96}}}}, None)
+    assert worse["share"] is None and worse["stale"]
+    assert constant_face(None, now) == [] and constant_face_section([]) == []

@@ -100,7 +100,7 @@ def test_collect_puts_the_workspace_run_first_and_feeds_the_ablation_spread(tmp_
     out = tmp_path / "seeds.json"
     out.write_text(json.dumps(doc))
     spread = A.seed_spread([out], A.columns())
-    assert spread is not None and spread["ar.sunglasses.f1"] == pytest.approx(statistics.pstdev([0.9, 0.92, 0.86]))
+    assert spread is not None and spread["ar.sunglasses.f1"] == pytest.approx(statistics.stdev([0.9, 0.92, 0.86]))
     table = S.seeds_table(doc)
     assert "seed 2" in table and "**no**" in table and "AR-like F1 scarf" in table
 
@@ -145,3 +145,27 @@ def test_other_runs_come_from_a_commit_and_are_labelled(tmp_path):
     assert "seed 0 (other machine)" in S.seeds_table(doc)
     with pytest.raises(InputFileError, match="not in git"):
         S.metrics_at_commit("no-such-rev", tmp_path)
+
+
+def test_experiment_metrics_read_the_whole_files_from_the_experiment_commit(tmp_path):
+    """`dvc exp show` drops list-valued metrics (the EM records with the occluded / unoccluded shape errors):
+    the experiment's own commit has them; without one, exp show's numbers stay."""
+    import subprocess
+
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false"]
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    for path, data in _metrics(0.02).items():
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text(json.dumps(data))
+    subprocess.run([*git, "add", "-A"], cwd=tmp_path, check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "seed-1"], cwd=tmp_path, check=True)
+    rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=tmp_path, capture_output=True, text=True).stdout.strip()
+    shown = _metrics(0.02)
+    shown[S.EM_METRICS] = {"summary": shown[S.EM_METRICS]["summary"]}  # what exp show keeps
+    doc = _exp_doc({"seed-1": shown, "seed-2": _metrics(0.0)})
+    doc[1]["experiments"][0]["revs"][0]["rev"] = rev
+    assert S.seed_experiment_revs(doc) == {1: rev, 2: "r1"}
+    assert S.target_values(S.seed_experiments(doc)[1])["shape_unoccluded_vs_mean_face"] is None
+    found = S.experiment_metrics(doc, tmp_path)
+    assert S.target_values(found[1])["shape_unoccluded_vs_mean_face"] == pytest.approx(1.92 / 2.0 - 1)
+    assert S.target_values(found[2])["ar_f1_sunglasses"] == pytest.approx(0.9)  # "r1" is no commit: exp show's

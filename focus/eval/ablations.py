@@ -257,7 +257,8 @@ def seed_spread(paths: Sequence[Path], cols: Sequence[Column]) -> dict[str, floa
 
     Accepted shapes: ``{"std": {column key: value}}`` (or ``"spread"``), or ``{"runs": [run, ...]}``
     where each run is a ``{metrics file path: data}`` mapping (or ``{"metrics": ...}``, DVC's
-    ``{path: {"data": ...}}`` also accepted); then the population std over the runs of every column.
+    ``{path: {"data": ...}}`` also accepted); then the sample std (n - 1, as :mod:`focus.eval.seeds` reports)
+    over the runs of every column.
     ``None`` when no file holds either (the table then says "not measured").
     """
     full = rows(())[0]
@@ -284,7 +285,7 @@ def seed_spread(paths: Sequence[Path], cols: Sequence[Column]) -> dict[str, floa
             vals = [v for v in (_value(col, r, full) for r in parsed) if v is not None and math.isfinite(v)]
             if len(vals) >= 2:
                 mean = sum(vals) / len(vals)
-                out[col.key] = math.sqrt(sum((v - mean) ** 2 for v in vals) / len(vals))
+                out[col.key] = math.sqrt(sum((v - mean) ** 2 for v in vals) / (len(vals) - 1))
         if out:
             return out
     return None

@@ -91,6 +91,7 @@ class EvalPaths:
     headline_fallback: Path = Path("reports/README_headline.md")
     identity_oracle: Path = Path("bench/results/identity_oracle_cpu.json")
     seeds: Path = Path("bench/results/seeds_cpu.json")
+    constant_face: Path = Path("bench/results/now_constant_face.json")
 
     def round_checkpoint(self, r: int) -> Path:
         return self.em_run_dir / f"round_{r:02d}.pt"

@@ -11,7 +11,9 @@ the numbers ``dvc metrics show`` prints:
 * ``bench/results/identity_oracle_cpu.json`` -- the supervised identity oracle (``bench/identity_oracle.py``),
   shown as an upper bound beside the EM's identity numbers, labelled as a supervised bench measurement;
 * ``bench/results/seeds_cpu.json`` -- the default over training seeds (:mod:`focus.eval.seeds`): mean and
-  spread of every target number, in the section "Seeds" and one line of the README block.
+  spread of every target number, in the section "Seeds" and one line of the README block;
+* ``bench/results/now_constant_face.json`` -- each model's *average* NoW-like prediction scored as a constant
+  face (``bench/now_constant_face.py``): how much of a gain over the mean face is per-face identity.
 
 Every shape score stands beside its trivial baseline: the ``mean_face`` row (the face model's mean
 shape for every image) in the NoW tables and the headline, the mean face's neutral-shape error in the
@@ -778,6 +780,74 @@ def now_section(now: dict | None) -> list[str]:
     ]
 
 
+def constant_face(doc: dict | None, now: dict | None) -> list[dict]:
+    """Rows of ``bench/results/now_constant_face.json`` (``bench/now_constant_face.py``): per model, its NoW-like
+    median over all images, that of its *average* prediction used for every image, and the mean face's, with
+    ``share``: the part of the model's gain over the mean face that the constant average already gets, and
+    ``stale``: the bench scored another run than ``now`` (its model median differs)."""
+    rows = []
+    for key, r in ((doc or {}).get("results") or {}).items():
+        model, avg, base = (_get(r, k, "all") for k in ("model", "average_face", "mean_face"))
+        if model is None or avg is None or base is None:
+            continue
+        current = _get(now, key, "all", "median")
+        gain = base - model
+        rows.append(
+            {
+                "key": key,
+                "model": model,
+                "average_face": avg,
+                "mean_face": base,
+                "share": (base - avg) / gain if gain > 0 else None,
+                "spread_mm": r.get("mean_vertex_distance_to_average_mm"),
+                "stale": current is None or abs(float(current) - float(model)) > 1e-3,
+            }
+        )
+    return rows
+
+
+def constant_face_section(rows: list[dict]) -> list[str]:
+    """Markdown lines: how much of each model's NoW-like score a constant face (its average prediction) gets."""
+    if not rows:
+        return []
+    lines = [
+        "## Shape: per-face or constant?",
+        "",
+        "A model that has not learnt identity can still beat the mean face with a better *average* shape. "
+        "`bench/now_constant_face.py` averages the model's kept NoW-like predictions and scores that one face for "
+        "every image with the same protocol (`bench/results/now_constant_face.json`, a bench result, not this "
+        "pipeline run). *Share*: the part of the model's gain over the mean face that the constant already gets.",
+        "",
+        "| model | its median | its average face, every image | mean face | share of the gain | mean distance to its average (mm) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        share = "–" if r["share"] is None else f"{100 * r['share']:.0f} %"
+        stale = " (**measured on another run**: re-run the bench)" if r["stale"] else ""
+        lines.append(
+            f"| {method_label(r['key'])}{stale} | {_f(r['model'], 3)} | {_f(r['average_face'], 3)} | "
+            f"{_f(r['mean_face'], 3)} | {share} | {_f(r['spread_mm'], 2)} |"
+        )
+    return lines + [""]
+
+
+def constant_face_line(rows: list[dict]) -> str:
+    """One sentence for the README block (empty without a current bench result)."""
+    parts = [
+        f"{method_label(r['key'])}'s own average face, used for every image, scores {_f(r['average_face'], 3)} mm "
+        f"({100 * r['share']:.0f} % of its gain over the mean face)"
+        for r in rows
+        if not r["stale"] and r["share"] is not None
+    ]
+    if not parts:
+        return ""
+    return (
+        "Per-face or constant? On the NoW-like set, "
+        + "; ".join(parts)
+        + ": the gain is mostly a better constant shape ([details](reports/README.md#shape-per-face-or-constant))."
+    )
+
+
 def ar_section(ar: dict | None, ar_details: dict | None) -> list[str]:
     """Markdown lines: the AR tables per subset (the autoencoder row is the all-face mask), the whole-face-region
     F1 where the set has true face regions, and the example grids."""
@@ -862,6 +932,7 @@ def build_report(
     celeb_details: dict | None = None,
     ablations: bool = False,
     seeds: dict | None = None,
+    constant: list[dict] | None = None,
 ) -> str:
     synth_now = bool(_get(now_details, "synthetic")) if now_details else True
     synth_ar = bool(_get(ar_details, "synthetic")) if ar_details else True
@@ -888,7 +959,12 @@ def build_report(
     notes = missed_target_notes(now, ar, summary)
     if notes:
         parts += ["Notes on the targets (from the numbers below):", ""] + [f"* {n}" for n in notes.values()] + [""]
-    parts += now_section(now) + ar_section(ar, ar_details) + celebahq_section(celeb, celeb_details)
+    parts += (
+        now_section(now)
+        + constant_face_section(constant or [])
+        + ar_section(ar, ar_details)
+        + celebahq_section(celeb, celeb_details)
+    )
     if ablations:
         parts += [
             "## Ablations",
@@ -960,6 +1036,7 @@ def readme_block(
     oracle: dict | None = None,
     links: Sequence[tuple[str, str]] = (),
     seeds: dict | None = None,
+    constant: list[dict] | None = None,
 ) -> str:
     synth_now = bool(_get(now_details, "synthetic")) if now_details else True
     synth_ar = bool(_get(ar_details, "synthetic")) if ar_details else True
@@ -974,6 +1051,7 @@ def readme_block(
             headline(now, ar, synth_now, synth_ar),
             "",
             *([identity_line(em, oracle), ""] if identity_line(em, oracle) else []),
+            *([constant_face_line(constant or []), ""] if constant_face_line(constant or []) else []),
             *([seeds_line(seeds), ""] if seeds_line(seeds) else []),
             f"Targets met: {n_met} of {n_all} (details, all baselines, EM rounds and pictures: [reports/README.md](reports/README.md))."
             + (
@@ -1055,6 +1133,7 @@ def write_reports(params: dict, paths) -> dict:
     celeb = _read(paths.reports / "celebahq" / "metrics.json")
     celeb_details = _read(paths.reports / "celebahq" / "details.json")
     seeds = _read(paths.seeds)
+    constant = constant_face(_read(paths.constant_face), now)
     ablations_md = paths.report_md.parent / "ablations.md"  # written by `make ablations`, not by a stage
     text = build_report(
         now,
@@ -1071,6 +1150,7 @@ def write_reports(params: dict, paths) -> dict:
         celeb_details,
         ablations_md.is_file(),
         seeds,
+        constant,
     )
     write_text_atomic(paths.report_md, text)
     links = []
@@ -1078,7 +1158,7 @@ def write_reports(params: dict, paths) -> dict:
         links.append(("ablation table", _link(ablations_md, paths.project_readme)))
     if celeb:
         links.append(("CelebAMask-HQ-protocol segmentation", _link(paths.report_md, paths.project_readme)))
-    block = readme_block(now, ar, summary, now_details, ar_details, em, oracle, links, seeds)
+    block = readme_block(now, ar, summary, now_details, ar_details, em, oracle, links, seeds, constant)
     write_text_atomic(results_block_path(paths), block + "\n")
     return summary
 

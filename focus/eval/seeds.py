@@ -261,6 +261,34 @@ def seed_experiments(doc: Any) -> dict[int, dict[str, Any]]:
     return found
 
 
+def seed_experiment_revs(doc: Any) -> dict[int, str]:
+    """``{seed: git revision}`` of the finished ``seed-<N>`` experiments in ``dvc exp show --json`` output."""
+    revs: dict[int, str] = {}
+    for state in doc if isinstance(doc, list) else []:
+        for rng in state.get("experiments") or []:
+            name = rng.get("name") or ""
+            rev = ((rng.get("revs") or [{}])[0] or {}).get("rev")
+            if not name.startswith(PREFIX) or not name[len(PREFIX) :].isdigit() or not rev:
+                continue
+            if (rng.get("executor") or {}).get("state") in ("queued", "running", "failed"):
+                continue
+            revs.setdefault(int(name[len(PREFIX) :]), rev)
+    return revs
+
+
+def experiment_metrics(doc: Any, root: Path = Path(".")) -> dict[int, dict[str, Any]]:
+    """``{seed: metrics}`` of the finished seed experiments, the whole metrics files read from each
+    experiment's git commit where they are there (``dvc exp show`` drops list-valued metrics such as
+    the EM's per-phase records, which hold the occluded / unoccluded shape errors), else ``exp show``'s."""
+    found = seed_experiments(doc)
+    for seed, rev in seed_experiment_revs(doc).items():
+        try:
+            found[seed] = metrics_at_commit(rev, root)
+        except InputFileError:
+            pass
+    return found
+
+
 def metrics_at_commit(rev: str, root: Path = Path(".")) -> dict[str, Any]:
     """The metrics files of the pipeline run committed at git revision ``rev`` (``git show``)."""
     import subprocess
@@ -357,7 +385,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if seed is None:
         seed = int((merged_params(["params.yaml"]).get("train") or {}).get("seed", 0))
     others = [(int(s), label, metrics_at_commit(rev)) for s, rev, label in a.other_run]
-    doc = collect(Path("."), seed, seed_experiments(exp_show_all(a.dvc)), others)
+    doc = collect(Path("."), seed, experiment_metrics(exp_show_all(a.dvc)), others)
     a.out.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(a.out, json.dumps(doc, indent=1, sort_keys=True) + "\n")
     print(seeds_table(doc))
