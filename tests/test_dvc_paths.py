@@ -69,3 +69,15 @@ def test_every_path_on_a_stage_command_line_is_a_declared_dependency_or_output(s
         assert value in declared or any(d.startswith(value.rstrip("/") + "/") for d in declared), (
             f"stage {stage}: {value} is on its command line but not declared in dvc.yaml"
         )
+
+
+@pytest.mark.parametrize("stage", sorted(STAGES))
+def test_persistent_outputs_are_cached_so_experiments_reuse_them(stage):
+    """A ``persist`` output with ``cache: false`` is missing from the temporary workspace of
+    ``dvc exp run --queue`` / ``--temp``, so DVC would re-run its stage in every experiment (the
+    identity network re-trained for an ablation that only changes the EM)."""
+    for out in STAGES[stage].get("outs") or []:
+        if isinstance(out, dict):
+            ((name, opts),) = out.items()
+            if (opts or {}).get("persist"):
+                assert (opts or {}).get("cache", True), f"{stage}: {name} is persistent but not cached"
